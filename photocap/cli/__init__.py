@@ -1,0 +1,64 @@
+"""The ``photocap`` command line: a thin click layer over the library.
+
+Commands live in their own modules and are imported only when run, so a fast
+command such as ``photocap search`` never pays for torch or Qt.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+import click
+
+# command name -> "module:attribute", imported on first use.
+COMMANDS = {
+    "caption": "photocap.cli.caption_cmd:caption",
+    "index": "photocap.cli.index_cmd:index",
+    "search": "photocap.cli.index_cmd:search",
+    "prune": "photocap.cli.index_cmd:prune",
+    "db": "photocap.cli.index_cmd:db",
+    "write": "photocap.cli.metadata_cmd:write",
+    "read": "photocap.cli.metadata_cmd:read",
+    "watch": "photocap.cli.watch_cmd:watch",
+    "train": "photocap.cli.train_cmd:train",
+    "evaluate": "photocap.cli.train_cmd:evaluate",
+    "gui": "photocap.cli.gui_cmd:gui",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported when they are invoked."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self._available())
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = self._available().get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+    @staticmethod
+    def _available() -> dict[str, str]:
+        found = {}
+        for name, target in COMMANDS.items():
+            module_name = target.split(":")[0]
+            if importlib.util.find_spec(module_name) is not None:
+                found[name] = target
+        return found
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(package_name="photocap")
+def cli() -> None:
+    """Caption photo libraries offline, search them, and write captions into photos.
+
+    \b
+    Examples:
+      photocap index ~/Pictures          caption a library into the index
+      photocap search "dog on a beach"   find photos by caption
+      photocap caption photo.jpg         caption files without indexing
+      photocap write ~/Pictures          write captions into the photos' metadata
+    """

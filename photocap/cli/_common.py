@@ -1,0 +1,80 @@
+"""Options and helpers shared by the CLI commands. Imports only click and stdlib."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from photocap.errors import PhotocapError
+
+db_option = click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Index database file. Default: $PHOTOCAP_DB, else the user data folder "
+    "(see `photocap db path`).",
+)
+device_option = click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda", "mps"]),
+    default="auto",
+    show_default=True,
+    help="Where the model runs; auto picks CUDA, then Apple MPS, then the CPU.",
+)
+model_option = click.option(
+    "--model",
+    "model_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A photocap model file (.safetensors). Default: the bundled model.",
+)
+batch_size_option = click.option(
+    "--batch-size",
+    type=click.IntRange(1, 1024),
+    default=16,
+    show_default=True,
+    help="Images captioned per batch.",
+)
+beam_option = click.option(
+    "--beam",
+    type=click.IntRange(1, 20),
+    default=3,
+    show_default=True,
+    help="Beam width for decoding (1 = greedy).",
+)
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object per line, for scripts."
+)
+
+
+def resolve_db(db_path: Path | None) -> Path:
+    from photocap.settings import default_db_path
+
+    return db_path if db_path is not None else default_db_path()
+
+
+def echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False))
+
+
+def warn(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn photocap's own errors into click errors: a message, no traceback, exit 1."""
+    try:
+        yield
+    except PhotocapError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)

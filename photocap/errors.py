@@ -1,0 +1,31 @@
+"""Errors that carry a message meant for the user.
+
+Every layer raises a :class:`PhotocapError` (or a subclass) for a problem the
+user can act on; the front ends show ``str(error)`` without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class PhotocapError(Exception):
+    """A problem the user can fix; the message says what happened and what to do."""
+
+
+class ImageError(PhotocapError):
+    """A file is not a readable image (corrupt, truncated, unsupported, unreadable)."""
+
+
+class ModelError(PhotocapError):
+    """A model file is missing, malformed, or does not match what the code expects."""
+
+
+class IndexDatabaseError(PhotocapError):
+    """The SQLite index cannot be opened, migrated or written."""
+
+
+class MetadataError(PhotocapError):
+    """Metadata could not be read from or written into a photo."""
+
+
+class DatasetError(PhotocapError):
+    """A training or evaluation dataset is missing or has no usable rows."""
