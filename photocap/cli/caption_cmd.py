@@ -1,0 +1,77 @@
+"""``photocap caption``: caption files without touching the index."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from photocap.cli._common import (
+    batch_size_option, beam_option, device_option, echo_json, json_option, model_option,
+    user_errors, warn,
+)
+
+
+def _expand(paths: tuple[Path, ...]) -> list[Path]:
+    """Files as given, folders walked recursively for image files (sorted, hidden skipped)."""
+    from photocap.settings import IMAGE_SUFFIXES
+
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            for found in sorted(path.rglob("*")):
+                rel = found.relative_to(path)
+                if any(part.startswith(".") for part in rel.parts):
+                    continue
+                if found.is_file() and found.suffix.lower() in IMAGE_SUFFIXES:
+                    out.append(found)
+        else:
+            out.append(path)
+    return out
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@json_option
+@beam_option
+@batch_size_option
+@device_option
+@model_option
+def caption(paths: tuple[Path, ...], as_json: bool, beam: int, batch_size: int, device: str,
+            model_path: Path | None) -> None:
+    """Caption image files (or folders, recursively) and print the captions.
+
+    Prints ``path<TAB>caption`` per image; with --json, one object per line with
+    path, caption, score (mean log-probability per word) and model. Files that
+    are not readable images are reported on stderr and skipped.
+
+    \b
+    Examples:
+      photocap caption holiday.jpg
+      photocap caption ~/Pictures/2024 --json > captions.jsonl
+      photocap caption *.jpg --beam 5 --device cpu
+    """
+    from photocap.records import CaptionFailure
+
+    files = _expand(paths)
+    if not files:
+        raise click.ClickException("no image files found in the given paths")
+    with user_errors():
+        from photocap.inference import Captioner
+
+        captioner = Captioner(model_path, device=device, beam=beam)
+        ok = failed = 0
+        for result in captioner.caption_paths(files, batch_size=batch_size):
+            if isinstance(result, CaptionFailure):
+                failed += 1
+                warn(f"photocap: skipped {result.path}: {result.reason}")
+                continue
+            ok += 1
+            if as_json:
+                echo_json(result.to_dict())
+            else:
+                click.echo(f"{result.path}\t{result.caption}")
+    if ok == 0:
+        warn(f"photocap: none of the {failed} file(s) could be captioned")
+        sys.exit(1)

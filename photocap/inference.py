@@ -1,0 +1,128 @@
+"""Captioner: loads a model once, picks the device, and captions images in batches."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from photocap.errors import ModelError
+from photocap.model.checkpoint import CheckpointError, load_model
+from photocap.model.preprocess import open_image, to_tensor
+from photocap.records import CaptionFailure, CaptionResult
+from photocap.settings import default_model_path
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto``: CUDA, then Apple MPS, then CPU. A named device that is absent is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ModelError("--device cuda was asked for, but no CUDA GPU is available; use --device auto or cpu")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ModelError("--device mps was asked for, but Apple MPS is not available; use --device auto or cpu")
+    return torch.device(name)
+
+
+class Captioner:
+    """A loaded captioning model. Thread-compatible, not thread-safe: use one per thread."""
+
+    def __init__(self, model_path: str | Path | None = None, device: str = "auto", beam: int = 3,
+                 length_penalty: float = 0.0) -> None:
+        path = Path(model_path) if model_path is not None else default_model_path()
+        self.device = pick_device(device)
+        try:
+            self.model, self.info = load_model(path, self.device)
+        except CheckpointError as exc:
+            hint = "" if model_path is not None else (
+                " The bundled model is missing from this installation; reinstall photocap "
+                "or pass --model PATH."
+            )
+            raise ModelError(f"{exc}.{hint}") from exc
+        self.model_path = path
+        self.beam = beam
+        self.length_penalty = length_penalty
+        # Mixed precision on GPUs; the CPU stays in float32 (bfloat16 there is slower on most CPUs).
+        self._autocast = self.device.type in ("cuda", "mps")
+
+    @property
+    def model_id(self) -> str:
+        return self.model.cfg.model_id
+
+    @property
+    def image_size(self) -> int:
+        return self.model.cfg.image_size
+
+    def caption_tensors(self, batch: torch.Tensor) -> list[tuple[str, float]]:
+        """(B, 3, S, S) in [-1, 1] -> [(caption, mean log-prob per word)]."""
+        batch = batch.to(self.device, non_blocking=True)
+        with torch.inference_mode(), torch.autocast(self.device.type, enabled=self._autocast):
+            feats = self.model.encoder(batch).float()  # (B, P, C)
+            return self.model.decode_features(feats, self.beam, self.length_penalty)
+
+    def caption_images(self, images: Sequence[Image.Image]) -> list[tuple[str, float]]:
+        """Decoded RGB images (any size; squashed to the model's input) -> captions."""
+        if not images:
+            return []
+        size = self.image_size
+        tensors = [to_tensor(img if img.size == (size, size) else img.resize((size, size), Image.Resampling.BICUBIC))
+                   for img in images]
+        return self.caption_tensors(torch.stack(tensors))
+
+    def caption_paths(
+        self,
+        paths: Iterable[str | Path],
+        batch_size: int = 16,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> Iterator[CaptionResult | CaptionFailure]:
+        """Caption files in batches, in order; unreadable files yield a CaptionFailure."""
+        pending: list[tuple[str, Image.Image]] = []
+
+        def flush() -> Iterator[CaptionResult]:
+            captions = self.caption_images([img for _, img in pending])
+            for (p, _), (text, score) in zip(pending, captions):
+                yield CaptionResult(p, text, score, self.model_id)
+            if on_progress:
+                on_progress(len(pending))
+            pending.clear()
+
+        for path in paths:
+            name = str(path)
+            try:
+                pending.append((name, open_image(path, self.image_size)))
+            except (OSError, ValueError, Image.DecompressionBombError) as exc:
+                if on_progress:
+                    on_progress(1)
+                yield CaptionFailure(name, describe_image_error(exc))
+                continue
+            if len(pending) >= batch_size:
+                yield from flush()
+        if pending:
+            yield from flush()
+
+
+def describe_image_error(exc: BaseException) -> str:
+    """A short, user-facing reason why an image could not be read."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(exc, FileNotFoundError):
+        return "file not found"
+    if isinstance(exc, PermissionError):
+        return "permission denied (check the file's read permission)"
+    if isinstance(exc, IsADirectoryError):
+        return "is a folder, not an image"
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image, or a format Pillow cannot read"
+    text = str(exc) or exc.__class__.__name__
+    if "truncated" in text.lower():
+        return "truncated or corrupt image data"
+    return text

@@ -1,0 +1,129 @@
+"""Model files: one ``.safetensors`` file holding the weights, with the JSON config,
+vocabulary and model card facts in its metadata header.
+
+Loading reads tensors and JSON only; it never unpickles, so a model file cannot
+run code. Anything malformed or mismatched raises ``CheckpointError`` naming the
+file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from photocap.model.config import ModelConfig
+from photocap.model.network import CaptionModel
+from photocap.model.vocab import Vocabulary
+
+FORMAT = "photocap-model"
+FORMAT_VERSION = "1"
+
+
+class CheckpointError(ValueError):
+    """A model file is missing, malformed or does not match the code."""
+
+
+def save_model(model: CaptionModel, path: str | Path, *, half: bool = True,
+               info: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` atomically to ``path``; ``half`` stores float tensors as float16."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tensors = {}
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu()
+        if half and tensor.is_floating_point():
+            tensor = tensor.half()
+        tensors[name] = tensor.contiguous()
+    # Tied weights (transformer embedding/output) appear twice; safetensors wants one copy each.
+    seen: dict[int, str] = {}
+    for name in list(tensors):
+        ptr = tensors[name].data_ptr()
+        if ptr in seen and tensors[name].numel():
+            tensors[name] = tensors[name].clone()
+        seen.setdefault(ptr, name)
+    metadata = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": json.dumps(model.cfg.to_dict()),
+        "vocab": json.dumps(model.vocab.to_dict()),
+        "info": json.dumps(info or {}),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_header(path: str | Path) -> tuple[ModelConfig, Vocabulary, dict[str, Any]]:
+    """Config, vocabulary and info of a model file, without loading its weights."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"model file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a photocap model file (not safetensors: {exc})") from exc
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is a safetensors file but not a photocap model (no photocap header)")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has model format version {meta.get('format_version')!r}; this photocap reads {FORMAT_VERSION}"
+        )
+    try:
+        cfg = ModelConfig.from_dict(json.loads(meta["config"]))
+        vocab = Vocabulary.from_dict(json.loads(meta["vocab"]))
+        info = json.loads(meta.get("info", "{}"))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: malformed model header: {exc}") from exc
+    if cfg.vocab_size != len(vocab):
+        raise CheckpointError(
+            f"{path}: config says {cfg.vocab_size} words but the vocabulary has {len(vocab)}"
+        )
+    return cfg, vocab, info
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[CaptionModel, dict[str, Any]]:
+    """Rebuild the network from the header and load its weights strictly (eval mode, float32)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    cfg, vocab, info = read_header(path)
+    model = CaptionModel(cfg, vocab, pretrained_encoder=False)
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path}: cannot read weights: {exc}") from exc
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(tensors) if expected[k].shape != tensors[k].shape)
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} tensors (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
+        if wrong:
+            k = wrong[0]
+            parts.append(f"shape mismatch for {k}: file {tuple(tensors[k].shape)}, "
+                         f"config expects {tuple(expected[k].shape)}")
+        raise CheckpointError(f"{path} does not match its config: " + "; ".join(parts))
+    state = {k: (v.to(expected[k].dtype) if v.is_floating_point() else v) for k, v in tensors.items()}
+    model.load_state_dict(state, strict=True)
+    return model.to(device).eval(), info

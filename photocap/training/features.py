@@ -1,0 +1,105 @@
+"""On-disk cache of encoder features, so frozen-encoder epochs cost only the decoder.
+
+One ``.npy`` file (float16, (h*w, 1280)) per image, under a folder named by a
+fingerprint of the encoder weights and the preprocessing. Each image's entry is
+keyed by its absolute path, size and mtime: an edited photo is re-encoded, and
+an interrupted build resumes where it stopped (files are written atomically).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from photocap.model.preprocess import load_image
+
+PREPROCESS_VERSION = "squash-bicubic-v1"  # bump when preprocess.py changes what it produces
+
+
+def encoder_fingerprint(encoder: torch.nn.Module, encoder_name: str, image_size: int) -> str:
+    """A short id of the encoder's exact weights and the preprocessing."""
+    digest = hashlib.sha1(f"{encoder_name}|{image_size}|{PREPROCESS_VERSION}".encode())
+    for name, tensor in sorted(encoder.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().float().numpy().tobytes())
+    return f"{encoder_name}-{image_size}-{digest.hexdigest()[:12]}"
+
+
+class _Images(Dataset):
+    def __init__(self, paths: Sequence[Path], size: int) -> None:
+        self.paths = list(paths)
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor]:
+        try:
+            return i, load_image(self.paths[i], self.size)
+        except (OSError, ValueError):
+            return i, torch.full((3, self.size, self.size), float("nan"))
+
+
+class FeatureCache:
+    """Encoder features of images, computed once and kept on disk."""
+
+    def __init__(self, root: Path, fingerprint: str) -> None:
+        self.folder = Path(root) / fingerprint
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def entry(self, image: Path) -> Path:
+        st = os.stat(image)
+        key = hashlib.sha1(f"{Path(image).resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
+        return self.folder / key[:2] / f"{key}.npy"
+
+    def build(
+        self,
+        images: Sequence[Path],
+        encoder: torch.nn.Module,
+        image_size: int,
+        *,
+        batch_size: int = 32,
+        device: torch.device | str = "cpu",
+        workers: int = 1,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> list[Path]:
+        """Encode every image that has no entry yet; return the images that could not be read."""
+        todo = [p for p in images if not self.entry(p).exists()]
+        failed: list[Path] = []
+        if on_progress:
+            on_progress(len(images) - len(todo), len(images))
+        if not todo:
+            return failed
+        loader = DataLoader(_Images(todo, image_size), batch_size=batch_size, num_workers=workers)
+        encoder = encoder.to(device).eval()
+        done = len(images) - len(todo)
+        with torch.inference_mode():
+            for idx, batch in loader:
+                ok = ~torch.isnan(batch).flatten(1).any(dim=1)  # (B,)
+                if ok.any():
+                    feats = encoder(batch[ok].to(device)).half().cpu().numpy()  # (b, h*w, C)
+                    for i, f in zip(idx[ok].tolist(), feats):
+                        self._write(self.entry(todo[i]), f)
+                failed.extend(todo[i] for i in idx[~ok].tolist())
+                done += len(idx)
+                if on_progress:
+                    on_progress(done, len(images))
+        return failed
+
+    def load(self, images: Sequence[Path]) -> torch.Tensor:
+        """Stack the cached features of ``images``: (N, h*w, C) float16."""
+        return torch.from_numpy(np.stack([np.load(self.entry(p)) for p in images]))
+
+    @staticmethod
+    def _write(dest: Path, array: np.ndarray) -> None:
+        dest.parent.mkdir(exist_ok=True)
+        tmp = dest.with_suffix(f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            np.save(fh, array)
+        os.replace(tmp, dest)

@@ -1,0 +1,299 @@
+"""Training and validation as functions; progress leaves through a callback.
+
+The default recipe trains the decoder on cached encoder features (frozen
+encoder): the encoder runs once per image, and each epoch costs only the
+decoder. Every run is seeded: the batch order of epoch ``e`` depends only on
+``seed`` and ``e``, and the RNG state is saved with each checkpoint, so a
+resumed run continues exactly where it stopped.
+
+Output folder:
+- ``last.ckpt``: resume state (state_dicts + counters; loaded with weights_only=True)
+- ``best.safetensors``: the best model so far by dev CIDEr (a normal photocap model file)
+- ``log.jsonl``: one JSON object per epoch
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from photocap.model.checkpoint import load_model, save_model
+from photocap.model.config import ModelConfig
+from photocap.model.decoders import caption_loss
+from photocap.model.network import CaptionModel
+from photocap.model.vocab import Vocabulary
+from photocap.training.datasets import CaptionedImage, DatasetSplits
+from photocap.training.features import FeatureCache, encoder_fingerprint
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 15
+    batch_size: int = 64
+    lr: float = 4e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 500
+    label_smoothing: float = 0.1
+    attention_reg: float = 1.0  # doubly stochastic attention (show-attend-tell only)
+    grad_clip: float = 5.0
+    patience: int = 4  # epochs without a better dev CIDEr before stopping
+    min_freq: int = 5  # words seen fewer times become <unk>
+    seed: int = 0
+    val_beam: int = 3
+    val_images: int = 0  # 0 = the whole dev split
+    checkpoint_every: int = 500  # steps between resume checkpoints (and at every epoch end)
+    scst_epochs: int = 0  # self-critical (CIDEr reward) epochs after cross-entropy training
+    scst_lr: float = 2e-5
+    scst_samples: int = 5
+    max_steps: int = 0  # stop after this many steps in total (0 = no limit); for quick runs
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown training settings: {', '.join(unknown)}")
+        return cls(**data)
+
+
+@dataclass
+class TrainResult:
+    best_path: Path | None
+    best_scores: dict[str, float]
+    epochs_run: int
+    steps: int
+    seconds: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _Data:
+    """Captions as padded id tensors, and the image feature rows they point at."""
+
+    def __init__(self, items: Sequence[CaptionedImage], vocab: Vocabulary, max_len: int) -> None:
+        self.items = list(items)
+        rows, img = [], []
+        for i, item in enumerate(self.items):
+            for caption in item.captions:
+                ids = vocab.encode(caption, max_len)
+                if len(ids) > 2:
+                    rows.append(ids)
+                    img.append(i)
+        width = max((len(r) for r in rows), default=2)
+        self.captions = torch.full((len(rows), width), vocab.pad_id, dtype=torch.long)  # (N, L)
+        for r, ids in enumerate(rows):
+            self.captions[r, : len(ids)] = torch.tensor(ids)
+        self.image_index = torch.tensor(img, dtype=torch.long)  # (N,)
+
+    def __len__(self) -> int:
+        return len(self.image_index)
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _lr_at(step: int, total: int, cfg: TrainConfig, base: float) -> float:
+    """Linear warm-up then cosine decay to 5% of the base rate."""
+    if step < cfg.warmup_steps:
+        return base * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
+    return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def encode_split_features(model: CaptionModel, items: Sequence[CaptionedImage], cache_root: Path,
+                          device: torch.device, on_progress: Progress | None = None,
+                          phase: str = "features") -> tuple[list[CaptionedImage], torch.Tensor]:
+    """Cached grid features (N, P, C) float16 for ``items``; unreadable images are dropped."""
+    cfg = model.cfg
+    cache = FeatureCache(cache_root, encoder_fingerprint(model.encoder, cfg.encoder, cfg.image_size))
+
+    def report(done: int, total: int) -> None:
+        if on_progress:
+            on_progress({"phase": phase, "done": done, "total": total})
+
+    failed = set(cache.build([it.image for it in items], model.encoder, cfg.image_size,
+                             device=device, on_progress=report))
+    kept = [it for it in items if it.image not in failed]
+    if on_progress and failed:
+        on_progress({"phase": "warning", "message": f"{len(failed)} unreadable images skipped",
+                     "examples": [str(p) for p in list(failed)[:3]]})
+    return kept, cache.load([it.image for it in kept])
+
+
+def evaluate_features(model: CaptionModel, items: Sequence[CaptionedImage], feats: torch.Tensor,
+                      *, beam: int, device: torch.device, batch_size: int = 100,
+                      tokenize: str = "simple", metrics: Sequence[str] = ("BLEU", "CIDEr"),
+                      length_penalty: float = 0.0) -> tuple[dict[str, float], dict[str, str]]:
+    """Caption ``feats`` with beam search and score against the items' references."""
+    from photocap.training.metrics import score_captions
+
+    model.eval()
+    predictions: dict[str, str] = {}
+    for start in range(0, len(items), batch_size):
+        chunk = feats[start : start + batch_size].to(device).float()  # (b, P, C)
+        for item, (text, _) in zip(items[start : start + batch_size],
+                                   model.decode_features(chunk, beam, length_penalty)):
+            predictions[item.key] = text
+    references = {it.key: list(it.captions) for it in items}
+    return score_captions(predictions, references, metrics=tuple(metrics), tokenize=tokenize), predictions
+
+
+def train(
+    splits: DatasetSplits,
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    out_dir: Path,
+    *,
+    cache_root: Path,
+    device: str | torch.device = "cpu",
+    resume: Path | None = None,
+    init: Path | None = None,
+    on_progress: Progress | None = None,
+) -> TrainResult:
+    """Train a captioner on ``splits.train``, selecting on ``splits.dev``."""
+    started = time.monotonic()
+    device = torch.device(device)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    emit = on_progress or (lambda event: None)
+    set_seed(cfg.seed)
+
+    state: dict[str, Any] | None = None
+    if resume is not None:
+        state = torch.load(resume, map_location="cpu", weights_only=True)
+        model_cfg = ModelConfig.from_dict(json.loads(state["model_config"]))
+        cfg = TrainConfig.from_dict(json.loads(state["train_config"]))
+        vocab = Vocabulary.from_dict(json.loads(state["vocab"]))
+        model = CaptionModel(model_cfg, vocab, pretrained_encoder=False)
+        model.load_state_dict(state["model"])
+    elif init is not None:
+        model, _ = load_model(init)
+        vocab, model_cfg = model.vocab, model.cfg
+    else:
+        vocab = Vocabulary.build((c for it in splits.train for c in it.captions), cfg.min_freq)
+        model = CaptionModel(model_cfg, vocab, pretrained_encoder=True)
+    model.to(device)
+    if model.cfg.fine_tune_blocks:
+        raise NotImplementedError("encoder fine-tuning needs image batches; use fine_tune_blocks=0")
+
+    train_items, train_feats = encode_split_features(model, splits.train, cache_root, device, emit, "features:train")
+    dev_items, dev_feats = encode_split_features(model, splits.dev, cache_root, device, emit, "features:dev")
+    if cfg.val_images:
+        dev_items, dev_feats = dev_items[: cfg.val_images], dev_feats[: cfg.val_images]
+    data = _Data(train_items, vocab, model_cfg.max_len)
+    if len(data) == 0:
+        raise ValueError("no usable training captions")
+
+    params = [p for p in model.decoder.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
+    total_steps = steps_per_epoch * cfg.epochs
+    if cfg.max_steps:
+        total_steps = min(total_steps, cfg.max_steps)
+
+    step, epoch, best, bad_epochs = 0, 0, -1.0, 0
+    history: list[dict[str, Any]] = []
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        step, epoch = int(state["step"]), int(state["epoch"])
+        best, bad_epochs = float(state["best"]), int(state["bad_epochs"])
+        history = json.loads(state["history"])
+        torch.set_rng_state(state["rng"])
+
+    def checkpoint() -> None:
+        _atomic_torch_save({
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "step": step, "epoch": epoch, "best": best, "bad_epochs": bad_epochs,
+            "rng": torch.get_rng_state(), "history": json.dumps(history),
+            "model_config": json.dumps(model_cfg.to_dict()), "train_config": json.dumps(asdict(cfg)),
+            "vocab": json.dumps(vocab.to_dict()),
+        }, out_dir / "last.ckpt")
+
+    best_path = out_dir / "best.safetensors"
+    try:
+        while epoch < cfg.epochs and bad_epochs < cfg.patience and (not cfg.max_steps or step < cfg.max_steps):
+            epoch_start = time.monotonic()
+            order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
+            first_batch = step - epoch * steps_per_epoch  # > 0 when resuming mid-epoch
+            losses = []
+            model.decoder.train()
+            for b in range(first_batch, steps_per_epoch):
+                if cfg.max_steps and step >= cfg.max_steps:
+                    break
+                idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+                caps = data.captions[idx]  # (B, L)
+                caps = caps[:, : int((caps != vocab.pad_id).sum(1).max())]
+                feats = train_feats[data.image_index[idx]].to(device).float()  # (B, P, C)
+                caps = caps.to(device)
+                for group in optimizer.param_groups:
+                    group["lr"] = _lr_at(step, total_steps, cfg, cfg.lr)
+                logits, extras = model.decoder(feats, caps[:, :-1])  # (B, L-1, V)
+                loss = caption_loss(logits, caps[:, 1:], extras, vocab.pad_id,
+                                    cfg.label_smoothing, cfg.attention_reg)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                optimizer.step()
+                step += 1
+                losses.append(loss.item())
+                emit({"phase": "train", "epoch": epoch + 1, "epochs": cfg.epochs, "done": b + 1,
+                      "total": steps_per_epoch, "loss": losses[-1], "step": step})
+                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                    checkpoint()
+            epoch += 1
+            scores, predictions = evaluate_features(model, dev_items, dev_feats, beam=cfg.val_beam, device=device)
+            improved = scores.get("CIDEr", 0.0) > best
+            if improved:
+                best, bad_epochs = scores["CIDEr"], 0
+                save_model(model, best_path, half=False, info={"dev_scores": scores, "epoch": epoch})
+            else:
+                bad_epochs += 1
+            record = {"epoch": epoch, "step": step, "train_loss": sum(losses) / max(1, len(losses)),
+                      "dev": scores, "best": improved, "seconds": round(time.monotonic() - epoch_start, 1),
+                      "lr": optimizer.param_groups[0]["lr"],
+                      "samples": {k: predictions[k] for k in list(predictions)[:3]}}
+            history.append(record)
+            with open(out_dir / "log.jsonl", "a", encoding="utf-8") as log:
+                log.write(json.dumps(record) + "\n")
+            emit({"phase": "epoch", **record})
+            checkpoint()
+    except KeyboardInterrupt:
+        checkpoint()
+        raise
+
+    if cfg.scst_epochs:
+        from photocap.training.scst import self_critical
+
+        if best_path.exists():  # continue from the best cross-entropy weights
+            best_model, _ = load_model(best_path, device)
+            model.load_state_dict(best_model.state_dict())
+        best = self_critical(model, train_items, train_feats, dev_items, dev_feats, cfg, out_dir,
+                             best_path, best, device=device, emit=emit)
+
+    best_scores = history and max((h["dev"] for h in history), key=lambda s: s.get("CIDEr", 0.0)) or {}
+    return TrainResult(best_path if best_path.exists() else None, best_scores, epoch, step,
+                       time.monotonic() - started, history)

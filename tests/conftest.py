@@ -1,0 +1,85 @@
+"""Shared fixtures: real sample photos and a real tiny model trained for a few steps."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples" / "photos"
+
+# Hand-written captions for the bundled sample photos (public domain / CC0, see examples/photos/LICENSES.md).
+SAMPLE_CAPTIONS = {
+    "astronaut.jpg": "a woman in a space suit smiling in front of a flag",
+    "rocket.jpg": "a rocket standing on a launch pad under a blue sky",
+    "chelsea.jpg": "a cat sitting on the floor looking to the side",
+    "coffee.jpg": "a cup of coffee on a saucer on a table",
+}
+
+
+@pytest.fixture(scope="session")
+def sample_photos() -> dict[str, Path]:
+    return {name: EXAMPLES / name for name in SAMPLE_CAPTIONS}
+
+
+def train_tiny_model(arch: str = "show-attend-tell", steps: int = 60, seed: int = 0):
+    """A tiny captioner overfitted to the four sample photos. Returns (model, first_loss, last_loss)."""
+    import torch
+
+    from photocap.model.config import ModelConfig
+    from photocap.model.decoders import caption_loss
+    from photocap.model.network import CaptionModel
+    from photocap.model.preprocess import load_image
+    from photocap.model.vocab import Vocabulary
+
+    torch.manual_seed(seed)
+    captions = list(SAMPLE_CAPTIONS.values())
+    vocab = Vocabulary.build(captions, min_freq=1)
+    cfg = ModelConfig(model_id=f"tiny-{arch}", arch=arch, embed_dim=32, hidden_dim=64, attention_dim=32,
+                      d_model=32, num_layers=1, num_heads=2, ff_dim=64, memory_layers=0, dropout=0.0,
+                      transformer_dropout=0.0, max_len=16)
+    model = CaptionModel(cfg, vocab, pretrained_encoder=True).eval()
+    images = torch.stack([load_image(EXAMPLES / n, cfg.image_size) for n in SAMPLE_CAPTIONS])
+    with torch.no_grad():
+        feats = model.encoder(images)  # (4, 49, 1280)
+    ids = [vocab.encode(c) for c in captions]
+    width = max(map(len, ids))
+    caps = torch.full((len(ids), width), vocab.pad_id, dtype=torch.long)
+    for i, row in enumerate(ids):
+        caps[i, : len(row)] = torch.tensor(row)
+    opt = torch.optim.Adam(model.decoder.parameters(), lr=3e-3)
+    losses = []
+    model.decoder.train()
+    for _ in range(steps):
+        logits, extras = model.decoder(feats, caps[:, :-1])
+        loss = caption_loss(logits, caps[:, 1:], extras, vocab.pad_id)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    model.eval()
+    return model, losses[0], losses[-1]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory) -> Path:
+    """A real photocap model file: a tiny show-attend-tell decoder trained on the sample photos."""
+    from photocap.model.checkpoint import save_model
+
+    model, _, _ = train_tiny_model()
+    return save_model(model, tmp_path_factory.mktemp("model") / "tiny.safetensors")
+
+
+@pytest.fixture
+def photo_dir(tmp_path, sample_photos) -> Path:
+    """A writable copy of the sample photos."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name, src in sample_photos.items():
+        shutil.copy2(src, folder / name)
+    return folder
