@@ -270,7 +270,8 @@ class CiderD:
     references only; IDF uses log(number of keys). Scores follow the CIDEr-D
     definition and pycocoevalcap's arithmetic exactly: tf-idf n-gram vectors for
     n = 1..4, clipped cosine similarity, Gaussian length penalty with ``sigma``
-    (lengths counted as pycocoevalcap does), averaged over n and references, times 10.
+    (length counted as pycocoevalcap does: the number of bigrams, i.e. words - 1,
+    so the penalty is inert when ``n=1``), averaged over n and references, times 10.
     With ``references`` equal to the evaluated set it reproduces pycocoevalcap's
     per-image ``Cider`` scores.
     """
