@@ -1,0 +1,147 @@
+"""Named, forward-only schema migrations for the index database.
+
+Each migration is a name and a tuple of SQL statements. Applied names are
+recorded in ``schema_migrations``; :func:`migrate` applies the missing ones in
+order, all in one ``BEGIN IMMEDIATE`` transaction, so a database is either
+fully at the new schema or untouched. Never edit a released migration: add a
+new one at the end.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timezone
+
+from photocap.errors import IndexDatabaseError
+
+CREATE_LEDGER = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    name TEXT PRIMARY KEY,
+    applied_at TEXT NOT NULL
+)
+"""
+
+m001_photos = (
+    """
+    CREATE TABLE photos (
+        id INTEGER PRIMARY KEY,
+        path TEXT NOT NULL UNIQUE,          -- absolute path
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        content_hash TEXT,                  -- photocap.scan.content_hash
+        width INTEGER,                      -- as displayed (EXIF orientation applied)
+        height INTEGER,
+        taken_at TEXT,                      -- EXIF capture time, ISO 8601 (local time)
+        camera TEXT,                        -- EXIF make and model
+        caption TEXT,
+        score REAL,                         -- model score; NULL for user captions
+        model TEXT,                         -- model id that wrote the caption
+        captioned_at TEXT,                  -- ISO 8601 UTC
+        source TEXT CHECK (source IN ('model', 'user')),
+        missing INTEGER NOT NULL DEFAULT 0, -- file not found at the last full index
+        error TEXT,                         -- why the last attempt failed, if it did
+        indexed_at TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX photos_content_hash ON photos(content_hash)",
+)
+
+m002_captions_fts = (
+    """
+    CREATE VIRTUAL TABLE captions_fts USING fts5(
+        caption,
+        content='photos',
+        content_rowid='id',
+        tokenize='porter unicode61'
+    )
+    """,
+    """
+    CREATE TRIGGER photos_fts_insert AFTER INSERT ON photos BEGIN
+        INSERT INTO captions_fts(rowid, caption) VALUES (new.id, new.caption);
+    END
+    """,
+    """
+    CREATE TRIGGER photos_fts_delete AFTER DELETE ON photos BEGIN
+        INSERT INTO captions_fts(captions_fts, rowid, caption) VALUES ('delete', old.id, old.caption);
+    END
+    """,
+    """
+    CREATE TRIGGER photos_fts_update AFTER UPDATE OF caption ON photos BEGIN
+        INSERT INTO captions_fts(captions_fts, rowid, caption) VALUES ('delete', old.id, old.caption);
+        INSERT INTO captions_fts(rowid, caption) VALUES (new.id, new.caption);
+    END
+    """,
+    # Index captions already present (a database migrated from m001 alone).
+    "INSERT INTO captions_fts(captions_fts) VALUES ('rebuild')",
+)
+
+m003_photos_missing_index = (
+    # Partial index: listing/pruning missing photos without a table scan.
+    "CREATE INDEX photos_missing ON photos(missing) WHERE missing = 1",
+)
+
+MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("m001_photos", m001_photos),
+    ("m002_captions_fts", m002_captions_fts),
+    ("m003_photos_missing_index", m003_photos_missing_index),
+)
+
+
+def applied(conn: sqlite3.Connection) -> list[str]:
+    """Names of the migrations recorded in the database, in the order applied."""
+    conn.execute(CREATE_LEDGER)
+    return [row[0] for row in conn.execute("SELECT name FROM schema_migrations ORDER BY rowid")]
+
+
+def migrate(
+    conn: sqlite3.Connection,
+    migrations: tuple[tuple[str, tuple[str, ...]], ...] = MIGRATIONS,
+) -> list[str]:
+    """Apply the migrations not yet recorded; return their names.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``). Raises
+    :class:`IndexDatabaseError` if the database records a migration this
+    version of photocap does not know (it was written by a newer photocap).
+    """
+    known = [name for name, _ in migrations]
+    # Cheap read first: most opens have nothing to do and must not take the write lock.
+    done = set(_applied_if_ledger(conn))
+    _check_unknown(done, known)
+    if all(name in done for name in known):
+        return []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        done = set(applied(conn))  # again, under the lock: another process may have migrated
+        _check_unknown(done, known)
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        new: list[str] = []
+        for name, statements in migrations:
+            if name in done:
+                continue
+            for sql in statements:
+                conn.execute(sql)
+            conn.execute("INSERT INTO schema_migrations(name, applied_at) VALUES (?, ?)", (name, now))
+            new.append(name)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return new
+
+
+def _applied_if_ledger(conn: sqlite3.Connection) -> list[str]:
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    ).fetchone()
+    if not exists:
+        return []
+    return [row[0] for row in conn.execute("SELECT name FROM schema_migrations ORDER BY rowid")]
+
+
+def _check_unknown(done: set[str], known: list[str]) -> None:
+    unknown = sorted(done - set(known))
+    if unknown:
+        raise IndexDatabaseError(
+            "This index was created by a newer version of photocap (it has schema step(s) "
+            f"{', '.join(unknown)}). Upgrade photocap, or use another index with --db."
+        )

@@ -1,0 +1,666 @@
+"""The caption index: one SQLite file with a row per photo and a full-text index.
+
+``CaptionIndex`` is what the CLI, the watcher and the GUI read and write. It
+imports only the standard library and photocap's errors (never torch, Qt or
+the metadata package), so opening it and searching is fast.
+
+Concurrency: the database is in WAL mode, so readers (the GUI, ``photocap
+search``) never wait for a writer (``photocap index``, the watcher); writers
+wait up to ``busy_timeout`` seconds for each other. One ``CaptionIndex`` holds
+one SQLite connection: use it from one thread at a time (open one per thread;
+opening is cheap).
+
+Search: an FTS5 table over captions (external content, kept in sync by
+triggers) with the ``porter unicode61`` tokenizer, so word forms match ("dogs
+running" finds "a dog runs"); results are ranked by bm25. User text is turned
+into a safe FTS5 query by :func:`fts_query`; no input raises an SQL error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from photocap.errors import IndexDatabaseError
+from photocap.index.migrations import MIGRATIONS, migrate
+
+DEFAULT_BUSY_TIMEOUT_S = 10.0
+MIN_PREFIX_LEN = 3  # an unstarred last word is prefix-matched from this length on
+
+_COLUMNS = (
+    "id, path, size, mtime_ns, content_hash, width, height, taken_at, camera, caption, "
+    "score, model, captioned_at, source, missing, error, indexed_at"
+)
+_P_COLUMNS = ", ".join("p." + c.strip() for c in _COLUMNS.split(","))
+
+
+def utc_now() -> str:
+    """Current time as ISO 8601 UTC, seconds precision (the index's timestamp format)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class PhotoRecord:
+    """One photo as the index knows it."""
+
+    id: int
+    path: str  # absolute
+    size: int
+    mtime_ns: int
+    content_hash: str | None
+    width: int | None
+    height: int | None
+    taken_at: str | None  # ISO 8601, local camera time (with offset if the EXIF had one)
+    camera: str | None
+    caption: str | None
+    score: float | None  # model score (mean log-prob per token); None for user captions
+    model: str | None  # model id for model captions
+    captioned_at: str | None  # ISO 8601 UTC
+    source: str | None  # "model" | "user"; None while uncaptioned (e.g. it failed)
+    missing: bool  # file was not found at the last full index
+    error: str | None  # why the last attempt to caption it failed
+    indexed_at: str
+
+    @property
+    def mtime(self) -> float:
+        return self.mtime_ns / 1e9
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["mtime"] = self.mtime
+        return d
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> PhotoRecord:
+        values = list(row[:17])
+        values[14] = bool(values[14])
+        return cls(*values)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """A search result: the photo, a snippet of its caption with matches highlighted, the rank."""
+
+    record: PhotoRecord
+    snippet: str
+    rank: float  # bm25: lower (more negative) is better
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.record.to_dict(), "snippet": self.snippet, "rank": self.rank}
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What the index remembers of a file's stat, for the incremental check."""
+
+    size: int
+    mtime_ns: int
+    missing: bool
+    complete: bool = True  # has a caption or a recorded failure (nothing left to do)
+
+
+_FP_COLUMNS = "size, mtime_ns, missing, (caption IS NOT NULL OR error IS NOT NULL)"
+
+
+@dataclass(frozen=True)
+class PhotoUpdate:
+    """One row to insert or update by path (see :meth:`CaptionIndex.upsert_photos`).
+
+    File facts (size, mtime, hash, dimensions, EXIF) are always written (a
+    ``None`` keeps the stored value). ``caption=None`` keeps the stored caption;
+    a caption with ``source="model"`` does not replace a ``user`` caption unless
+    the upsert is forced.
+    """
+
+    path: str
+    size: int
+    mtime_ns: int
+    content_hash: str | None = None
+    width: int | None = None
+    height: int | None = None
+    taken_at: str | None = None
+    camera: str | None = None
+    caption: str | None = None
+    score: float | None = None
+    model: str | None = None
+    source: str | None = None  # "model" | "user" with a caption
+    error: str | None = None
+
+
+_KEEP_CAPTION = (
+    "(excluded.caption IS NULL OR (photos.source = 'user' AND excluded.source = 'model' AND NOT :force))"
+)
+_UPSERT_SQL = f"""
+INSERT INTO photos (path, size, mtime_ns, content_hash, width, height, taken_at, camera,
+                    caption, score, model, captioned_at, source, missing, error, indexed_at)
+VALUES (:path, :size, :mtime_ns, :content_hash, :width, :height, :taken_at, :camera,
+        :caption, :score, :model, CASE WHEN :caption IS NULL THEN NULL ELSE :now END,
+        CASE WHEN :caption IS NULL THEN NULL ELSE :source END, 0, :error, :now)
+ON CONFLICT(path) DO UPDATE SET
+    size = excluded.size,
+    mtime_ns = excluded.mtime_ns,
+    content_hash = coalesce(excluded.content_hash, photos.content_hash),
+    width = coalesce(excluded.width, photos.width),
+    height = coalesce(excluded.height, photos.height),
+    taken_at = coalesce(excluded.taken_at, photos.taken_at),
+    camera = coalesce(excluded.camera, photos.camera),
+    caption = CASE WHEN {_KEEP_CAPTION} THEN photos.caption ELSE excluded.caption END,
+    score = CASE WHEN {_KEEP_CAPTION} THEN photos.score ELSE excluded.score END,
+    model = CASE WHEN {_KEEP_CAPTION} THEN photos.model ELSE excluded.model END,
+    captioned_at = CASE WHEN {_KEEP_CAPTION} THEN photos.captioned_at ELSE excluded.captioned_at END,
+    source = CASE WHEN {_KEEP_CAPTION} THEN photos.source ELSE excluded.source END,
+    missing = 0,
+    error = excluded.error,
+    indexed_at = excluded.indexed_at
+"""
+
+# One lexical item of a search string: a "quoted phrase", or a word (optionally
+# -negated at the start of a word, optionally ending in *). Everything else
+# (operators' punctuation, colons, carets, parentheses, a lone quote) is dropped.
+_QUERY_TOKEN = re.compile(r'"(?P<phrase>[^"]*)"|(?P<neg>(?:^|(?<=\s))-)?(?P<word>\w+)(?P<star>\*)?')
+_WORD = re.compile(r"\w+")
+
+
+def fts_query(text: str) -> str | None:
+    """Turn free user text into a safe FTS5 MATCH expression, or ``None`` if it has no words.
+
+    Words are ANDed; every word is emitted as a quoted FTS5 string, so nothing
+    the user types is parsed as FTS5 syntax. Supported on purpose: ``"exact
+    phrase"``, ``word*`` (prefix), ``-word`` (exclude), and ``OR`` between words
+    or phrases. The last plain word is prefix-matched when it has at least
+    three letters (search as you type). Stemming applies to every word.
+    """
+    groups: list[tuple[list[str], list[str]]] = [([], [])]
+    pending_not = False
+    last_word_slot: tuple[list[str], int] | None = None
+    for m in _QUERY_TOKEN.finditer(text):
+        phrase, word = m.group("phrase"), m.group("word")
+        if word is not None and not m.group("neg") and not m.group("star"):
+            if word == "OR":
+                if groups[-1][0] or groups[-1][1]:
+                    groups.append(([], []))
+                continue
+            if word == "AND":
+                continue
+            if word == "NOT":
+                pending_not = True
+                continue
+        if phrase is not None:
+            words = _WORD.findall(phrase)
+            if not words:
+                continue
+            term = '"' + " ".join(words) + '"'
+            is_plain_word = False
+        else:
+            term = f'"{word}"' + ("*" if m.group("star") else "")
+            is_plain_word = not m.group("star")
+        positive, negative = groups[-1]
+        if m.group("neg") or pending_not:
+            negative.append(term)
+            pending_not = False
+            last_word_slot = None
+        else:
+            positive.append(term)
+            last_word_slot = (positive, len(positive) - 1) if is_plain_word else None
+    if last_word_slot is not None and not text[-1:].isspace():
+        terms, i = last_word_slot
+        if len(terms[i]) - 2 >= MIN_PREFIX_LEN:
+            terms[i] += "*"
+    parts = []
+    for positive, negative in groups:
+        if not positive:
+            continue  # FTS5 has no pure negation
+        expr = " ".join(positive)
+        if negative:
+            expr += " NOT " + (negative[0] if len(negative) == 1 else "(" + " OR ".join(negative) + ")")
+        parts.append(expr)
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    return " OR ".join(f"({p})" for p in parts)
+
+
+def _under_range(under: str | os.PathLike[str]) -> tuple[str, str]:
+    """[lo, hi) bounds of the paths strictly below folder ``under`` (index-friendly)."""
+    base = os.path.abspath(os.fspath(under)).rstrip(os.sep) + os.sep
+    return base, base[:-1] + chr(ord(os.sep) + 1)
+
+
+class CaptionIndex:
+    """The photo/caption database. Open with :meth:`open`; use as a context manager."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+
+    # ---------------------------------------------------------------- opening
+    @classmethod
+    def open(
+        cls,
+        db_path: str | os.PathLike[str],
+        *,
+        create: bool = True,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT_S,
+    ) -> CaptionIndex:
+        """Open (and create or migrate) the index at ``db_path``.
+
+        Creates the parent folder. With ``create=False`` a missing file is an
+        error telling the user to index something first. Raises
+        :class:`IndexDatabaseError` with what to do when the file cannot be
+        opened, is not a database, is locked, or is from a newer photocap.
+        """
+        path = Path(db_path).expanduser()
+        if not path.exists():
+            if not create:
+                raise IndexDatabaseError(
+                    f"No photo index at {path} yet. Run `photocap index FOLDER` first, "
+                    "or point --db / PHOTOCAP_DB at an existing index."
+                )
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise IndexDatabaseError(
+                    f"Cannot create the folder for the index database {path}: "
+                    f"{exc.strerror or exc}. Choose another location with --db or PHOTOCAP_DB."
+                ) from exc
+        if path.is_dir():
+            raise IndexDatabaseError(
+                f"The index path {path} is a folder. Give --db a file name, e.g. {path / 'index.db'}."
+            )
+        conn: sqlite3.Connection | None = None
+        try:
+            conn = sqlite3.connect(
+                path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise sqlite3.OperationalError(f"cannot switch to WAL journal mode (got {mode})")
+            conn.execute("PRAGMA synchronous = NORMAL")  # durable in WAL except on power loss
+            conn.execute("PRAGMA foreign_keys = ON")
+            migrate(conn, MIGRATIONS)
+        except IndexDatabaseError:
+            if conn is not None:
+                conn.close()
+            raise
+        except sqlite3.Error as exc:
+            if conn is not None:
+                conn.close()
+            raise _database_error(path, exc) from exc
+        return cls(conn, path)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> CaptionIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"CaptionIndex({str(self.path)!r})"
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The underlying connection (autocommit mode), for tests and tools."""
+        return self._conn
+
+    # ---------------------------------------------------------- transactions
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes into one transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``).
+
+        Writes made by the methods below inside the block join it; nested use
+        joins the outer transaction. An exception rolls everything back.
+        """
+        if self._conn.in_transaction:
+            yield
+            return
+        with self._errors():
+            self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+        with self._errors():
+            self._conn.execute("COMMIT")
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise _database_error(self.path, exc) from exc
+
+    # --------------------------------------------------------------- reading
+    def get(self, path: str | os.PathLike[str]) -> PhotoRecord | None:
+        """The record for ``path`` (made absolute), or ``None``."""
+        row = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM photos WHERE path = ?", (_abs(path),)
+        ).fetchone()
+        return PhotoRecord.from_row(row) if row else None
+
+    def get_by_id(self, photo_id: int) -> PhotoRecord | None:
+        row = self._conn.execute(f"SELECT {_COLUMNS} FROM photos WHERE id = ?", (photo_id,)).fetchone()
+        return PhotoRecord.from_row(row) if row else None
+
+    def iter_photos(
+        self, under: str | os.PathLike[str] | None = None, *, include_missing: bool = True
+    ) -> Iterator[PhotoRecord]:
+        """All records in path order, or those strictly below folder ``under``."""
+        sql = f"SELECT {_COLUMNS} FROM photos"
+        where, args = self._under_clause(under)
+        if not include_missing:
+            where.append("missing = 0")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        for row in self._conn.execute(sql + " ORDER BY path", args):
+            yield PhotoRecord.from_row(row)
+
+    def fingerprints(self, under: str | os.PathLike[str] | None = None) -> dict[str, Fingerprint]:
+        """path -> stored (size, mtime_ns, missing), for the incremental check of a whole tree."""
+        sql = f"SELECT path, {_FP_COLUMNS} FROM photos"
+        where, args = self._under_clause(under)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return {
+            p: Fingerprint(size, mtime_ns, bool(missing), bool(complete))
+            for p, size, mtime_ns, missing, complete in self._conn.execute(sql, args)
+        }
+
+    def fingerprint(self, path: str | os.PathLike[str]) -> Fingerprint | None:
+        """The stored fingerprint of one file, or ``None`` if it is not indexed."""
+        row = self._conn.execute(
+            f"SELECT {_FP_COLUMNS} FROM photos WHERE path = ?", (_abs(path),)
+        ).fetchone()
+        return Fingerprint(row[0], row[1], bool(row[2]), bool(row[3])) if row else None
+
+    def find_by_hash(self, content_hash: str) -> list[PhotoRecord]:
+        """Records whose content hash is ``content_hash`` (moved, renamed or copied photos)."""
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM photos WHERE content_hash = ? ORDER BY missing DESC, id",
+            (content_hash,),
+        ).fetchall()
+        return [PhotoRecord.from_row(r) for r in rows]
+
+    def count(self, *, include_missing: bool = True) -> int:
+        sql = "SELECT count(*) FROM photos" + ("" if include_missing else " WHERE missing = 0")
+        return self._conn.execute(sql).fetchone()[0]
+
+    def _under_clause(self, under: str | os.PathLike[str] | None) -> tuple[list[str], list[Any]]:
+        if under is None:
+            return [], []
+        lo, hi = _under_range(under)
+        return ["path >= ? AND path < ?"], [lo, hi]
+
+    # ---------------------------------------------------------------- search
+    def search(
+        self,
+        query: str,
+        limit: int = 50,
+        offset: int = 0,
+        *,
+        highlight: tuple[str, str] = ("[", "]"),
+        include_missing: bool = False,
+    ) -> list[SearchHit]:
+        """Photos whose caption matches ``query`` (any user text), best first (bm25).
+
+        ``highlight`` wraps matched words in the snippet, e.g. ``("<b>", "</b>")``
+        (captions are not escaped: escape them yourself for HTML, with markers
+        you then restore). Missing files are left out unless ``include_missing``.
+        """
+        match = fts_query(query)
+        if match is None or limit <= 0:
+            return []
+        missing_filter = "" if include_missing else (
+            " AND captions_fts.rowid NOT IN (SELECT id FROM photos WHERE missing = 1)"
+        )
+        sql = f"""
+            SELECT {_P_COLUMNS},
+                   snippet(captions_fts, 0, ?, ?, '…', 16) AS snip,
+                   captions_fts.rank
+            FROM captions_fts JOIN photos p ON p.id = captions_fts.rowid
+            WHERE captions_fts MATCH ?{missing_filter}
+            ORDER BY captions_fts.rank
+            LIMIT ? OFFSET ?
+        """
+        with self._errors():
+            rows = self._conn.execute(sql, (highlight[0], highlight[1], match, limit, max(0, offset))).fetchall()
+        return [SearchHit(PhotoRecord.from_row(r), r[17], r[18]) for r in rows]
+
+    def count_matches(self, query: str, *, include_missing: bool = False) -> int:
+        """How many photos :meth:`search` would find for ``query`` without a limit."""
+        match = fts_query(query)
+        if match is None:
+            return 0
+        missing_filter = "" if include_missing else (
+            " AND rowid NOT IN (SELECT id FROM photos WHERE missing = 1)"
+        )
+        with self._errors():
+            return self._conn.execute(
+                f"SELECT count(*) FROM captions_fts WHERE captions_fts MATCH ?{missing_filter}", (match,)
+            ).fetchone()[0]
+
+    # --------------------------------------------------------------- writing
+    def upsert_photos(self, updates: Iterable[PhotoUpdate], *, force: bool = False) -> int:
+        """Insert or update many rows by path in one transaction; return how many.
+
+        A model caption never replaces a user caption unless ``force``. Any row
+        written is no longer missing.
+        """
+        now = utc_now()
+        n = 0
+        with self.transaction(), self._errors():
+            for u in updates:
+                if u.caption is not None and u.source not in ("model", "user"):
+                    raise ValueError(f"caption source must be 'model' or 'user', not {u.source!r}")
+                args = asdict(u)
+                args["path"] = _abs(u.path)
+                args["now"] = now
+                args["force"] = 1 if force else 0
+                self._conn.execute(_UPSERT_SQL, args)
+                n += 1
+        return n
+
+    def set_user_caption(self, path: str | os.PathLike[str], caption: str) -> PhotoRecord:
+        """Store ``caption`` as the user's own for ``path`` (already in the index).
+
+        The model never replaces it unless re-captioning with force. Raises
+        :class:`IndexDatabaseError` if the photo is not in the index.
+        """
+        text = " ".join(caption.split())
+        if not text:
+            raise ValueError("a caption cannot be empty")
+        p = _abs(path)
+        with self.transaction(), self._errors():
+            cur = self._conn.execute(
+                "UPDATE photos SET caption = ?, source = 'user', score = NULL, model = NULL, "
+                "captioned_at = ?, error = NULL WHERE path = ?",
+                (text, utc_now(), p),
+            )
+            if cur.rowcount == 0:
+                raise IndexDatabaseError(f"{p} is not in the index; index its folder first.")
+        record = self.get(p)
+        assert record is not None
+        return record
+
+    def copy_caption(self, source_record: PhotoRecord, dest_path: str | os.PathLike[str]) -> None:
+        """Give ``dest_path`` (already a row) the caption of ``source_record`` (a copy of the file)."""
+        with self.transaction(), self._errors():
+            self._conn.execute(
+                "UPDATE photos SET caption = ?, score = ?, model = ?, captioned_at = ?, source = ?, "
+                "error = NULL WHERE path = ?",
+                (
+                    source_record.caption,
+                    source_record.score,
+                    source_record.model,
+                    source_record.captioned_at,
+                    source_record.source,
+                    _abs(dest_path),
+                ),
+            )
+
+    def move_path(self, old: str | os.PathLike[str], new: str | os.PathLike[str]) -> int:
+        """Re-key a moved file, or every file below a moved folder; return rows moved.
+
+        Captions (and user edits) stay with the photos. A row already at a
+        destination path is replaced by the moved one.
+        """
+        src, dst = _abs(old), _abs(new)
+        if src == dst:
+            return 0
+        moved = 0
+        with self.transaction(), self._errors():
+            if self._conn.execute("SELECT 1 FROM photos WHERE path = ?", (src,)).fetchone():
+                self._conn.execute("DELETE FROM photos WHERE path = ?", (dst,))
+                moved += self._conn.execute(
+                    "UPDATE photos SET path = ?, missing = 0 WHERE path = ?", (dst, src)
+                ).rowcount
+            lo, hi = _under_range(src)
+            rows = self._conn.execute(
+                "SELECT id, path FROM photos WHERE path >= ? AND path < ?", (lo, hi)
+            ).fetchall()
+            new_base = dst.rstrip(os.sep) + os.sep
+            for photo_id, p in rows:
+                target = new_base + p[len(lo):]
+                self._conn.execute("DELETE FROM photos WHERE path = ?", (target,))
+                self._conn.execute(
+                    "UPDATE photos SET path = ?, missing = 0 WHERE id = ?", (target, photo_id)
+                )
+                moved += 1
+        return moved
+
+    def mark_missing(self, paths: Iterable[str | os.PathLike[str]], missing: bool = True) -> int:
+        """Flag files (or, with ``missing=False``, unflag them); return rows changed."""
+        n = 0
+        with self.transaction(), self._errors():
+            for p in paths:
+                n += self._conn.execute(
+                    "UPDATE photos SET missing = ? WHERE path = ? AND missing != ?",
+                    (int(missing), _abs(p), int(missing)),
+                ).rowcount
+        return n
+
+    def prune(self, under: str | os.PathLike[str] | None = None) -> int:
+        """Delete the records of missing files (below ``under`` if given); return how many.
+
+        A record whose file has come back since it was flagged is unflagged
+        instead of deleted.
+        """
+        sql = "SELECT path FROM photos WHERE missing = 1"
+        where, args = self._under_clause(under)
+        if where:
+            sql += " AND " + " AND ".join(where)
+        paths = [r[0] for r in self._conn.execute(sql, args).fetchall()]
+        back = [p for p in paths if os.path.exists(p)]
+        returned = set(back)
+        gone = [p for p in paths if p not in returned]
+        with self.transaction(), self._errors():
+            self.mark_missing(back, missing=False)
+            for p in gone:
+                self._conn.execute("DELETE FROM photos WHERE path = ? AND missing = 1", (p,))
+        return len(gone)
+
+    def delete(self, paths: Iterable[str | os.PathLike[str]]) -> int:
+        """Forget photos entirely (their captions too); return how many rows went."""
+        n = 0
+        with self.transaction(), self._errors():
+            for p in paths:
+                n += self._conn.execute("DELETE FROM photos WHERE path = ?", (_abs(p),)).rowcount
+        return n
+
+    # ----------------------------------------------------------- maintenance
+    def stats(self) -> dict[str, Any]:
+        """Counts (total, by source, uncaptioned, failed, missing), model ids, and file sizes."""
+        c = self._conn
+        total = c.execute("SELECT count(*) FROM photos").fetchone()[0]
+        by_source = dict(
+            c.execute(
+                "SELECT coalesce(source, 'none'), count(*) FROM photos GROUP BY source"
+            ).fetchall()
+        )
+        models = dict(
+            c.execute(
+                "SELECT model, count(*) FROM photos WHERE model IS NOT NULL AND source = 'model' "
+                "GROUP BY model ORDER BY count(*) DESC"
+            ).fetchall()
+        )
+        missing = c.execute("SELECT count(*) FROM photos WHERE missing = 1").fetchone()[0]
+        failed = c.execute(
+            "SELECT count(*) FROM photos WHERE error IS NOT NULL AND caption IS NULL"
+        ).fetchone()[0]
+        wal = Path(str(self.path) + "-wal")
+        return {
+            "path": str(self.path),
+            "photos": total,
+            "captioned": by_source.get("model", 0) + by_source.get("user", 0),
+            "model_captions": by_source.get("model", 0),
+            "user_captions": by_source.get("user", 0),
+            "uncaptioned": by_source.get("none", 0),
+            "failed": failed,
+            "missing": missing,
+            "models": models,
+            "db_bytes": self.path.stat().st_size if self.path.exists() else 0,
+            "wal_bytes": wal.stat().st_size if wal.exists() else 0,
+            "schema": [r[0] for r in c.execute("SELECT name FROM schema_migrations ORDER BY rowid")],
+        }
+
+    def backup(self, dest: str | os.PathLike[str]) -> Path:
+        """Copy the index to ``dest`` with SQLite's online backup (safe while others write)."""
+        target = Path(dest).expanduser()
+        if target.is_dir():
+            target = target / self.path.name
+        if target.resolve() == self.path.resolve():
+            raise IndexDatabaseError("The backup destination is the index itself; choose another file.")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".partial")
+            with sqlite3.connect(tmp) as out:
+                self._conn.backup(out)
+            out.close()
+            os.replace(tmp, target)
+        except (OSError, sqlite3.Error) as exc:
+            raise IndexDatabaseError(f"Backup to {target} failed: {exc}") from exc
+        return target
+
+
+def _abs(path: str | os.PathLike[str]) -> str:
+    return os.path.abspath(os.fspath(path))
+
+
+def _database_error(path: Path, exc: sqlite3.Error) -> IndexDatabaseError:
+    text = str(exc)
+    low = text.lower()
+    if "locked" in low or "busy" in low:
+        return IndexDatabaseError(
+            f"The index {path} is locked by another program (another `photocap index` or "
+            "`photocap watch`?). Wait for it to finish or stop it, then try again."
+        )
+    if "not a database" in low or "malformed" in low or "file is encrypted" in low:
+        return IndexDatabaseError(
+            f"{path} is not a usable photocap index ({text}). Move it away, restore it from a "
+            "backup (`photocap db backup`), or point --db at another file."
+        )
+    if "readonly" in low or "read-only" in low:
+        return IndexDatabaseError(
+            f"The index {path} is read-only ({text}). Check its permissions, or use --db."
+        )
+    if "unable to open" in low:
+        return IndexDatabaseError(
+            f"Cannot open the index {path} ({text}). Check that the folder exists and is "
+            "writable, or use --db / PHOTOCAP_DB."
+        )
+    if "disk" in low and "full" in low:
+        return IndexDatabaseError(f"The disk holding the index {path} is full. Free space and retry.")
+    return IndexDatabaseError(f"Index database error in {path}: {text}")

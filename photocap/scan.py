@@ -1,0 +1,218 @@
+"""Find photos under folders, cheaply, and fingerprint their content.
+
+The scan is the hot path of a re-index: for an unchanged library it is all the
+work there is. It uses :func:`os.scandir` (the file type comes from the
+directory entry, so no extra system call) and exactly one ``stat`` per image
+file, and never opens a file.
+
+Rules:
+
+* only files whose lower-case suffix is in :data:`photocap.settings.IMAGE_SUFFIXES`
+  (or the ``suffixes`` given) are yielded; ``.xmp`` sidecars never are;
+* hidden files and folders (name starting with ``.``) are skipped;
+* ``exclude`` globs are matched against each entry's name, its path relative to the
+  root it was found under, and its absolute path (``fnmatch`` rules, ``*`` also
+  crosses ``/``); an excluded folder is not entered;
+* symbolic links are not followed unless ``follow_symlinks``; when they are,
+  each folder is entered at most once (tracked by ``(st_dev, st_ino)``), so link
+  loops end.
+
+:func:`content_hash` identifies a file's content so that a moved or renamed photo
+keeps its caption; see its docstring for what it reads.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import stat as stat_mod
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from photocap.settings import IMAGE_SUFFIXES
+
+SIDECAR_SUFFIX = ".xmp"
+
+# content_hash: files up to this size are hashed whole; larger ones are sampled.
+HASH_CHUNK = 1 << 20  # 1 MiB
+HASH_WHOLE_LIMIT = 3 * HASH_CHUNK
+HASH_PREFIX = "b2s1:"  # scheme id, so a future scheme can tell old hashes apart
+
+
+@dataclass(frozen=True, slots=True)
+class ScanEntry:
+    """One image file found by the scan, with its stat fingerprint."""
+
+    path: str  # absolute path, as found (symlinked folders keep their link name)
+    size: int
+    mtime_ns: int
+
+    @property
+    def mtime(self) -> float:
+        return self.mtime_ns / 1e9
+
+
+@dataclass
+class ScanStats:
+    """What a scan saw besides the images it yielded (for summaries and tests)."""
+
+    folders: int = 0
+    files: int = 0  # images yielded
+    skipped_hidden: int = 0
+    skipped_excluded: int = 0
+    skipped_unsupported: int = 0  # suffix known to photocap but not decodable here (e.g. HEIC)
+    loops: int = 0  # folders not entered again when following symlinks
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+
+def supported_suffixes() -> frozenset[str]:
+    """Image suffixes this installation can decode: HEIC/HEIF only with pillow-heif."""
+    import importlib.util
+
+    if importlib.util.find_spec("pillow_heif") is not None:
+        return IMAGE_SUFFIXES
+    return IMAGE_SUFFIXES - {".heic", ".heif"}
+
+
+def _excluded(patterns: tuple[str, ...], name: str, rel: str, absolute: str) -> bool:
+    return any(
+        fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(absolute, p)
+        for p in patterns
+    )
+
+
+def scan(
+    roots: Iterable[str | os.PathLike[str]],
+    *,
+    exclude: Iterable[str] = (),
+    follow_symlinks: bool = False,
+    suffixes: frozenset[str] | None = None,
+    stats: ScanStats | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Iterator[ScanEntry]:
+    """Yield every image file under ``roots`` (folders or single files).
+
+    Roots are made absolute (``os.path.abspath``, no symlink resolution) and a
+    root that is not there raises ``FileNotFoundError`` before anything is
+    yielded for it. Unreadable folders are recorded in ``stats.errors`` and
+    skipped. Order: depth first, entries of a folder in name order.
+    """
+    wanted = supported_suffixes() if suffixes is None else suffixes
+    patterns = tuple(exclude)
+    st = stats if stats is not None else ScanStats()
+    seen_dirs: set[tuple[int, int]] = set()
+    for root in roots:
+        root_abs = os.path.abspath(os.fspath(root))
+        root_stat = os.stat(root_abs)  # FileNotFoundError / PermissionError to the caller
+        if not stat_mod.S_ISDIR(root_stat.st_mode):
+            suffix = os.path.splitext(root_abs)[1].lower()
+            if suffix in wanted and suffix != SIDECAR_SUFFIX:
+                st.files += 1
+                yield ScanEntry(root_abs, root_stat.st_size, root_stat.st_mtime_ns)
+            elif suffix in IMAGE_SUFFIXES:
+                st.skipped_unsupported += 1
+            continue
+        yield from _walk(root_abs, wanted, patterns, follow_symlinks, st, seen_dirs, should_stop)
+
+
+def _walk(
+    root: str,
+    wanted: frozenset[str],
+    patterns: tuple[str, ...],
+    follow: bool,
+    st: ScanStats,
+    seen_dirs: set[tuple[int, int]],
+    should_stop: Callable[[], bool] | None,
+) -> Iterator[ScanEntry]:
+    if follow:
+        rs = os.stat(root)
+        if (rs.st_dev, rs.st_ino) in seen_dirs:
+            st.loops += 1
+            return
+        seen_dirs.add((rs.st_dev, rs.st_ino))
+    prefix_len = len(root.rstrip(os.sep)) + 1
+    stack = [root]
+    while stack:
+        if should_stop is not None and should_stop():
+            return
+        folder = stack.pop()
+        st.folders += 1
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            st.errors.append((folder, exc.strerror or str(exc)))
+            continue
+        subdirs: list[str] = []
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                st.skipped_hidden += 1
+                continue
+            if patterns and _excluded(patterns, name, entry.path[prefix_len:], entry.path):
+                st.skipped_excluded += 1
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=follow):
+                    if follow:
+                        ds = entry.stat(follow_symlinks=True)
+                        key = (ds.st_dev, ds.st_ino)
+                        if key in seen_dirs:
+                            st.loops += 1
+                            continue
+                        seen_dirs.add(key)
+                    subdirs.append(entry.path)
+                    continue
+                if not entry.is_file(follow_symlinks=follow):
+                    continue  # dangling link, socket, fifo, or a link when not following
+                suffix = os.path.splitext(name)[1].lower()
+                if suffix not in wanted or suffix == SIDECAR_SUFFIX:
+                    if suffix in IMAGE_SUFFIXES:
+                        st.skipped_unsupported += 1
+                    continue
+                fs = entry.stat(follow_symlinks=follow)
+            except OSError as exc:
+                st.errors.append((entry.path, exc.strerror or str(exc)))
+                continue
+            st.files += 1
+            yield ScanEntry(entry.path, fs.st_size, fs.st_mtime_ns)
+        stack.extend(reversed(subdirs))  # pop() then visits them in name order
+
+
+def content_hash(path: str | os.PathLike[str]) -> str:
+    """A content fingerprint used to recognise a moved, renamed or touched photo.
+
+    BLAKE2b (128-bit digest) over the file size and, for files up to 3 MiB, the
+    whole file; for larger files, three 1 MiB samples: the start, the middle and
+    the end. So hashing a 24 MB camera JPEG reads 3 MiB, not 24.
+
+    The samples cover the parts of an image file that change when it is edited:
+    the header (EXIF/XMP, where metadata edits land) and the compressed pixel
+    stream (any pixel edit re-encodes it and almost always changes the size and
+    the tail). An edit confined to unsampled middle bytes with the size unchanged
+    would go unnoticed (the photo would keep its caption); that trade-off makes a
+    re-index after a rename of thousands of photos cheap. The value is prefixed
+    with a scheme id (``b2s1:``).
+    """
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        h.update(size.to_bytes(8, "little"))
+        if size <= HASH_WHOLE_LIMIT:
+            while chunk := f.read(HASH_CHUNK):
+                h.update(chunk)
+        else:
+            for offset in (0, (size - HASH_CHUNK) // 2, size - HASH_CHUNK):
+                f.seek(offset)
+                h.update(f.read(HASH_CHUNK))
+    return HASH_PREFIX + h.hexdigest()
+
+
+def is_image_path(path: str | os.PathLike[str], suffixes: frozenset[str] | None = None) -> bool:
+    """True if ``path`` looks like a photo the scan would yield (suffix, not hidden, not a sidecar)."""
+    p = Path(path)
+    wanted = supported_suffixes() if suffixes is None else suffixes
+    suffix = p.suffix.lower()
+    return suffix in wanted and suffix != SIDECAR_SUFFIX and not p.name.startswith(".")

@@ -1,0 +1,65 @@
+"""Schema migrations: from an empty file, from the previous schema with data, and a newer schema."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+from photocap.errors import IndexDatabaseError
+from photocap.index.migrations import MIGRATIONS, applied, migrate
+from photocap.index.store import CaptionIndex
+
+
+def test_from_empty_file(tmp_path: Path) -> None:
+    db = tmp_path / "i.db"
+    db.touch()  # an empty file is an empty database
+    CaptionIndex.open(db).close()
+    inspect = sqlite_utils.Database(db)
+    assert {"photos", "captions_fts", "schema_migrations"} <= set(inspect.table_names())
+    assert {t.name for t in inspect.triggers} == {"photos_fts_insert", "photos_fts_delete", "photos_fts_update"}
+    assert [r["name"] for r in inspect["schema_migrations"].rows] == [name for name, _ in MIGRATIONS]
+
+
+def test_reopen_is_a_no_op(tmp_path: Path) -> None:
+    db = tmp_path / "i.db"
+    CaptionIndex.open(db).close()
+    conn = sqlite3.connect(db, isolation_level=None)
+    assert migrate(conn) == []
+    conn.close()
+
+
+def test_from_previous_schema_keeps_data_and_indexes_it(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    assert migrate(conn, MIGRATIONS[:1]) == ["m001_photos"]  # as photocap with only m001 left it
+    conn.execute(
+        "INSERT INTO photos (path, size, mtime_ns, caption, source, indexed_at) "
+        "VALUES ('/p/a.jpg', 1, 1, 'two dogs running on sand', 'user', 'now')"
+    )
+    conn.close()
+    with CaptionIndex.open(db) as idx:
+        assert idx.stats()["schema"] == [name for name, _ in MIGRATIONS]
+        hits = idx.search("dog runs")
+        assert [h.record.path for h in hits] == ["/p/a.jpg"] and hits[0].record.source == "user"
+
+
+def test_failed_migration_rolls_back(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "i.db", isolation_level=None)
+    broken = MIGRATIONS[:1] + (("m002_broken", ("CREATE TABLE ok (x)", "THIS IS NOT SQL")),)
+    with pytest.raises(sqlite3.OperationalError):
+        migrate(conn, broken)
+    assert applied(conn) == []
+    assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name IN ('photos', 'ok')").fetchone()[0] == 0
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "i.db"
+    CaptionIndex.open(db).close()
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("INSERT INTO schema_migrations VALUES ('m999_from_the_future', 'later')")
+    conn.close()
+    with pytest.raises(IndexDatabaseError, match="newer version of photocap"):
+        CaptionIndex.open(db)
