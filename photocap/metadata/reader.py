@@ -1,0 +1,201 @@
+"""Read what photocap cares about from a photo's metadata (embedded and sidecar).
+
+:func:`read_metadata` answers: what do the description fields say, which one a
+caption would come from, whether a human wrote a description, and whether the
+current one is photocap's own (so it may be updated in place).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from photocap.errors import MetadataError
+from photocap.metadata import containers, exif, fields, iptc, sidecar, xmp
+
+MAX_SIDECAR = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FieldValue:
+    """One caption tag's value as found in the photo or its sidecar."""
+
+    tag: str  # e.g. "XMP-dc:Description"
+    value: str
+    location: str  # "embedded" | "sidecar"
+    by_photocap: bool  # the value is the description photocap recorded writing
+    placeholder: bool  # empty or a camera's stock text ("OLYMPUS DIGITAL CAMERA")
+
+
+@dataclass
+class MetadataReport:
+    """What photocap finds in one photo's metadata."""
+
+    path: str
+    format: str  # "jpeg", "png", "tiff", "webp", "gif", "bmp", "heif", "raw", ...
+    embeddable: bool  # photocap can write into the file itself
+    sidecar: str | None  # an existing XMP sidecar
+    values: list[FieldValue] = field(default_factory=list)  # in read priority order
+    caption: str | None = None  # what a caption would come from, if any
+    caption_tag: str | None = None  # the tag it comes from
+    caption_location: str | None = None  # "embedded" | "sidecar"
+    has_user_description: bool = False  # a description photocap did not write
+    written_by_photocap: bool = False  # the caption above is photocap's own
+    photocap_source: str | None = None  # e.g. "photocap 0.1.0"
+    photocap_model: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Location:
+    """Parsed metadata of one place (the file itself or its sidecar), for the writer."""
+
+    name: str  # "embedded" | "sidecar"
+    tags: dict[str, str] = field(default_factory=dict)  # caption tag -> value
+    provenance: dict[str, str] = field(default_factory=dict)  # photocap tags -> value
+    doc: xmp.XmpDoc | None = None
+    iptc: iptc.IptcBlock | None = None
+    embedded: containers.Embedded | None = None
+    problems: dict[str, str] = field(default_factory=dict)  # block ("XMP", "EXIF", "IPTC") -> why
+
+
+def _read_xmp_into(loc: Location, packet: bytes | None) -> None:
+    if packet is None:
+        return
+    try:
+        loc.doc = xmp.parse(packet)
+    except MetadataError as exc:
+        loc.problems["XMP"] = str(exc)
+        return
+    for tag in (fields.XMP_DESCRIPTION, fields.XMP_ALT_TEXT, *fields.PROVENANCE_TAGS):
+        value = xmp.get(loc.doc, fields.XMP_PROPERTIES[tag])
+        if value is None:
+            continue
+        if tag in fields.PROVENANCE_TAGS:
+            loc.provenance[tag] = value.strip()
+        elif value.strip():
+            loc.tags[tag] = value
+
+
+def read_embedded(kind: str, data: bytes) -> Location:
+    """The embedded metadata of file bytes; MetadataError if the container is corrupt."""
+    loc = Location("embedded", embedded=containers.extract(kind, data))
+    emb = loc.embedded
+    assert emb is not None
+    _read_xmp_into(loc, emb.xmp)
+    if emb.exif is not None:
+        try:
+            loc.tags.update(exif.read_text_tags(emb.exif))
+        except MetadataError as exc:
+            loc.problems["EXIF"] = str(exc)
+    if emb.photoshop is not None:
+        try:
+            loc.iptc = iptc.load(emb.photoshop)
+        except MetadataError as exc:
+            loc.problems["IPTC"] = str(exc)
+        else:
+            if emb.photoshop_segments > 1:
+                loc.problems["IPTC"] = "the Photoshop block spans several segments"
+            caption = loc.iptc.caption if loc.iptc else None
+            if caption:
+                loc.tags[fields.IPTC_CAPTION] = caption
+    return loc
+
+
+def read_sidecar(path: Path) -> Location:
+    """The metadata of an XMP sidecar file."""
+    loc = Location("sidecar")
+    try:
+        with path.open("rb") as handle:
+            packet = handle.read(MAX_SIDECAR + 1)
+    except OSError as exc:
+        raise MetadataError(f"{path}: can't read the sidecar ({exc.strerror or exc})") from exc
+    if len(packet) > MAX_SIDECAR:
+        loc.problems["XMP"] = "the sidecar is implausibly large"
+        return loc
+    _read_xmp_into(loc, packet)
+    return loc
+
+
+def _read_head(path: Path) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(16)
+    except OSError as exc:
+        raise MetadataError(f"{path}: can't read the file ({exc.strerror or exc})") from exc
+
+
+def build_report(
+    path: Path, kind: str, embeddable: bool, sidecar_path: Path | None, locations: list[Location]
+) -> MetadataReport:
+    """Combine parsed locations (in priority order) into a report."""
+    report = MetadataReport(
+        str(path), kind, embeddable, str(sidecar_path) if sidecar_path else None
+    )
+    digests = {
+        loc.provenance[fields.XMP_PHOTOCAP_DIGEST]
+        for loc in locations
+        if loc.provenance.get(fields.XMP_PHOTOCAP_DIGEST)
+    }
+    for loc in locations:
+        for block, problem in loc.problems.items():
+            report.warnings.append(f"{loc.name} {block}: {problem}")
+        for spec in fields.CAPTION_TAGS:
+            value = loc.tags.get(spec.name)
+            if value is None:
+                continue
+            report.values.append(
+                FieldValue(
+                    spec.name,
+                    value,
+                    loc.name,
+                    by_photocap=fields.caption_digest(value) in digests,
+                    placeholder=fields.is_placeholder(value),
+                )
+            )
+        if report.photocap_source is None and loc.provenance.get(fields.XMP_PHOTOCAP_SOURCE):
+            report.photocap_source = loc.provenance[fields.XMP_PHOTOCAP_SOURCE]
+            report.photocap_model = loc.provenance.get(fields.XMP_PHOTOCAP_MODEL)
+    real = [v for v in report.values if not v.placeholder]
+    if real:
+        report.caption = real[0].value.strip()
+        report.caption_tag = real[0].tag
+        report.caption_location = real[0].location
+        report.written_by_photocap = real[0].by_photocap
+    report.has_user_description = any(not v.by_photocap for v in real)
+    return report
+
+
+def inspect(path: Path, *, sidecar_name: str = "ext") -> tuple[str, bytes | None, list[Location], Path | None]:
+    """(kind, file bytes if embeddable, locations in priority order, existing sidecar)."""
+    kind = containers.kind_of(path, _read_head(path))
+    embeddable = containers.can_embed(path, kind)
+    if not embeddable and not containers.is_photo(path, kind):
+        raise MetadataError(f"{path}: not a photo format photocap handles ({kind})")
+    data = None
+    embedded: list[Location] = []
+    if embeddable:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise MetadataError(f"{path}: can't read the file ({exc.strerror or exc})") from exc
+        try:
+            embedded = [read_embedded(kind, data)]
+        except MetadataError as exc:
+            raise MetadataError(f"{path}: {exc}") from exc
+    side_path = sidecar.find(path, sidecar_name)
+    side = [read_sidecar(side_path)] if side_path else []
+    return kind, data, (embedded + side if embeddable else side + embedded), side_path
+
+
+def read_metadata(path: str | Path) -> MetadataReport:
+    """What photocap finds in a photo's metadata; MetadataError if it can't be read at all."""
+    path = Path(path)
+    if not path.is_file():
+        raise MetadataError(f"{path}: no such file")
+    kind, _, locations, side_path = inspect(path)
+    return build_report(path, kind, containers.can_embed(path, kind), side_path, locations)
