@@ -170,7 +170,9 @@ def build_report(
     return report
 
 
-def inspect(path: Path, *, sidecar_name: str = "ext") -> tuple[str, bytes | None, list[Location], Path | None]:
+def inspect(
+    path: Path, *, sidecar_name: str = "ext"
+) -> tuple[str, bytes | None, list[Location], Path | None]:
     """(kind, file bytes if embeddable, locations in priority order, existing sidecar)."""
     kind = containers.kind_of(path, _read_head(path))
     embeddable = containers.can_embed(path, kind)

@@ -12,11 +12,23 @@ from __future__ import annotations
 import os
 import stat
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from photocap.errors import MetadataError
-from photocap.metadata import atomic, containers, exif, fields, iptc, jpeg, reader, sidecar, tiff, xmp
+from photocap.metadata import (
+    atomic,
+    containers,
+    exif,
+    fields,
+    iptc,
+    jpeg,
+    reader,
+    sidecar,
+    tiff,
+    xmp,
+)
 from photocap.records import WriteReport
 
 TARGETS = ("auto", "embed", "sidecar")
@@ -130,7 +142,7 @@ def _embed_tags(kind: str, loc: reader.Location, windows: bool) -> list[str]:
 
 def _plan_embed(
     path: Path, kind: str, data: bytes, loc: reader.Location, text: str, windows: bool, model: str | None
-) -> tuple[_Plan, xmp.XmpDoc | None]:
+) -> _Plan:
     emb = loc.embedded
     assert emb is not None
     tags = _embed_tags(kind, loc, windows)
@@ -142,7 +154,7 @@ def _plan_embed(
             tags.remove(fields.IPTC_CAPTION)
     plan = _Plan("embed", path, tags, old=data)
     if _up_to_date(loc, tags, text, model):
-        return plan, None
+        return plan
     doc = xmp.parse(emb.xmp) if emb.xmp is not None else xmp.new_doc(f"photocap {_version()}")
     for tag in tags:
         if tag in fields.XMP_PROPERTIES:
@@ -159,10 +171,12 @@ def _plan_embed(
         )
     except MetadataError as exc:
         raise MetadataError(f"{path}: {exc}") from exc
-    return plan, doc
+    return plan
 
 
-def _verify_embed(kind: str, old: bytes, loc: reader.Location, plan: _Plan, text: str):
+def _verify_embed(
+    kind: str, old: bytes, loc: reader.Location, plan: _Plan, text: str
+) -> Callable[[Path], None]:
     """A verifier for the temp file of an embedded write."""
     emb = loc.embedded
     assert emb is not None
@@ -203,7 +217,7 @@ def _verify_embed(kind: str, old: bytes, loc: reader.Location, plan: _Plan, text
 
 def _plan_sidecar(
     path: Path, loc: reader.Location | None, side: Path, text: str, model: str | None
-) -> tuple[_Plan, xmp.XmpDoc | None]:
+) -> _Plan:
     if loc is not None and "XMP" in loc.problems:
         raise MetadataError(f"{side}: the existing sidecar can't be merged: {loc.problems['XMP']}")
     if not _writable(side.parent):
@@ -213,7 +227,7 @@ def _plan_sidecar(
     tags = fields.tags_for("sidecar", block_present={}, windows=False)
     plan = _Plan("sidecar", side, tags)
     if _up_to_date(loc, tags, text, model):
-        return plan, None
+        return plan
     doc = loc.doc if loc is not None and loc.doc is not None else None
     if doc is None:
         doc = xmp.new_doc(f"photocap {_version()}")
@@ -224,10 +238,12 @@ def _plan_sidecar(
         xmp.set_value(doc, fields.XMP_PROPERTIES[tag], text)
     plan.tags = tags + _provenance(doc, text, model)
     plan.data = xmp.serialize(doc)
-    return plan, doc
+    return plan
 
 
-def _verify_sidecar(loc: reader.Location | None, plan: _Plan, text: str):
+def _verify_sidecar(
+    loc: reader.Location | None, plan: _Plan, text: str
+) -> Callable[[Path], None]:
     old_props = xmp.properties(loc.doc) if loc is not None and loc.doc is not None else {}
     changing = {xmp.key_of(fields.XMP_PROPERTIES[t]) for t in plan.tags}
 
@@ -313,15 +329,15 @@ def write_caption(
         )
     embedded = next((loc for loc in locations if loc.name == "embedded"), None)
     side_loc = next((loc for loc in locations if loc.name == "sidecar"), None)
-    choice, _why = _choose_target(target, real, kind, embedded)
+    choice, _why_not_embedded = _choose_target(target, real, kind, embedded)
     if choice == "embed":
         assert data is not None and embedded is not None
-        plan, _doc = _plan_embed(real, kind, data, embedded, text, write_windows_fields, model)
+        plan = _plan_embed(real, kind, data, embedded, text, write_windows_fields, model)
         verify = _verify_embed(kind, data, embedded, plan, text) if plan.data else None
     else:
         side = sidecar.target(real, sidecar_name)
         expected = atomic.signature(side)
-        plan, _doc = _plan_sidecar(real, side_loc, side, text, model)
+        plan = _plan_sidecar(real, side_loc, side, text, model)
         verify = _verify_sidecar(side_loc, plan, text) if plan.data else None
     result = WriteReport(str(given), plan.target, str(plan.written), list(plan.tags), dry_run=dry_run)
     if plan.data is None:
@@ -335,5 +351,7 @@ def write_caption(
         atomic.replace(plan.written, plan.data, verify=verify, expected=expected, keep_mtime=keep_mtime)
     except MetadataError as exc:
         message = str(exc)
-        raise MetadataError(message if message.startswith(str(plan.written)) else f"{given}: {message}") from exc
+        if not message.startswith(str(plan.written)):
+            message = f"{given}: {message}"
+        raise MetadataError(message) from exc
     return result
