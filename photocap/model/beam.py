@@ -62,7 +62,7 @@ def beam_search(
     finished: list[list[Hypothesis]] = [[] for _ in range(b)]
     done = torch.zeros(b, dtype=torch.bool, device=device)
 
-    def rank(h: Hypothesis) -> float:
+    def ranking(h: Hypothesis) -> float:
         return h.logprob / (len(h.tokens) + 1) ** length_penalty
 
     for t in range(max_len + 1):
@@ -85,12 +85,13 @@ def beam_search(
             if done[i]:
                 continue
             alive = 0
-            for s, bi, wi in zip(top_scores_l[i], beam_l[i], word_l[i]):
+            for rank, (s, bi, wi) in enumerate(zip(top_scores_l[i], beam_l[i], word_l[i])):
                 if s == float("-inf"):
                     break
                 row = i * k + bi
                 if wi == end_id:
-                    if len(finished[i]) < k:
+                    # An ending only counts if it ranks among the K best candidates of this step.
+                    if rank < k and len(finished[i]) < k:
                         finished[i].append(Hypothesis(history[row].tolist(), s))
                 elif alive < k:
                     next_scores[i, alive], next_rows[i, alive], next_words[i, alive] = s, row, wi
@@ -106,7 +107,7 @@ def beam_search(
         tokens = next_words.view(-1)
         history = torch.cat([history.index_select(0, rows), tokens.unsqueeze(1)], dim=1)
         scores = next_scores
-    return [max(f, key=rank) if f else Hypothesis([], float("-inf")) for f in finished]
+    return [max(f, key=ranking) if f else Hypothesis([], float("-inf")) for f in finished]
 
 
 def sample(
