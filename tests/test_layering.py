@@ -1,0 +1,86 @@
+"""The architecture's arrows, checked on the real import graph.
+
+Dynamic checks import a module in a fresh interpreter and look at sys.modules;
+the static check reads every module's imports (including lazy ones inside
+functions) with ast.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "photocap"
+
+
+def loaded_after_import(module: str) -> set[str]:
+    code = f"import sys, json, {module}; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(json.loads(out.stdout))
+
+
+@pytest.mark.parametrize("module", ["photocap", "photocap.settings", "photocap.cli", "photocap.index.store",
+                                    "photocap.metadata.writer", "photocap.metadata.reader", "photocap.scan"])
+def test_light_modules_do_not_load_torch_or_qt(module):
+    loaded = loaded_after_import(module)
+    assert "torch" not in loaded
+    assert not any(m.startswith("PySide6") for m in loaded)
+
+
+def test_model_package_imports_nothing_else_of_photocap():
+    loaded = loaded_after_import("photocap.model.checkpoint")
+    ours = {m for m in loaded if m.startswith("photocap.")}
+    assert ours <= {m for m in ours if m.startswith("photocap.model")}, ours
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    return ".".join(p for p in rel.parts if p != "__init__")
+
+
+RULES = [
+    # (modules the rule applies to, forbidden import prefixes)
+    ("photocap.model", ("photocap.errors", "photocap.records", "photocap.settings", "photocap.index",
+                        "photocap.metadata", "photocap.pipeline", "photocap.inference", "photocap.training",
+                        "photocap.cli", "photocap.gui", "click", "sqlite3", "sqlite_utils", "PySide6")),
+    ("photocap.index", ("torch", "torchvision", "photocap.model", "photocap.inference", "photocap.metadata",
+                        "PySide6")),
+    ("photocap.metadata", ("torch", "torchvision", "photocap.model", "photocap.inference", "photocap.index",
+                           "PySide6")),
+    ("photocap.training", ("photocap.index", "photocap.metadata", "photocap.pipeline", "photocap.cli",
+                           "photocap.gui", "PySide6")),
+    ("photocap.", ("photocap.cli",)),  # nothing imports the CLI ...
+]
+
+
+def test_static_import_rules():
+    problems = []
+    for path in PACKAGE.rglob("*.py"):
+        module = _module_name(path)
+        for prefix, forbidden in RULES:
+            if not (module == prefix or module.startswith(prefix)):
+                continue
+            if prefix == "photocap." and module.startswith("photocap.cli"):
+                continue  # ... except the CLI itself
+            for name in _imports(path):
+                if any(name == f or name.startswith(f + ".") for f in forbidden):
+                    problems.append(f"{module} imports {name}")
+        if not module.startswith(("photocap.gui", "photocap.cli")):
+            problems.extend(f"{module} imports {n}" for n in _imports(path) if n.startswith("photocap.gui"))
+    assert not problems, "\n".join(sorted(problems))
