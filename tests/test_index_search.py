@@ -56,6 +56,15 @@ def test_prefix_matching(index: CaptionIndex) -> None:
     assert found(index, "sprink ") == set()  # a finished word is a whole word
 
 
+def test_whole_word_first_then_prefix(index: CaptionIndex, tmp_path: Path) -> None:
+    index.upsert_photos([PhotoUpdate(str(tmp_path / "ball2.jpg"), 1, 1, caption="a ballerina dancing",
+                                     source="model")])
+    assert found(index, "ball") == {"dogs.jpg"}  # "ball" is a word: no expansion to "ballerina"
+    assert found(index, "baller") == {"ball2.jpg"}  # not a word: expanded
+    assert found(index, "ball*") == {"dogs.jpg", "ball2.jpg"}  # explicit star always expands
+    assert index.count_matches("baller") == 1
+
+
 def test_phrases_or_and_exclusion(index: CaptionIndex) -> None:
     assert found(index, '"red car"') == {"car.jpg"}
     assert found(index, '"car red"') == set()
@@ -108,7 +117,10 @@ def test_quotes_and_operators_are_words(index: CaptionIndex) -> None:
 def test_fts_query_shapes() -> None:
     assert fts_query("") is None and fts_query('"(*:^') is None
     assert fts_query("dogs running") == '"dogs" "running"*'
-    assert fts_query("a b ") == '"a" "b"'
+    assert fts_query("a b ") == '"b"'  # common words go when others remain
+    assert fts_query("a dog on the beach") == '"dog" "beach"*'
+    assert fts_query("the") == '"the"*' and fts_query("the", prefix_last=False) == '"the"'
+    assert fts_query("dog b") == '"dog"'  # a word still being typed, too short to expand
     assert fts_query("cat OR bike") == '("cat") OR ("bike"*)'
     assert fts_query("x OR y") == '("x") OR ("y")'  # too short to expand
     assert fts_query("dog -cat") == '"dog" NOT "cat"'

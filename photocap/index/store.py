@@ -33,12 +33,18 @@ from photocap.index.migrations import MIGRATIONS, migrate
 
 DEFAULT_BUSY_TIMEOUT_S = 10.0
 MIN_PREFIX_LEN = 3  # an unstarred last word is prefix-matched from this length on
+# bm25 costs about a microsecond per matching row; a query matching more rows than this
+# is ranked among its most recently indexed RANK_WINDOW matches (see CaptionIndex.search).
+RANK_WINDOW = 4000
+# Words too common in captions to narrow a search; dropped from a query that has other words.
+STOPWORDS = frozenset(
+    "a an the of on in at to with and is are its it this that by for from near into".split()
+)
 
 _COLUMNS = (
     "id, path, size, mtime_ns, content_hash, width, height, taken_at, camera, caption, "
     "score, model, captioned_at, source, missing, error, indexed_at"
 )
-_P_COLUMNS = ", ".join("p." + c.strip() for c in _COLUMNS.split(","))
 
 
 def utc_now() -> str:
@@ -168,14 +174,16 @@ _QUERY_TOKEN = re.compile(r'"(?P<phrase>[^"]*)"|(?P<neg>(?:^|(?<=\s))-)?(?P<word
 _WORD = re.compile(r"\w+")
 
 
-def fts_query(text: str) -> str | None:
+def fts_query(text: str, *, prefix_last: bool = True) -> str | None:
     """Turn free user text into a safe FTS5 MATCH expression, or ``None`` if it has no words.
 
     Words are ANDed; every word is emitted as a quoted FTS5 string, so nothing
     the user types is parsed as FTS5 syntax. Supported on purpose: ``"exact
     phrase"``, ``word*`` (prefix), ``-word`` (exclude), and ``OR`` between words
-    or phrases. The last plain word is prefix-matched when it has at least
-    three letters (search as you type). Stemming applies to every word.
+    or phrases. With ``prefix_last`` the last plain word is prefix-matched when
+    it has at least three letters (search as you type). Common words ("a",
+    "the", "on" ...) are dropped when other words remain. Stemming applies to
+    every word.
     """
     groups: list[tuple[list[str], list[str]]] = [([], [])]
     pending_not = False
@@ -212,9 +220,16 @@ def fts_query(text: str) -> str | None:
     if last_word_slot is not None and not text[-1:].isspace():
         terms, i = last_word_slot
         if len(terms[i]) - 2 >= MIN_PREFIX_LEN:
-            terms[i] += "*"
+            if prefix_last:
+                terms[i] += "*"
+        elif len(terms) > 1 and _bare(terms[i]) not in STOPWORDS:
+            terms[i] = ""  # a word still being typed, too short to expand: ignore it for now
     parts = []
     for positive, negative in groups:
+        positive[:] = [t for t in positive if t]
+        content = [t for t in positive if _bare(t) not in STOPWORDS]
+        if content:
+            positive[:] = content  # "a dog on the beach" -> dog beach (phrases keep every word)
         if not positive:
             continue  # FTS5 has no pure negation
         expr = " ".join(positive)
@@ -226,6 +241,10 @@ def fts_query(text: str) -> str | None:
     if len(parts) == 1:
         return parts[0]
     return " OR ".join(f"({p})" for p in parts)
+
+
+def _bare(term: str) -> str:
+    return term.rstrip("*").strip('"').lower()
 
 
 def _under_range(under: str | os.PathLike[str]) -> tuple[str, str]:
@@ -398,6 +417,12 @@ class CaptionIndex:
         sql = "SELECT count(*) FROM photos" + ("" if include_missing else " WHERE missing = 0")
         return self._conn.execute(sql).fetchone()[0]
 
+    def has_captions(self) -> bool:
+        """True if any photo has a caption (for "nothing indexed yet" hints)."""
+        return self._conn.execute(
+            "SELECT 1 FROM photos WHERE caption IS NOT NULL LIMIT 1"
+        ).fetchone() is not None
+
     def _under_clause(self, under: str | os.PathLike[str] | None) -> tuple[list[str], list[Any]]:
         if under is None:
             return [], []
@@ -419,29 +444,69 @@ class CaptionIndex:
         ``highlight`` wraps matched words in the snippet, e.g. ``("<b>", "</b>")``
         (captions are not escaped: escape them yourself for HTML, with markers
         you then restore). Missing files are left out unless ``include_missing``.
+
+        Ranking is bm25 (``rank``: lower is better). bm25 first scans the whole
+        index entry of every query word, which at a million captions costs tens
+        of milliseconds for common words; so a query matching more than
+        :data:`RANK_WINDOW` photos (e.g. "dog" in a big library) is instead
+        ranked among its most recently indexed RANK_WINDOW matches, shortest
+        caption first (what bm25 does when every result holds every word), with
+        ``rank`` 0.0. :meth:`count_matches` still counts all matches.
         """
-        match = fts_query(query)
+        match = self._match(query)
         if match is None or limit <= 0:
             return []
-        missing_filter = "" if include_missing else (
+        offset = max(0, offset)
+        filters = "" if include_missing else (
             " AND captions_fts.rowid NOT IN (SELECT id FROM photos WHERE missing = 1)"
         )
-        sql = f"""
-            SELECT {_P_COLUMNS},
-                   snippet(captions_fts, 0, ?, ?, '…', 16) AS snip,
-                   captions_fts.rank
-            FROM captions_fts JOIN photos p ON p.id = captions_fts.rowid
-            WHERE captions_fts MATCH ?{missing_filter}
-            ORDER BY captions_fts.rank
-            LIMIT ? OFFSET ?
-        """
         with self._errors():
-            rows = self._conn.execute(sql, (highlight[0], highlight[1], match, limit, max(0, offset))).fetchall()
-        return [SearchHit(PhotoRecord.from_row(r), r[17], r[18]) for r in rows]
+            # A broad query (more than `window` matches) is ranked among its newest `window`
+            # matches, by caption length: with every query word present, bm25 orders such
+            # rows by length too, and bm25 itself would first scan each word's whole doclist.
+            window = max(RANK_WINDOW, 4 * (offset + limit))
+            floor = self._conn.execute(
+                "SELECT rowid FROM captions_fts WHERE captions_fts MATCH ? "
+                "ORDER BY rowid DESC LIMIT 1 OFFSET ?",
+                (match, window - 1),
+            ).fetchone()
+            if floor is None:
+                rank, order, join = "captions_fts.rank", "captions_fts.rank", ""
+                args: tuple[Any, ...] = (match,)
+            else:
+                rank, order = "0.0", "length(p.caption), p.id DESC"
+                join = " JOIN photos p ON p.id = captions_fts.rowid"
+                filters += " AND captions_fts.rowid >= ?"
+                args = (match, floor[0])
+            top = self._conn.execute(
+                f"SELECT captions_fts.rowid, {rank} FROM captions_fts{join} "
+                f"WHERE captions_fts MATCH ?{filters} ORDER BY {order} LIMIT ? OFFSET ?",
+                (*args, limit, offset),
+            ).fetchall()
+            if not top:
+                return []
+            # Snippets and records for the page only (a snippet costs as much as a rank).
+            marks = ",".join("?" * len(top))
+            ids = [t[0] for t in top]
+            snippet_sql = (
+                "SELECT snippet(captions_fts, 0, ?, ?, '…', 16) FROM captions_fts "
+                "WHERE captions_fts MATCH ? AND rowid = ?"
+            )
+            snippets = {}
+            for i in ids:  # one seek each; FTS5 does not narrow a MATCH by a rowid IN list
+                row = self._conn.execute(snippet_sql, (highlight[0], highlight[1], match, i)).fetchone()
+                if row:
+                    snippets[i] = row[0]
+            records = {
+                r[0]: PhotoRecord.from_row(r)
+                for r in self._conn.execute(f"SELECT {_COLUMNS} FROM photos WHERE id IN ({marks})", ids)
+            }
+        return [SearchHit(records[i], snippets.get(i, records[i].caption or ""), float(r))
+                for i, r in top if i in records]
 
     def count_matches(self, query: str, *, include_missing: bool = False) -> int:
         """How many photos :meth:`search` would find for ``query`` without a limit."""
-        match = fts_query(query)
+        match = self._match(query)
         if match is None:
             return 0
         missing_filter = "" if include_missing else (
@@ -451,6 +516,20 @@ class CaptionIndex:
             return self._conn.execute(
                 f"SELECT count(*) FROM captions_fts WHERE captions_fts MATCH ?{missing_filter}", (match,)
             ).fetchone()[0]
+
+    def _match(self, query: str) -> str | None:
+        """The FTS5 expression for ``query``: the last word is prefix-matched only if,
+        as a whole word, it finds nothing (prefix expansion reads every posting of
+        every word it expands to, which is slow for common words)."""
+        exact = fts_query(query, prefix_last=False)
+        expanded = fts_query(query, prefix_last=True)
+        if exact is None or exact == expanded:
+            return expanded
+        with self._errors():
+            found = self._conn.execute(
+                "SELECT 1 FROM captions_fts WHERE captions_fts MATCH ? LIMIT 1", (exact,)
+            ).fetchone()
+        return exact if found else expanded
 
     # --------------------------------------------------------------- writing
     def upsert_photos(self, updates: Iterable[PhotoUpdate], *, force: bool = False) -> int:
