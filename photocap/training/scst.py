@@ -1,0 +1,75 @@
+"""Self-critical sequence training (Rennie et al. 2017) with a CIDEr-D reward.
+
+For each image, ``scst_samples`` captions are sampled; each one's advantage is
+its CIDEr-D minus the mean CIDEr-D of the image's other samples (the baseline
+of Luo 2020, which needs no extra greedy decode). The loss is the
+advantage-weighted negative log-probability of the samples.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from photocap.model.beam import sample
+from photocap.model.checkpoint import save_model
+from photocap.model.network import CaptionModel
+from photocap.training.datasets import CaptionedImage
+from photocap.training.metrics import CiderD
+
+IMAGES_PER_BATCH = 16
+
+
+def self_critical(model: CaptionModel, train_items: Sequence[CaptionedImage], train_feats: torch.Tensor,
+                  dev_items: Sequence[CaptionedImage], dev_feats: torch.Tensor, cfg: Any, out_dir: Path,
+                  best_path: Path, best: float, *, device: torch.device,
+                  emit: Callable[[dict[str, Any]], None]) -> float:
+    """Fine-tune ``model.decoder`` for ``cfg.scst_epochs`` epochs; returns the best dev CIDEr."""
+    from photocap.training.loop import evaluate_features
+
+    vocab = model.vocab
+    cider = CiderD({it.key: list(it.captions) for it in train_items})
+    params = [p for p in model.decoder.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=cfg.scst_lr)
+    n = cfg.scst_samples
+    steps = (len(train_items) + IMAGES_PER_BATCH - 1) // IMAGES_PER_BATCH
+    for epoch in range(cfg.scst_epochs):
+        started = time.monotonic()
+        order = torch.randperm(len(train_items), generator=torch.Generator().manual_seed(cfg.seed + 7919 * epoch))
+        rewards_seen: list[float] = []
+        model.decoder.train()
+        for b in range(steps):
+            idx = order[b * IMAGES_PER_BATCH : (b + 1) * IMAGES_PER_BATCH]
+            feats = train_feats[idx].to(device).float().repeat_interleave(n, dim=0)  # (B*n, P, C)
+            ids, logprob = sample(model.decoder, feats, start_id=vocab.start_id, end_id=vocab.end_id,
+                                  pad_id=vocab.pad_id, banned_ids=model.banned_ids, max_len=model.cfg.max_len)
+            texts = [vocab.decode(row) for row in ids.tolist()]
+            keys = [train_items[i].key for i in idx.tolist() for _ in range(n)]
+            reward = torch.tensor(cider.score(keys, texts), device=device).view(-1, n)  # (B, n)
+            baseline = (reward.sum(dim=1, keepdim=True) - reward) / (n - 1)  # (B, n)
+            advantage = (reward - baseline).view(-1)  # (B*n,)
+            loss = -(advantage * logprob).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            optimizer.step()
+            rewards_seen.append(reward.mean().item())
+            emit({"phase": "train", "epoch": f"scst {epoch + 1}", "epochs": cfg.scst_epochs, "done": b + 1,
+                  "total": steps, "loss": rewards_seen[-1]})
+        scores, predictions = evaluate_features(model, dev_items, dev_feats, beam=cfg.val_beam, device=device)
+        improved = scores.get("CIDEr", 0.0) > best
+        if improved:
+            best = scores["CIDEr"]
+            save_model(model, best_path, half=False, info={"dev_scores": scores, "scst_epoch": epoch + 1})
+        record = {"epoch": f"scst-{epoch + 1}", "train_reward": sum(rewards_seen) / max(1, len(rewards_seen)),
+                  "dev": scores, "best": improved, "seconds": round(time.monotonic() - started, 1),
+                  "samples": {k: predictions[k] for k in list(predictions)[:3]}}
+        with open(out_dir / "log.jsonl", "a", encoding="utf-8") as log:
+            log.write(json.dumps(record) + "\n")
+        emit({"phase": "epoch", "train_loss": -record["train_reward"], **record})
+    return best
