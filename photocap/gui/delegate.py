@@ -78,6 +78,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
             size = pixmap.size().scaled(box.size(), Qt.AspectRatioMode.KeepAspectRatio)
             target = QRect(0, 0, size.width(), size.height())
             target.moveCenter(box.center())
+            target.moveBottom(box.bottom())  # sit on the caption, like a file manager
             painter.drawPixmap(target, pixmap)
         else:
             painter.setPen(Qt.PenStyle.NoPen)

@@ -55,6 +55,16 @@ def format_date(taken_at: str | None) -> str:
         return taken_at
 
 
+def format_bytes(n: int) -> str:
+    """1536 -> "1.5 KB" (decimal units, as file managers show)."""
+    size = float(n)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
+
+
 def format_source(record: PhotoRecord) -> str:
     if record.source == "user":
         return "yours (the model never replaces it)"
@@ -234,8 +244,8 @@ class DetailPanel(QWidget):
         self.score_label.setText(format_score(record))
         self.date_label.setText(format_date(record.taken_at))
         self.camera_label.setText(record.camera or "unknown")
-        self.size_label.setText(f"{record.width} × {record.height} px, {record.size / 1e6:.1f} MB"
-                                if record.width and record.height else f"{record.size / 1e6:.1f} MB")
+        pixels = f"{record.width} × {record.height} px, " if record.width and record.height else ""
+        self.size_label.setText(pixels + format_bytes(record.size))
         self.path_label.setText(record.path)
         self.path_label.setToolTip(record.path)
         if not same:
