@@ -37,16 +37,13 @@ def default_db_path() -> Path:
 
 
 def bundled_models_dir() -> Path:
-    """The folder holding the bundled model, from an installed wheel or from a checkout."""
-    try:
-        from importlib.resources import files
-
-        installed = Path(str(files("photocap.bundled")))
-        if (installed / DEFAULT_MODEL_FILE).exists():
-            return installed
-    except (ModuleNotFoundError, TypeError):
-        pass
-    return Path(__file__).resolve().parent.parent / "models"
+    """The folder holding the bundled model: ``photocap/bundled`` in an installed wheel
+    (pyproject maps ``models/`` there), else ``models/`` of a source checkout."""
+    here = Path(__file__).resolve().parent
+    installed = here / "bundled"
+    if (installed / DEFAULT_MODEL_FILE).exists():
+        return installed
+    return here.parent / "models"
 
 
 def default_model_path() -> Path:
