@@ -256,10 +256,12 @@ def test_empty_state_then_add_folder_indexes_with_progress(qtbot, make_window, t
 
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(photo_dir))
     seen: list = []
+    shown: list[int] = []  # grid rows after each progress report (the window's slot runs first)
     qtbot.mouseClick(window.empty_add_button, Qt.MouseButton.LeftButton)
     worker = window.worker
     assert worker is not None
     worker.progress.connect(seen.append)
+    worker.progress.connect(lambda _p: shown.append(window.model.rowCount()))
     assert window.progress_bar.isVisible() and window.cancel_button.isVisible()
     assert not window.add_button.isEnabled()
     search_ok = window.search_box.isEnabled()  # the UI stays usable while indexing
@@ -270,6 +272,7 @@ def test_empty_state_then_add_folder_indexes_with_progress(qtbot, make_window, t
     assert window.last_result is not None and not window.last_result.stopped
     assert window.last_result.captioned == 4
     assert any(p.phase == "index" and p.total == 4 for p in seen)
+    assert any(n > 0 for n in shown)  # results appeared while indexing, before it finished
     assert seen and seen[-1].done == 4
     assert not window.progress_bar.isVisible()
     assert not window.banner.isVisible()
