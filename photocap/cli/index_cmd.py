@@ -1,0 +1,368 @@
+"""``photocap index``, ``search``, ``prune`` and ``db``: the library index from the command line.
+
+Only click, tqdm and the index are imported here at module level; the pipeline
+(and through it torch) is imported inside ``index``, so ``photocap search``
+stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from photocap.cli._common import (
+    batch_size_option,
+    db_option,
+    device_option,
+    echo_json,
+    json_option,
+    model_option,
+    resolve_db,
+    user_errors,
+    warn,
+)
+
+if TYPE_CHECKING:
+    from photocap.index.store import SearchHit
+    from photocap.pipeline import IndexSummary, Progress
+
+MAX_LISTED_FAILURES = 20
+
+
+# --------------------------------------------------------------------------- index
+
+
+@click.command()
+@click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@db_option
+@batch_size_option
+@click.option(
+    "--workers",
+    type=click.IntRange(0, 64),
+    default=None,
+    help="Image decoding processes. Default: one per CPU but one (at most 8); 0 decodes in this process.",
+)
+@device_option
+@model_option
+@click.option("--exclude", multiple=True, metavar="GLOB",
+              help="Skip files and folders matching GLOB (name, path below FOLDER, or absolute path). Repeatable.")
+@click.option("--follow-symlinks", is_flag=True, help="Follow symbolic links (link loops are detected).")
+@click.option("--recaption", is_flag=True,
+              help="Caption unchanged photos again (e.g. after changing --model). Keeps your own captions.")
+@click.option("--force", is_flag=True, help="With --recaption: replace captions you wrote or edited too.")
+@click.option("--write-metadata", is_flag=True,
+              help="Also write each new caption into the photo (description and alt-text; see `photocap write`).")
+@json_option
+def index(
+    folders: tuple[Path, ...],
+    db_path: Path | None,
+    batch_size: int,
+    workers: int | None,
+    device: str,
+    model_path: Path | None,
+    exclude: tuple[str, ...],
+    follow_symlinks: bool,
+    recaption: bool,
+    force: bool,
+    write_metadata: bool,
+    as_json: bool,
+) -> None:
+    """Caption every photo under FOLDERS into the index, incrementally.
+
+    Photos whose path, size and modification time are unchanged since the last
+    run cost one `stat` and are not read. New and changed photos are captioned;
+    a moved or renamed photo keeps its caption (and your edits); deleted photos
+    are flagged missing, and removed from the index if still gone next time.
+    A description someone already wrote into a photo is kept as its caption.
+    Ctrl-C is safe: rerun to continue.
+
+    \b
+    Examples:
+      photocap index ~/Pictures
+      photocap index ~/Pictures /media/usb/DCIM --exclude 'Screenshots' --exclude '*.gif'
+      photocap index ~/Pictures --recaption --model better.safetensors
+      photocap index ~/Pictures --json | jq -r 'select(.event=="captioned") | .caption'
+    """
+    from photocap.index.store import CaptionIndex
+    from photocap.pipeline import IndexOptions, default_captioner_factory, index_folders
+
+    if force and not recaption:
+        raise click.UsageError("--force only makes sense with --recaption.")
+    options = IndexOptions(
+        batch_size=batch_size,
+        workers=workers,
+        exclude=exclude,
+        follow_symlinks=follow_symlinks,
+        recaption=recaption,
+        force=force,
+        write_metadata=write_metadata,
+    )
+    factory = default_captioner_factory(model_path, device=device)
+    reporter = _IndexReporter(as_json)
+    with user_errors():
+        try:
+            with CaptionIndex.open(resolve_db(db_path)) as idx:
+                summary = index_folders(folders, idx, factory, options, on_progress=reporter)
+        finally:
+            reporter.close()
+        reporter.finish(summary)
+
+
+class _IndexReporter:
+    """Progress callback: a tqdm bar on stderr, or JSON events on stdout."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.bar: Any = None
+        self.failures_seen = 0
+
+    def __call__(self, p: Progress) -> None:
+        if self.as_json:
+            for c in p.captions:
+                echo_json({"event": "captioned", **c.to_dict()})
+            for f in p.summary.failures[self.failures_seen:]:
+                echo_json({"event": "failed", "path": f.path, "reason": f.reason})
+            self.failures_seen = len(p.summary.failures)
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=None, unit="file", desc="Scanning", file=sys.stderr, dynamic_ncols=True,
+                            disable=None, leave=False)
+        if p.phase == "scan":
+            self.bar.set_postfix_str(f"{p.scanned} found", refresh=False)
+            self.bar.refresh()
+            return
+        if self.bar.total != p.total:
+            self.bar.reset(total=p.total)
+            self.bar.set_description("Captioning")
+        self.bar.set_postfix_str(
+            f"{p.summary.captioned} captioned, {p.summary.failed} failed", refresh=False
+        )
+        self.bar.update(p.done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def finish(self, s: IndexSummary) -> None:
+        if self.as_json:
+            for f in s.failures[self.failures_seen:]:
+                echo_json({"event": "failed", "path": f.path, "reason": f.reason})
+            echo_json({"event": "summary", **s.to_dict()})
+            return
+        for f in s.failures[:MAX_LISTED_FAILURES]:
+            warn(f"failed: {f.path}: {f.reason}")
+        if len(s.failures) > MAX_LISTED_FAILURES:
+            warn(f"... and {len(s.failures) - MAX_LISTED_FAILURES} more failures (see --json).")
+        for f in s.write_failures[:MAX_LISTED_FAILURES]:
+            warn(f"metadata not written: {f.path}: {f.reason}")
+        for path, reason in s.scan_errors[:MAX_LISTED_FAILURES]:
+            warn(f"could not read folder: {path}: {reason}")
+        click.echo(format_summary(s))
+
+
+def format_summary(s: IndexSummary) -> str:
+    """One or two lines a person reads at the end of ``photocap index``."""
+    parts = [f"{s.new} new", f"{s.changed} changed", f"{s.unchanged} unchanged", f"{s.moved} moved",
+             f"{s.failed} failed"]
+    line = f"{'Stopped after' if s.stopped else 'Indexed'} {s.scanned} photos in {s.elapsed_s:.1f} s: " + ", ".join(parts) + "."
+    extra = []
+    if s.captioned:
+        extra.append(f"{s.captioned} captioned by {s.model}")
+    if s.adopted:
+        extra.append(f"{s.adopted} descriptions found in files kept as yours")
+    if s.reused:
+        extra.append(f"{s.reused} kept their caption (same content)")
+    if s.written:
+        extra.append(f"{s.written} written into files")
+    if s.missing:
+        extra.append(f"{s.missing} missing (run again or `photocap prune` to remove)")
+    if s.pruned:
+        extra.append(f"{s.pruned} removed (gone since an earlier run)")
+    if s.unsupported:
+        extra.append(f"{s.unsupported} HEIC/HEIF skipped (install the 'heif' extra: pip install 'photocap[heif]')")
+    return line + ("\n" + "; ".join(extra) + "." if extra else "")
+
+
+# --------------------------------------------------------------------------- search
+
+
+@click.command()
+@click.argument("query", nargs=-1, required=True)
+@db_option
+@click.option("--limit", type=click.IntRange(1, 100_000), default=20, show_default=True,
+              help="Show at most this many photos, best first.")
+@json_option
+@click.option("--paths-only", is_flag=True, help="Print only paths, one per line (for xargs and image viewers).")
+def search(query: tuple[str, ...], db_path: Path | None, limit: int, as_json: bool, paths_only: bool) -> None:
+    """Find photos whose caption matches QUERY, best match first.
+
+    Words match other forms of themselves ("dogs running" finds "a dog runs");
+    the last word also matches as a prefix ("sun" finds "sunset"). Use "quotes"
+    for an exact phrase, OR between alternatives, and -word to exclude a word.
+    Any text is safe to type.
+
+    \b
+    Examples:
+      photocap search dog on a beach
+      photocap search '"red car"' OR bicycle
+      photocap search cat -sofa --limit 5
+      photocap search sunset --paths-only | xargs -d '\\n' eog
+      photocap search birthday --json | jq -r .path
+    """
+    from photocap.index.store import CaptionIndex
+
+    text = " ".join(query)
+    with user_errors(), CaptionIndex.open(resolve_db(db_path), create=False) as idx:
+        hits = idx.search(text, limit=limit, highlight=_markers(as_json or paths_only))
+        total = idx.count_matches(text) if len(hits) == limit else len(hits)
+        empty_index = not hits and not idx.has_captions()
+    if not hits:
+        hint = " The index has no captions yet: run `photocap index FOLDER`." if empty_index else ""
+        warn(f"No photos match {text!r}.{hint}")
+        return
+    for hit in hits:
+        _print_hit(hit, as_json, paths_only)
+    if total > len(hits) and not (as_json or paths_only):
+        warn(f"Showing {len(hits)} of {total} matches; use --limit to see more.")
+
+
+def _markers(plain: bool) -> tuple[str, str]:
+    if plain or not sys.stdout.isatty() or os.environ.get("NO_COLOR"):
+        return ("[", "]")
+    return ("\x1b[1;33m", "\x1b[0m")
+
+
+def _print_hit(hit: SearchHit, as_json: bool, paths_only: bool) -> None:
+    if paths_only:
+        click.echo(hit.record.path)
+    elif as_json:
+        r = hit.record
+        echo_json({
+            "path": r.path, "caption": r.caption, "snippet": hit.snippet, "rank": round(hit.rank, 4),
+            "source": r.source, "score": r.score, "model": r.model, "taken_at": r.taken_at,
+            "camera": r.camera, "width": r.width, "height": r.height, "id": r.id,
+        })
+    else:
+        click.echo(click.style(hit.record.path, bold=True))
+        click.echo(f"    {hit.snippet}" + ("  (yours)" if hit.record.source == "user" else ""))
+
+
+# --------------------------------------------------------------------------- prune
+
+
+@click.command()
+@click.argument("folders", nargs=-1, type=click.Path(path_type=Path))
+@db_option
+@click.option("--gone-folders", is_flag=True,
+              help="Also remove photos whose whole folder is gone (by default they are kept, "
+                   "in case it is an unmounted drive).")
+@click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+@json_option
+def prune(folders: tuple[Path, ...], db_path: Path | None, gone_folders: bool, dry_run: bool,
+          as_json: bool) -> None:
+    """Remove photos whose files no longer exist from the index (below FOLDERS, or all).
+
+    Their captions go too, including ones you wrote; a photo that was only
+    moved keeps its caption if you index its new folder before pruning.
+
+    \b
+    Examples:
+      photocap prune --dry-run
+      photocap prune ~/Pictures/old-phone
+    """
+    from photocap.index.store import CaptionIndex
+
+    with user_errors(), CaptionIndex.open(resolve_db(db_path), create=False) as idx:
+        records = [r for under in (folders or (None,)) for r in idx.iter_photos(under)]
+        gone, kept_folders = [], 0
+        for r in records:
+            if os.path.lexists(r.path):
+                continue
+            if not gone_folders and not os.path.isdir(os.path.dirname(r.path)):
+                kept_folders += 1
+                continue
+            gone.append(r.path)
+        if not dry_run:
+            removed = idx.delete(gone)
+        else:
+            removed = len(gone)
+    if as_json:
+        echo_json({"removed": removed, "dry_run": dry_run, "kept_missing_folders": kept_folders,
+                   "paths": gone})
+        return
+    verb = "Would remove" if dry_run else "Removed"
+    click.echo(f"{verb} {removed} photo{'s' if removed != 1 else ''} whose files are gone.")
+    if kept_folders:
+        warn(f"Kept {kept_folders} photos whose folder is not there (an unmounted drive?); "
+             "pass --gone-folders to remove them too.")
+
+
+# --------------------------------------------------------------------------- db
+
+
+@click.group()
+def db() -> None:
+    """Where the index is, what is in it, and backups.
+
+    \b
+    Examples:
+      photocap db path
+      photocap db status --json
+      photocap db backup ~/photocap-index-backup.db
+    """
+
+
+@db.command("path")
+@db_option
+def db_path_cmd(db_path: Path | None) -> None:
+    """Print the index database's path ($PHOTOCAP_DB or --db override the default)."""
+    click.echo(str(resolve_db(db_path)))
+
+
+@db.command("status")
+@db_option
+@json_option
+def db_status(db_path: Path | None, as_json: bool) -> None:
+    """Counts (captions by source, missing, failed), model ids and size of the index."""
+    from photocap.index.store import CaptionIndex
+
+    with user_errors(), CaptionIndex.open(resolve_db(db_path), create=False) as idx:
+        s = idx.stats()
+    if as_json:
+        echo_json(s)
+        return
+    click.echo(f"Index:     {s['path']}")
+    click.echo(f"Photos:    {s['photos']} ({s['model_captions']} captioned by a model, "
+               f"{s['user_captions']} by you, {s['uncaptioned']} without a caption)")
+    click.echo(f"Missing:   {s['missing']}    Failed: {s['failed']}")
+    models = ", ".join(f"{m} ({n})" for m, n in s["models"].items()) or "none"
+    click.echo(f"Models:    {models}")
+    click.echo(f"Size:      {_human_bytes(s['db_bytes'] + s['wal_bytes'])}")
+
+
+@db.command("backup")
+@click.argument("dest", type=click.Path(path_type=Path))
+@db_option
+def db_backup(dest: Path, db_path: Path | None) -> None:
+    """Copy the index to DEST safely, even while it is being written."""
+    from photocap.index.store import CaptionIndex
+
+    with user_errors(), CaptionIndex.open(resolve_db(db_path), create=False) as idx:
+        target = idx.backup(dest)
+    click.echo(f"Backed up the index to {target}.")
+
+
+def _human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
