@@ -265,10 +265,8 @@ def test_empty_state_then_add_folder_indexes_with_progress(qtbot, make_window, t
     assert window.progress_bar.isVisible() and window.cancel_button.isVisible()
     assert not window.add_button.isEnabled()
     search_ok = window.search_box.isEnabled()  # the UI stays usable while indexing
-    with qtbot.waitSignal(worker.finished, timeout=INDEX_WAIT_MS):
-        pass
+    qtbot.waitUntil(lambda: window.worker is None, timeout=INDEX_WAIT_MS)  # finished and cleaned up
     assert search_ok
-    qtbot.waitUntil(lambda: window.worker is None, timeout=WAIT_MS)
     assert window.last_result is not None and not window.last_result.stopped
     assert window.last_result.captioned == 4
     assert any(p.phase == "index" and p.total == 4 for p in seen)
@@ -284,7 +282,20 @@ def test_empty_state_then_add_folder_indexes_with_progress(qtbot, make_window, t
     assert len(records) == 4 and all(r.caption and r.source == "model" for r in records)
 
 
-def test_cancel_stops_indexing(qtbot, make_window, tmp_path, photo_dir, tiny_model_path):
+def test_cancel_stops_indexing(qtbot, make_window, tmp_path, photo_dir, tiny_model_path, monkeypatch):
+    import threading
+
+    from photocap import pipeline
+
+    # Hold the run at its start until Cancel was clicked, so a fast run cannot finish first.
+    gate = threading.Event()
+    real_index_folders = pipeline.index_folders
+
+    def gated(*args, **kwargs):
+        gate.wait(60)
+        return real_index_folders(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "index_folders", gated)
     db = tmp_path / "index.db"
     window = make_window(db, model_path=tiny_model_path)
     worker = window.start_indexing([photo_dir])
@@ -292,9 +303,8 @@ def test_cancel_stops_indexing(qtbot, make_window, tmp_path, photo_dir, tiny_mod
     qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
     assert "Cancelling" in window.index_label.text()
     assert not window.cancel_button.isEnabled()
-    with qtbot.waitSignal(worker.finished, timeout=INDEX_WAIT_MS):
-        pass
-    qtbot.waitUntil(lambda: window.worker is None, timeout=WAIT_MS)
+    gate.set()
+    qtbot.waitUntil(lambda: window.worker is None, timeout=INDEX_WAIT_MS)
     assert window.last_result is not None and window.last_result.stopped
     assert "cancelled" in window.statusBar().currentMessage()
     assert window.add_button.isEnabled()
@@ -320,9 +330,7 @@ def test_missing_model_shows_a_message(qtbot, make_window, tmp_path, photo_dir):
     window = make_window(tmp_path / "index.db", model_path=tmp_path / "no-such-model.safetensors")
     worker = window.start_indexing([photo_dir])
     assert worker is not None
-    with qtbot.waitSignal(worker.finished, timeout=INDEX_WAIT_MS):
-        pass
-    qtbot.waitUntil(lambda: window.worker is None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=INDEX_WAIT_MS)
     assert window.banner.isVisible()
     assert window.banner.kind == "error"
     assert "Indexing stopped" in window.banner.text()
