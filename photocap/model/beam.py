@@ -27,10 +27,12 @@ def _reorder(state: State, index: torch.Tensor) -> State:
     return {k: v.index_select(0, index) for k, v in state.items()}
 
 
-def _mask_banned(logp: torch.Tensor, banned: tuple[int, ...]) -> torch.Tensor:
+def _log_probs(logits: torch.Tensor, banned: tuple[int, ...]) -> torch.Tensor:
+    """Log-softmax over the vocabulary with ``banned`` ids at -inf (out of place: safe under autograd)."""
+    logits = logits.float()
     if banned:
-        logp[:, list(banned)] = float("-inf")
-    return logp
+        logits = logits.index_fill(1, torch.tensor(banned, device=logits.device), float("-inf"))
+    return logits.log_softmax(dim=-1)
 
 
 @torch.no_grad()
@@ -67,7 +69,7 @@ def beam_search(
 
     for t in range(max_len + 1):
         logits, state = decoder.step(tokens, state)  # (B*K, V)
-        logp = _mask_banned(logits.float().log_softmax(dim=-1), banned_ids)  # (B*K, V)
+        logp = _log_probs(logits, banned_ids)  # (B*K, V)
         if t == max_len:  # out of room: only <end> may follow
             forced = torch.full_like(logp, float("-inf"))
             forced[:, end_id] = logp[:, end_id]
@@ -134,7 +136,7 @@ def sample(
     out = []
     for _ in range(max_len + 1):
         logits, state = decoder.step(tokens, state)  # (N, V)
-        logp = _mask_banned(logits.float().log_softmax(dim=-1), banned_ids)
+        logp = _log_probs(logits, banned_ids)
         tokens = torch.multinomial((logp / temperature).softmax(dim=-1), 1).squeeze(1)  # (N,)
         total = total + logp.gather(1, tokens.unsqueeze(1)).squeeze(1) * alive
         tokens = torch.where(alive, tokens, torch.full_like(tokens, pad_id))

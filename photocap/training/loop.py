@@ -217,6 +217,8 @@ def train(
 
     step, epoch, best, bad_epochs = 0, 0, -1.0, 0
     history: list[dict[str, Any]] = []
+    # Re-seed after the feature cache: building it (or not, when it exists) must not change the run.
+    torch.manual_seed(cfg.seed)
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         step, epoch = int(state["step"]), int(state["epoch"])
