@@ -112,6 +112,7 @@ def beam_search(
     return [max(f, key=ranking) if f else Hypothesis([], float("-inf")) for f in finished]
 
 
+@torch.no_grad()
 def sample(
     decoder: Decoder,
     feats: torch.Tensor,
@@ -122,26 +123,34 @@ def sample(
     banned_ids: tuple[int, ...] = (),
     max_len: int = 20,
     temperature: float = 1.0,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sample one caption per row of ``feats`` (N, P, C), with gradients.
+) -> torch.Tensor:
+    """Sample one caption per row of ``feats`` (N, P, C): ids (N, T), <end> included, then ``pad_id``.
 
-    Returns ids (N, T) padded with ``pad_id`` after <end>, and the summed
-    log-probability of each sampled caption (N,).
+    No gradients: score the samples afterwards with ``sequence_logprob``, one
+    parallel teacher-forced pass instead of a graph through every step.
     """
     n = feats.size(0)
     state = decoder.init_state(feats)
     tokens = torch.full((n,), start_id, dtype=torch.long, device=feats.device)
     alive = torch.ones(n, dtype=torch.bool, device=feats.device)
-    total = feats.new_zeros(n)
     out = []
     for _ in range(max_len + 1):
         logits, state = decoder.step(tokens, state)  # (N, V)
-        logp = _log_probs(logits, banned_ids)
-        tokens = torch.multinomial((logp / temperature).softmax(dim=-1), 1).squeeze(1)  # (N,)
-        total = total + logp.gather(1, tokens.unsqueeze(1)).squeeze(1) * alive
+        probs = (_log_probs(logits, banned_ids) / temperature).softmax(dim=-1)
+        tokens = torch.multinomial(probs, 1).squeeze(1)  # (N,)
         tokens = torch.where(alive, tokens, torch.full_like(tokens, pad_id))
         out.append(tokens)
         alive = alive & (tokens != end_id)
         if not bool(alive.any()):
             break
-    return torch.stack(out, dim=1), total
+    return torch.stack(out, dim=1)
+
+
+def sequence_logprob(decoder: Decoder, feats: torch.Tensor, ids: torch.Tensor, *, start_id: int, pad_id: int,
+                     banned_ids: tuple[int, ...] = ()) -> torch.Tensor:
+    """Summed log-probability (N,) of captions ``ids`` (N, T) given ``feats`` (N, P, C), with gradients."""
+    inputs = torch.cat([torch.full_like(ids[:, :1], start_id), ids[:, :-1]], dim=1)  # (N, T)
+    logits, _ = decoder(feats, inputs)  # (N, T, V)
+    logp = _log_probs(logits.flatten(0, 1), banned_ids).view_as(logits)  # (N, T, V)
+    picked = logp.gather(2, ids.unsqueeze(2)).squeeze(2)  # (N, T)
+    return (picked * (ids != pad_id)).sum(dim=1)

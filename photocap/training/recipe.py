@@ -8,6 +8,12 @@ from photocap.training.loop import TrainConfig
 
 def default_recipe() -> tuple[ModelConfig, TrainConfig]:
     """Model and training settings of the bundled default model (see models/MODEL_CARD.md)."""
-    model = ModelConfig(encoder="efficientnet-lite2", arch="transformer")
-    train = TrainConfig(epochs=12, batch_size=64, lr=3e-4, warmup_steps=500, label_smoothing=0.1)
+    model = ModelConfig(
+        encoder="efficientnet-lite2", arch="transformer",
+        d_model=256, num_layers=3, num_heads=4, ff_dim=1024, memory_layers=1, transformer_dropout=0.2,
+    )
+    train = TrainConfig(
+        epochs=10, batch_size=64, lr=5e-4, warmup_steps=500, label_smoothing=0.1, patience=3,
+        scst_epochs=1, scst_lr=5e-5, scst_samples=5,
+    )
     return model, train

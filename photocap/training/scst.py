@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from photocap.model.beam import sample
+from photocap.model.beam import sample, sequence_logprob
 from photocap.model.checkpoint import save_model
 from photocap.model.network import CaptionModel
 from photocap.training.datasets import CaptionedImage
@@ -42,12 +42,14 @@ def self_critical(model: CaptionModel, train_items: Sequence[CaptionedImage], tr
         started = time.monotonic()
         order = torch.randperm(len(train_items), generator=torch.Generator().manual_seed(cfg.seed + 7919 * epoch))
         rewards_seen: list[float] = []
-        model.decoder.train()
         for b in range(steps):
             idx = order[b * IMAGES_PER_BATCH : (b + 1) * IMAGES_PER_BATCH]
             feats = train_feats[idx].to(device).float().repeat_interleave(n, dim=0)  # (B*n, P, C)
-            ids, logprob = sample(model.decoder, feats, start_id=vocab.start_id, end_id=vocab.end_id,
-                                  pad_id=vocab.pad_id, banned_ids=model.banned_ids, max_len=model.cfg.max_len)
+            model.decoder.eval()  # no dropout: the samples and their scores come from one distribution
+            ids = sample(model.decoder, feats, start_id=vocab.start_id, end_id=vocab.end_id, pad_id=vocab.pad_id,
+                         banned_ids=model.banned_ids, max_len=model.cfg.max_len)  # (B*n, T)
+            logprob = sequence_logprob(model.decoder, feats, ids, start_id=vocab.start_id, pad_id=vocab.pad_id,
+                                       banned_ids=model.banned_ids)  # (B*n,)
             texts = [vocab.decode(row) for row in ids.tolist()]
             keys = [train_items[i].key for i in idx.tolist() for _ in range(n)]
             reward = torch.tensor(cider.score(keys, texts), device=device).view(-1, n)  # (B, n)
