@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from photocap.errors import IndexDatabaseError
 from photocap.index.migrations import MIGRATIONS, migrate
@@ -102,9 +102,8 @@ class SearchHit:
         return {**self.record.to_dict(), "snippet": self.snippet, "rank": self.rank}
 
 
-@dataclass(frozen=True)
-class Fingerprint:
-    """What the index remembers of a file's stat, for the incremental check."""
+class Fingerprint(NamedTuple):
+    """What the index remembers of a file's stat, for the incremental check (a tuple: cheap)."""
 
     size: int
     mtime_ns: int
