@@ -33,10 +33,12 @@ import errno
 import fnmatch
 import os
 import queue
+import stat as stat_mod
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +52,7 @@ from photocap.pipeline import (
     IndexSummary,
     Progress,
     describe_error,
+    default_workers,
     index_files,
     index_folders,
     make_decode_pool,
@@ -124,7 +127,7 @@ def check_complete(path: str) -> str | None:
 
     A JPEG must have its end-of-image marker near the end, and every format
     must decode to the last byte of its pixel data (JPEGs at 1/8 scale, which
-    still reads all of the compressed data). Runs in decode workers too.
+    still reads all of the compressed data). Thread-safe.
     """
     try:
         from PIL import Image
@@ -299,6 +302,7 @@ class Watcher:
         self._thread: threading.Thread | None = None
         self._observer: Any = None
         self._index: CaptionIndex | None = None
+        self._checker: Executor | None = None
         self._pool: Executor | None = None
         self._pending: dict[str, _Pending] = {}
         self._suffixes = supported_suffixes()
@@ -362,8 +366,12 @@ class Watcher:
         reason = "stopped"
         try:
             self._index = CaptionIndex.open(self.index_path)
-            if self.options.index.workers != 0:
-                self._pool = make_decode_pool(self.options.index.workers)
+            workers = self.options.index.workers
+            if workers != 0:
+                # Decode processes kept warm across bursts (they start on first use) ...
+                self._pool = make_decode_pool(workers)
+                # ... and completeness checks in threads (Pillow decodes without the GIL).
+                self._checker = ThreadPoolExecutor(workers or default_workers(), "photocap-check")
             self._start_observer()
             for root in self.roots:
                 if root.state == "watching":
@@ -388,6 +396,8 @@ class Watcher:
                 self._observer.join(5)
             except Exception:  # noqa: BLE001
                 pass
+        if self._checker is not None:
+            self._checker.shutdown(wait=True, cancel_futures=True)
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
         if self._index is not None:
@@ -467,8 +477,6 @@ class Watcher:
             st = os.stat(root.path)
         except OSError:
             return False
-        import stat as stat_mod
-
         return stat_mod.S_ISDIR(st.st_mode) and (root.dev is None or st.st_dev == root.dev)
 
     def _emitter_alive(self, root: _Root) -> bool:
@@ -680,22 +688,40 @@ class Watcher:
     def _check_complete(self, paths: list[str]) -> list[str | None]:
         if not paths:
             return []
-        if self._pool is not None and len(paths) >= INLINE_BELOW:
-            return list(self._pool.map(check_complete, paths))
+        if self._checker is not None and len(paths) > 1:
+            return list(self._checker.map(check_complete, paths))
         return [check_complete(p) for p in paths]
 
     # ------------------------------------------------------------- the pipeline
     def _process(self, paths: list[str]) -> None:
         index = self._require_index()
         reporter = _Reporter(self._emit)
-        executor = self._pool if len(paths) >= INLINE_BELOW else None
         self.stats["runs"] += 1
-        summary = index_files(paths, index, self.factory, self.options.index, on_progress=reporter,
-                              should_stop=self._stop.is_set, executor=executor)
+        summary = self._with_pool(
+            lambda executor: index_files(paths, index, self.factory, self.options.index,
+                                         on_progress=reporter, should_stop=self._stop.is_set,
+                                         executor=executor),
+            len(paths) >= INLINE_BELOW,
+        )
         reporter.finish(summary)
         if summary.stopped:
             return  # what was not done is caught up on the next start
         self._report_leftovers(paths, reporter, summary)
+
+    def _with_pool(self, run: Callable[[Executor | None], IndexSummary], use_pool: bool) -> IndexSummary:
+        """Run the pipeline on the warm decode pool; if a worker crashed (a file that kills the
+        decoder), replace the pool and rerun once on the pipeline's own pool, which retries
+        each file and records the one that crashes it as failed."""
+        if not use_pool or self._pool is None:
+            return run(None)
+        try:
+            return run(self._pool)
+        except PhotocapError as exc:
+            if not isinstance(exc.__context__, BrokenProcessPool):
+                raise
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = make_decode_pool(self.options.index.workers)
+        return run(None)
 
     def _report_leftovers(self, paths: Sequence[str], reporter: _Reporter, summary: IndexSummary) -> None:
         """Files the pipeline indexed without the model: a reused or the photo's own caption."""
@@ -724,8 +750,12 @@ class Watcher:
         options = replace(self.options.index, prune=False)
         reporter = _Reporter(self._emit)
         try:
-            summary = index_folders(paths, index, self.factory, options, on_progress=reporter,
-                                    should_stop=self._stop.is_set, executor=self._pool)
+            summary = self._with_pool(
+                lambda executor: index_folders(paths, index, self.factory, options,
+                                               on_progress=reporter, should_stop=self._stop.is_set,
+                                               executor=executor),
+                True,
+            )
         except PhotocapError as exc:
             if "no such file" not in str(exc):
                 raise
@@ -752,7 +782,9 @@ class _Reporter:
         self.emit = emit
         self.failures = 0
         self.write_failures = 0
+        self.scan_errors = 0
         self.handled: set[str] = set()
+        self._summary: IndexSummary | None = None
 
     def __call__(self, p: Progress) -> None:
         for c in p.captions:
@@ -761,6 +793,8 @@ class _Reporter:
         self.finish(p.summary)
 
     def finish(self, summary: IndexSummary) -> None:
+        if summary is not self._summary:  # a new run (a rerun after a decoder crash)
+            self._summary, self.failures, self.write_failures, self.scan_errors = summary, 0, 0, 0
         for f in summary.failures[self.failures:]:
             self.handled.add(f.path)
             self.emit(FAILED, path=f.path, reason=f.reason)
@@ -768,9 +802,14 @@ class _Reporter:
         for f in summary.write_failures[self.write_failures:]:
             self.emit(FAILED, path=f.path, reason=f"caption not written into the photo: {f.reason}")
         self.write_failures = len(summary.write_failures)
+        for path, reason in summary.scan_errors[self.scan_errors:]:
+            self.emit(FAILED, path=path, reason=reason)
+        self.scan_errors = len(summary.scan_errors)
 
 
 def _summary_line(s: IndexSummary) -> str:
     parts = [f"{s.scanned} photos", f"{s.new} new", f"{s.changed} changed", f"{s.moved} moved",
              f"{s.missing} missing", f"{s.failed} failed"]
+    if s.unsupported:
+        parts.append(f"{s.unsupported} skipped for lack of a decoder (HEIC: install pillow-heif)")
     return ", ".join(parts)

@@ -180,7 +180,8 @@ def test_new_photo_is_captioned_into_the_index(watched, db, counting, sample_pho
 def test_slowly_written_file_is_captioned_once_and_only_when_complete(watched, db, counting, sample_photos):
     data = jpeg_bytes(sample_photos, 2)
     photo = watched / "slow.jpg"
-    with running([watched], db, counting) as (w, events):
+    # A long grace: only the settle time and the decode check may hold the file back here.
+    with running([watched], db, counting, incomplete_grace=10.0) as (w, events):
         pieces = [data[i : i + len(data) // 4 + 1] for i in range(0, len(data), len(data) // 4 + 1)]
         with open(photo, "wb") as f:
             for i, piece in enumerate(pieces):
@@ -198,11 +199,15 @@ def test_slowly_written_file_is_captioned_once_and_only_when_complete(watched, d
         assert counting.batches == [1]
 
 
-def test_burst_is_captioned_in_batches(watched, db, counting, sample_photos):
+def test_burst_is_captioned_in_batches(watched, db, counting, sample_photos, tmp_path):
     n = 10
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    for i in range(n):
+        (staging / f"burst{i:02d}.jpg").write_bytes(jpeg_bytes(sample_photos, 10 + i))
     with running([watched], db, counting, batch_size=4) as (_, events):
-        for i in range(n):
-            (watched / f"burst{i:02d}.jpg").write_bytes(jpeg_bytes(sample_photos, 10 + i))
+        for i in range(n):  # dropped in at once
+            os.rename(staging / f"burst{i:02d}.jpg", watched / f"burst{i:02d}.jpg")
         wait_for(lambda: len(events.of(CAPTIONED)) >= n, f"{n} captions")
         assert sum(counting.batches) == n
         assert max(counting.batches) > 1, counting.batches
@@ -283,24 +288,32 @@ def test_corrupt_and_truncated_files_are_reported_and_skipped(watched, db, count
         assert counting.batches == [1]
 
 
-def test_own_metadata_write_triggers_nothing(watched, db, counting, sample_photos):
+def test_own_metadata_writes_trigger_nothing(watched, db, counting, sample_photos):
+    """--write-metadata: the photo's own rewrite and the XMP sidecar are not new work."""
+    from PIL import Image
+
     from photocap.metadata.reader import read_metadata
 
-    photo = watched / "meta.jpg"
+    photo, bmp = watched / "meta.jpg", watched / "pic.bmp"
     with running([watched], db, counting, write_metadata=True) as (w, events):
         photo.write_bytes(jpeg_bytes(sample_photos, 7))
+        Image.open(io.BytesIO(jpeg_bytes(sample_photos, 17))).save(bmp)  # BMP: a sidecar is written
         rec = wait_for(lambda: captioned(db, photo), "the photo's caption")
+        wait_for(lambda: captioned(db, bmp), "the BMP's caption")
         wait_for(lambda: read_metadata(photo).caption == rec.caption, "the caption written into the photo")
+        sidecar = watched / "pic.bmp.xmp"
+        wait_for(sidecar.exists, "the BMP's XMP sidecar")
         written = photo.read_bytes()
         assert written != jpeg_bytes(sample_photos, 7)
         # The rename over the photo is an event; the watcher must see it and recognise its own write.
         wait_for(lambda: w.stats["known"] >= 1, "the watcher to recognise its own write")
         wait_for(w.idle, "the watcher to be idle")
-        assert counting.batches == [1]
-        assert len(events.of(CAPTIONED, photo)) == 1
+        assert sum(counting.batches) == 2
+        assert len(events.of(CAPTIONED, photo)) == 1 and len(events.of(CAPTIONED, bmp)) == 1
         assert photo.read_bytes() == written  # written once, not again
-        assert not [p for p in os.listdir(watched) if p != "meta.jpg"]  # no temp files, sidecars
+        assert sorted(os.listdir(watched)) == ["meta.jpg", "pic.bmp", "pic.bmp.xmp"]  # no temp files
         assert not events.of(FAILED)
+        assert all(e.path != str(sidecar) for e in events.items)
 
 
 def test_restart_catches_up(watched, db, counting, sample_photos):

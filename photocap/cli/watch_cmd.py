@@ -95,6 +95,8 @@ def watch(
     from photocap.pipeline import IndexOptions, default_captioner_factory
     from photocap.watch import Watcher, WatchOptions
 
+    if model_path is not None and not model_path.is_file():
+        raise click.BadParameter(f"{model_path}: no such model file.", param_hint="--model")
     existing = [f for f in folders if f.is_dir()]
     if not existing:
         raise click.UsageError("None of the folders exists: " + ", ".join(map(str, folders)))
