@@ -445,6 +445,7 @@ class _Run:
         cap = 2 * self.opt.batch_size + 2 * max(1, n_workers)
         queue = deque(work)
         in_flight: dict[Future[Any], tuple[str, _Item]] = {}
+        progressed = True  # a result came back since the pool last broke
         try:
             while queue or in_flight:
                 if self.stopped():
@@ -458,7 +459,13 @@ class _Run:
                     stage, item = in_flight.pop(fut)
                     try:
                         result = fut.result()
-                    except BrokenProcessPool:
+                    except BrokenProcessPool as exc:
+                        if not progressed:  # broke again before any file got through: not a file's fault
+                            raise PhotocapError(
+                                "The image decoding worker processes keep failing to start or "
+                                f"crashing ({exc}); try --workers 0."
+                            ) from exc
+                        progressed = False
                         executor = self._replace_pool(executor, own, n_workers)
                         item.attempts += 1
                         if item.attempts > 1:
@@ -469,6 +476,7 @@ class _Run:
                     except Exception as exc:  # noqa: BLE001 - a bug in a worker: one file fails
                         self.fail(item, describe_error(exc))
                         continue
+                    progressed = True
                     if stage == "probe":
                         if self.after_probe(item, result):
                             size = self.image_size()
