@@ -27,7 +27,7 @@ def sample_photos() -> dict[str, Path]:
     return {name: EXAMPLES / name for name in SAMPLE_CAPTIONS}
 
 
-def train_tiny_model(arch: str = "show-attend-tell", steps: int = 60, seed: int = 0):
+def train_tiny_model(arch: str = "show-attend-tell", steps: int = 60, seed: int = 0, attention: str = "soft"):
     """A tiny captioner overfitted to the four sample photos. Returns (model, first_loss, last_loss)."""
     import torch
 
@@ -42,7 +42,7 @@ def train_tiny_model(arch: str = "show-attend-tell", steps: int = 60, seed: int 
     vocab = Vocabulary.build(captions, min_freq=1)
     cfg = ModelConfig(model_id=f"tiny-{arch}", arch=arch, embed_dim=32, hidden_dim=64, attention_dim=32,
                       d_model=32, num_layers=1, num_heads=2, ff_dim=64, memory_layers=0, dropout=0.0,
-                      transformer_dropout=0.0, max_len=16)
+                      transformer_dropout=0.0, max_len=16, attention=attention)
     model = CaptionModel(cfg, vocab, pretrained_encoder=True).eval()
     images = torch.stack([load_image(EXAMPLES / n, cfg.image_size) for n in SAMPLE_CAPTIONS])
     with torch.no_grad():
@@ -83,3 +83,22 @@ def photo_dir(tmp_path, sample_photos) -> Path:
     for name, src in sample_photos.items():
         shutil.copy2(src, folder / name)
     return folder
+
+
+@pytest.fixture(scope="session")
+def sample_folder_dataset(tmp_path_factory, sample_photos) -> Path:
+    """A `folder` dataset of the four sample photos and their mirror images (small, 224 px)."""
+    import csv
+
+    from PIL import Image, ImageOps
+
+    root = tmp_path_factory.mktemp("dataset")
+    rows = []
+    for name, caption in SAMPLE_CAPTIONS.items():
+        img = Image.open(sample_photos[name]).convert("RGB").resize((224, 224))
+        img.save(root / name)
+        ImageOps.mirror(img).save(root / f"mirror-{name}")
+        rows += [(name, caption), (f"mirror-{name}", caption)]
+    with open(root / "captions.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([("image", "caption"), *rows])
+    return root

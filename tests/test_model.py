@@ -64,12 +64,13 @@ def test_decoder_forward_shapes_and_loss(arch):
     assert all(p.grad is not None for p in decoder.parameters() if p.requires_grad)
 
 
-@pytest.mark.parametrize("arch", ARCHES)
-def test_step_decoding_matches_teacher_forcing(arch):
-    """init_state/step (used by beam search) compute the same distribution as forward."""
+@pytest.mark.parametrize("arch,attention", [(a, "soft") for a in ARCHES] + [("show-attend-tell", "hard")])
+def test_step_decoding_matches_teacher_forcing(arch, attention):
+    """init_state/step (used by beam search) compute the same distribution as forward
+    (hard attention in eval mode: both take the most likely location)."""
     torch.manual_seed(0)
     cfg = ModelConfig(arch=arch, vocab_size=25, embed_dim=16, hidden_dim=16, attention_dim=16,
-                      d_model=16, num_heads=2, ff_dim=32, num_layers=2)
+                      d_model=16, num_heads=2, ff_dim=32, num_layers=2, attention=attention)
     decoder = build_decoder(cfg).eval()
     feats = torch.randn(2, 49, 1280)
     inputs = torch.randint(4, 25, (2, 6))

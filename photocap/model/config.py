@@ -7,6 +7,9 @@ from typing import Any
 
 CONFIG_VERSION = 1
 ARCHES = ("show-tell", "show-attend-tell", "transformer")
+ATTENTIONS = ("soft", "hard")
+# Encoders that only work at one input size (the resolution their ImageNet weights need).
+FIXED_IMAGE_SIZE = {"inception-v3": 299}
 
 
 @dataclass
@@ -15,9 +18,11 @@ class ModelConfig:
     model_id: str = "photocap-untrained"
 
     # Encoder
-    encoder: str = "efficientnet-lite0"  # efficientnet-lite0 | efficientnet-lite1 | efficientnet-lite2
-    image_size: int = 224  # photos are squashed to image_size x image_size (as Flickr8k was)
-    feature_dim: int = 1280  # channels of the encoder's feature grid
+    # efficientnet-lite0 | efficientnet-lite1 | efficientnet-lite2 (weights from their pip packages)
+    # | resnet50 | inception-v3 (torchvision architectures; ImageNet weights from a user file, see encoders_tv.py)
+    encoder: str = "efficientnet-lite0"
+    image_size: int = 224  # photos are squashed to image_size x image_size (as Flickr8k was); inception-v3: 299
+    feature_dim: int = 1280  # channels of the encoder's feature grid (set from the encoder: 1280 Lite, 2048 others)
     fine_tune_blocks: int = 0  # encoder blocks trained with the decoder (0 = frozen encoder)
 
     # Decoder
@@ -26,6 +31,9 @@ class ModelConfig:
     embed_dim: int = 512  # word embedding (and show-tell image embedding) size
     hidden_dim: int = 512  # LSTM state size
     attention_dim: int = 512  # additive-attention hidden size
+    # show-attend-tell only: "soft" (expected context) | "hard" (one sampled location, REINFORCE;
+    # Xu et al. 2015 sec. 4.1; at inference the most likely location)
+    attention: str = "soft"
     dropout: float = 0.5  # before the output layer (and on the show-tell image embedding)
 
     # Transformer decoder
@@ -40,8 +48,19 @@ class ModelConfig:
     max_len: int = 22  # maximum caption length in words (without <start>/<end>)
 
     def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError for settings that do not go together (call again after editing fields)."""
         if self.arch not in ARCHES:
             raise ValueError(f"unknown decoder arch {self.arch!r}; choose one of {', '.join(ARCHES)}")
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f"unknown attention {self.attention!r}; choose one of {', '.join(ATTENTIONS)}")
+        if self.attention == "hard" and self.arch != "show-attend-tell":
+            raise ValueError(f"hard attention needs the show-attend-tell decoder, not {self.arch}")
+        size = FIXED_IMAGE_SIZE.get(self.encoder)
+        if size is not None and self.image_size != size:
+            raise ValueError(f"the {self.encoder} encoder needs image_size {size}, not {self.image_size}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -76,19 +76,39 @@ class AdditiveAttention(nn.Module):
         self.hidden_proj = nn.Linear(hidden_dim, attention_dim)
         self.score = nn.Linear(attention_dim, 1)
 
+    def scores(self, feats_proj, h):
+        """feats_proj (N, P, A), h (N, H) -> unnormalised attention scores e (N, P)."""
+        return self.score(torch.tanh(feats_proj + self.hidden_proj(h).unsqueeze(1))).squeeze(2)
+
     def forward(self, feats, feats_proj, h):
         """feats (N, P, C), feats_proj (N, P, A), h (N, H) -> context (N, C), alpha (N, P)."""
-        e = self.score(torch.tanh(feats_proj + self.hidden_proj(h).unsqueeze(1))).squeeze(2)  # (N, P)
-        alpha = e.softmax(dim=1)  # (N, P)
+        alpha = self.scores(feats_proj, h).softmax(dim=1)  # (N, P)
         context = torch.bmm(alpha.unsqueeze(1), feats).squeeze(1)  # (N, C)
         return context, alpha
 
 
 class ShowAttendTellDecoder(Decoder):
-    """Show, Attend and Tell (Xu et al. 2015), soft attention with a gated context."""
+    """Show, Attend and Tell (Xu et al. 2015) with a gated context; soft or hard attention.
+
+    Soft: the context is the alpha-weighted mean of the grid.
+
+    Hard (``cfg.attention == "hard"``, Xu et al. sec. 4.1): in training, each step
+    samples one location s_t ~ Multinomial(alpha_t) and the context is that grid
+    cell (gated as in soft). With probability ``EXPECTED_CONTEXT_PROB`` a whole batch
+    uses the expected (soft) context instead, the paper's mix of sampled and
+    expected attention. Sampled batches return per-step ``sample_logprobs`` and
+    ``entropies`` (B, T) in ``extras``, and ``caption_loss`` adds the REINFORCE
+    term (reward log p(y|s), minus the moving-average ``reward_baseline`` kept
+    here as a non-persistent buffer) and the entropy bonus.
+    At inference (eval mode) hard attention is deterministic: the most likely
+    location, argmax alpha_t, in both ``forward`` and ``step``.
+    """
+
+    EXPECTED_CONTEXT_PROB = 0.5
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
+        self.hard = cfg.attention == "hard"
         self.attention = AdditiveAttention(cfg.feature_dim, cfg.hidden_dim, cfg.attention_dim)
         self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim)
         self.init_h = nn.Linear(cfg.feature_dim, cfg.hidden_dim)
@@ -97,6 +117,10 @@ class ShowAttendTellDecoder(Decoder):
         self.cell = nn.LSTMCell(cfg.embed_dim + cfg.feature_dim, cfg.hidden_dim)
         self.dropout = nn.Dropout(cfg.dropout)
         self.fc = nn.Linear(cfg.hidden_dim, cfg.vocab_size)
+        if self.hard:
+            # REINFORCE baseline: NaN until the first sampled batch. Not a weight: non-persistent,
+            # so it is not saved and strict loading is unaffected (a resumed run restarts it).
+            self.register_buffer("reward_baseline", torch.tensor(float("nan")), persistent=False)
 
     def init_state(self, feats):
         mean = feats.mean(dim=1)  # (N, C)
@@ -107,26 +131,60 @@ class ShowAttendTellDecoder(Decoder):
             "feats_proj": self.attention.feat_proj(feats),  # (N, P, A)
         }
 
-    def _advance(self, tokens, state):
-        context, alpha = self.attention(state["feats"], state["feats_proj"], state["h"])  # (N, C), (N, P)
+    def _mode(self, whole_batch: bool) -> str:
+        """"soft" | "sample" | "argmax": how this pass picks its context."""
+        if not self.hard:
+            return "soft"
+        if not self.training:
+            return "argmax"
+        if whole_batch and torch.rand(()) < self.EXPECTED_CONTEXT_PROB:
+            return "soft"
+        return "sample"
+
+    def _advance(self, tokens, state, mode: str = "soft"):
+        """One LSTM step -> h (N, H), new state, alpha (N, P), and for "sample" (log p(s_t), H(alpha_t))."""
+        feats = state["feats"]
+        e = self.attention.scores(state["feats_proj"], state["h"])  # (N, P)
+        alpha = e.softmax(dim=1)  # (N, P)
+        picked = None
+        if mode == "soft":
+            context = torch.bmm(alpha.unsqueeze(1), feats).squeeze(1)  # (N, C)
+        else:
+            if mode == "sample":
+                where = torch.multinomial(alpha.detach().float(), 1).squeeze(1)  # (N,)
+                log_alpha = e.log_softmax(dim=1)  # (N, P)
+                picked = (log_alpha.gather(1, where.unsqueeze(1)).squeeze(1),  # (N,)
+                          -(alpha * log_alpha).sum(dim=1))  # (N,) entropy
+            else:
+                where = alpha.argmax(dim=1)  # (N,)
+            context = feats[torch.arange(feats.size(0), device=feats.device), where]  # (N, C)
         context = torch.sigmoid(self.gate(state["h"])) * context  # (N, C)
         x = torch.cat([self.embed(tokens), context], dim=1)  # (N, E + C)
         h, c = self.cell(x, (state["h"], state["c"]))  # (N, H) each
-        return h, {**state, "h": h, "c": c}, alpha
+        return h, {**state, "h": h, "c": c}, alpha, picked
 
     def step(self, tokens, state):
-        h, state, _ = self._advance(tokens, state)
+        h, state, _, _ = self._advance(tokens, state, self._mode(whole_batch=False))
         return self.fc(h), state  # (N, V)
 
     def forward(self, feats, inputs):
         state = self.init_state(feats)
-        hs, alphas = [], []
+        mode = self._mode(whole_batch=True)
+        hs, alphas, logps, entropies = [], [], [], []
         for t in range(inputs.size(1)):
-            h, state, alpha = self._advance(inputs[:, t], state)
+            h, state, alpha, picked = self._advance(inputs[:, t], state, mode)
             hs.append(h)
             alphas.append(alpha)
+            if picked is not None:
+                logps.append(picked[0])
+                entropies.append(picked[1])
         hidden = torch.stack(hs, dim=1)  # (B, T, H)
-        return self.fc(self.dropout(hidden)), {"alphas": torch.stack(alphas, dim=1)}  # (B, T, V), (B, T, P)
+        extras = {"alphas": torch.stack(alphas, dim=1)}  # (B, T, P)
+        if logps:
+            extras["sample_logprobs"] = torch.stack(logps, dim=1)  # (B, T)
+            extras["entropies"] = torch.stack(entropies, dim=1)  # (B, T)
+            extras["reward_baseline"] = self.reward_baseline  # updated in place by caption_loss
+        return self.fc(self.dropout(hidden)), extras  # (B, T, V)
 
 
 class TransformerDecoder(Decoder):
@@ -198,11 +256,24 @@ def build_decoder(cfg: ModelConfig) -> Decoder:
 
 
 def caption_loss(logits: torch.Tensor, targets: torch.Tensor, extras: dict[str, torch.Tensor],
-                 pad_id: int, label_smoothing: float = 0.0, attention_reg: float = 0.0) -> torch.Tensor:
-    """Cross-entropy over non-pad targets, plus the doubly stochastic attention regulariser.
+                 pad_id: int, label_smoothing: float = 0.0, attention_reg: float = 0.0, *,
+                 reinforce_weight: float = 1.0, entropy_weight: float = 0.01,
+                 baseline_decay: float = 0.9) -> torch.Tensor:
+    """Cross-entropy over non-pad targets, plus the doubly stochastic attention regulariser,
+    plus, for hard attention's sampled batches, the REINFORCE and entropy terms.
 
     logits (B, T, V), targets (B, T). The regulariser pushes each grid position's
     attention, summed over the caption, towards 1 (Xu et al. 2015, eq. 14).
+
+    When ``extras`` holds ``sample_logprobs`` and ``entropies`` (B, T) (hard attention,
+    Xu et al. 2015 eq. 12): the reward of caption b is r_b = log p(y_b | s_b) (summed
+    over its tokens, no label smoothing, detached); the baseline moves as
+    b <- decay * b + (1 - decay) * mean(r) (first batch: mean(r)), kept in
+    ``extras["reward_baseline"]`` (updated in place). Added to the loss:
+    -(reinforce_weight * sum_b (r_b - b) * sum_t log p(s_bt) + entropy_weight * sum_bt H_bt) / tokens,
+    the same per-token normalisation as the cross-entropy. The REINFORCE term is added as
+    a zero-valued surrogate (x - x.detach()): it contributes its gradient, not its noisy
+    value, so the loss a training run reports stays comparable with soft attention's.
     """
     loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1),
                            ignore_index=pad_id, label_smoothing=label_smoothing)
@@ -210,4 +281,25 @@ def caption_loss(logits: torch.Tensor, targets: torch.Tensor, extras: dict[str, 
     if attention_reg and alphas is not None:
         mask = (targets != pad_id).unsqueeze(2).to(alphas.dtype)  # (B, T, 1)
         loss = loss + attention_reg * ((1.0 - (alphas * mask).sum(dim=1)) ** 2).mean()
+    sample_logprobs = extras.get("sample_logprobs")
+    if sample_logprobs is not None:
+        mask = (targets != pad_id).to(sample_logprobs.dtype)  # (B, T)
+        tokens = mask.sum().clamp(min=1.0)
+        with torch.no_grad():
+            token_logp = -F.cross_entropy(logits.detach().float().transpose(1, 2), targets,
+                                          ignore_index=pad_id, reduction="none")  # (B, T), 0 at pad
+            reward = token_logp.sum(dim=1)  # (B,) log p(y | s)
+            baseline = extras.get("reward_baseline")
+            if baseline is None:
+                baseline = reward.new_tensor(float("nan"))
+            mean = reward.mean()
+            new_baseline = torch.where(torch.isnan(baseline), mean,
+                                       baseline_decay * baseline + (1.0 - baseline_decay) * mean)
+            if extras.get("reward_baseline") is not None:
+                extras["reward_baseline"].copy_(new_baseline)
+            advantage = (reward - new_baseline).to(sample_logprobs.dtype)  # (B,)
+        reinforce = (advantage * (sample_logprobs * mask).sum(dim=1)).sum() / tokens
+        reinforce = reinforce - reinforce.detach()  # a surrogate: gradient only, so the logged loss stays readable
+        entropy = (extras["entropies"] * mask).sum() / tokens
+        loss = loss - reinforce_weight * reinforce - entropy_weight * entropy
     return loss

@@ -11,6 +11,9 @@ same parameter names, so the shipped files load with ``strict=True``.
 The encoder gives two views of a photo:
 - ``grid``: the head's feature map as a sequence, (B, H*W, C), for attention;
 - ``pooled``: its global average, (B, C), for the show-tell decoder.
+
+``ImageEncoder`` also builds torchvision's ResNet-50 and Inception-v3, with
+weights from a user-supplied file (see ``encoders_tv.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.models._utils import _make_divisible
+
+from photocap.model.encoders_tv import SPECS as TORCHVISION_SPECS
+from photocap.model.encoders_tv import build_torchvision_backbone, load_checked, read_state_dict
 
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01  # TF's 0.99 decay
@@ -173,12 +179,28 @@ def pretrained_weights_path(name: str) -> Path:
     return Path(spec.origin).parent / "models" / variant.weights_file
 
 
-def build_backbone(name: str, pretrained: bool, with_classifier: bool = False) -> EfficientNetLite:
-    """An EfficientNet-Lite backbone; ``pretrained`` loads the shipped ImageNet weights strictly."""
+ENCODERS = (*VARIANTS, *TORCHVISION_SPECS)
+
+
+def encoder_channels(name: str) -> int:
+    """Channels of the feature grid of encoder ``name``."""
+    if name in TORCHVISION_SPECS:
+        return TORCHVISION_SPECS[name].channels
+    if name in VARIANTS:
+        return FEATURE_CHANNELS
+    raise ValueError(f"unknown encoder {name!r}; choose one of {', '.join(ENCODERS)}")
+
+
+def build_backbone(name: str, pretrained: bool, with_classifier: bool = False,
+                   weights_path: str | Path | None = None) -> EfficientNetLite:
+    """An EfficientNet-Lite backbone; ``pretrained`` loads ImageNet weights strictly: from
+    ``weights_path`` if given, else the ones shipped in the efficientnet-lite package."""
     if name not in VARIANTS:
-        raise ValueError(f"unknown encoder {name!r}; choose one of {', '.join(VARIANTS)}")
+        raise ValueError(f"unknown encoder {name!r}; choose one of {', '.join(ENCODERS)}")
     net = EfficientNetLite(VARIANTS[name], num_classes=1000)
-    if pretrained:
+    if pretrained and weights_path:
+        load_checked(net, read_state_dict(weights_path, name), str(weights_path), name)
+    elif pretrained:
         state = torch.load(pretrained_weights_path(name), map_location="cpu", weights_only=True)
         net.load_state_dict(state, strict=True)
     if not with_classifier:
@@ -187,26 +209,42 @@ def build_backbone(name: str, pretrained: bool, with_classifier: bool = False) -
 
 
 class ImageEncoder(nn.Module):
-    """CNN encoder: photo -> spatial feature grid, optionally fine-tuning its top blocks."""
+    """CNN encoder: photo -> spatial feature grid, optionally fine-tuning its top blocks.
+
+    ``weights_path`` (used only with ``pretrained``) is a state_dict file: required
+    for resnet50 / inception-v3, optional for EfficientNet-Lite (default: the
+    weights of the efficientnet-lite package). It is never stored in a model file:
+    a trained model carries its encoder weights.
+    """
 
     def __init__(self, name: str = "efficientnet-lite0", pretrained: bool = False,
-                 fine_tune_blocks: int = 0) -> None:
+                 fine_tune_blocks: int = 0, weights_path: str | Path | None = None) -> None:
         super().__init__()
-        self.backbone = build_backbone(name, pretrained)
-        self.out_channels = FEATURE_CHANNELS
+        self.name = name
+        if name in TORCHVISION_SPECS:
+            self.backbone = build_torchvision_backbone(name, pretrained, weights_path)
+        else:
+            self.backbone = build_backbone(name, pretrained, weights_path=weights_path)
+        self.out_channels = encoder_channels(name)
         self.set_fine_tuning(fine_tune_blocks)
 
     def set_fine_tuning(self, top_blocks: int) -> None:
-        """Freeze everything except the head and the last ``top_blocks`` blocks (0 = all frozen)."""
+        """Freeze everything except the head and the last ``top_blocks`` blocks (0 = all frozen).
+
+        For the torchvision encoders the blocks are ResNet bottlenecks / Inception Mixed blocks
+        (they have no separate head)."""
         for p in self.backbone.parameters():
             p.requires_grad = False
         if top_blocks > 0:
-            trainable = [*self.backbone._blocks[-top_blocks:], self.backbone._conv_head, self.backbone._bn1]
+            if self.name in TORCHVISION_SPECS:
+                trainable = self.backbone.block_modules()[-top_blocks:]
+            else:
+                trainable = [*self.backbone._blocks[-top_blocks:], self.backbone._conv_head, self.backbone._bn1]
             for module in trainable:
                 for p in module.parameters():
                     p.requires_grad = True
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, S, S) -> grid features (B, (S/32)^2, 1280)."""
-        fmap = self.backbone.features(images)  # (B, 1280, h, w)
-        return fmap.flatten(2).transpose(1, 2)  # (B, h*w, 1280)
+        """(B, 3, S, S) in [-1, 1] -> grid features (B, h*w, C): C = 1280 (Lite) or 2048."""
+        fmap = self.backbone.features(images)  # (B, C, h, w)
+        return fmap.flatten(2).transpose(1, 2)  # (B, h*w, C)

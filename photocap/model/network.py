@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -13,13 +15,18 @@ from photocap.model.vocab import Vocabulary
 
 
 class CaptionModel(nn.Module):
-    def __init__(self, cfg: ModelConfig, vocab: Vocabulary, pretrained_encoder: bool = False) -> None:
+    def __init__(self, cfg: ModelConfig, vocab: Vocabulary, pretrained_encoder: bool = False,
+                 encoder_weights: str | Path | None = None) -> None:
+        """``encoder_weights``: ImageNet state_dict file for the encoder, read only when
+        ``pretrained_encoder`` (required for resnet50 / inception-v3); never stored in the model."""
         super().__init__()
+        cfg.validate()
         cfg.vocab_size = len(vocab)
         self.cfg = cfg
         self.vocab = vocab
         self.encoder = ImageEncoder(cfg.encoder, pretrained=pretrained_encoder,
-                                    fine_tune_blocks=cfg.fine_tune_blocks)
+                                    fine_tune_blocks=cfg.fine_tune_blocks, weights_path=encoder_weights)
+        cfg.feature_dim = self.encoder.out_channels
         self.decoder = build_decoder(cfg)
 
     @property

@@ -1,7 +1,7 @@
 """On-disk cache of encoder features, so frozen-encoder epochs cost only the decoder.
 
-One ``.npy`` file (float16, (h*w, 1280)) per image, under a folder named by a
-fingerprint of the encoder weights and the preprocessing. Each image's entry is
+One ``.npy`` file (float16, (h*w, C)) per image, under a folder named by a
+fingerprint of the encoder (name, weights) and the preprocessing (input size). Each image's entry is
 keyed by its absolute path, size and mtime: an edited photo is re-encoded, and
 an interrupted build resumes where it stopped (files are written atomically).
 """

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -27,9 +25,11 @@ from typing import Any
 
 import torch
 
-from photocap.model.checkpoint import load_model, save_model
+from photocap.errors import ModelError
+from photocap.model.checkpoint import atomic_destination, load_model, save_model
 from photocap.model.config import ModelConfig
 from photocap.model.decoders import caption_loss
+from photocap.model.encoders_tv import EncoderWeightsError
 from photocap.model.network import CaptionModel
 from photocap.model.vocab import Vocabulary
 from photocap.training.datasets import CaptionedImage, DatasetSplits
@@ -114,14 +114,8 @@ def _lr_at(step: int, total: int, cfg: TrainConfig, base: float) -> float:
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_destination(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def encode_split_features(model: CaptionModel, items: Sequence[CaptionedImage], cache_root: Path,
@@ -173,8 +167,13 @@ def train(
     resume: Path | None = None,
     init: Path | None = None,
     on_progress: Progress | None = None,
+    encoder_weights: Path | None = None,
 ) -> TrainResult:
-    """Train a captioner on ``splits.train``, selecting on ``splits.dev``."""
+    """Train a captioner on ``splits.train``, selecting on ``splits.dev``.
+
+    ``encoder_weights``: ImageNet state_dict file for a new model's encoder (needed by
+    resnet50 / inception-v3); unused with ``resume`` / ``init``, never stored in outputs.
+    """
     started = time.monotonic()
     device = torch.device(device)
     out_dir = Path(out_dir)
@@ -195,7 +194,10 @@ def train(
         vocab, model_cfg = model.vocab, model.cfg
     else:
         vocab = Vocabulary.build((c for it in splits.train for c in it.captions), cfg.min_freq)
-        model = CaptionModel(model_cfg, vocab, pretrained_encoder=True)
+        try:
+            model = CaptionModel(model_cfg, vocab, pretrained_encoder=True, encoder_weights=encoder_weights)
+        except EncoderWeightsError as exc:
+            raise ModelError(str(exc)) from exc
     model.to(device)
     if model.cfg.fine_tune_blocks:
         raise NotImplementedError("encoder fine-tuning needs image batches; use fine_tune_blocks=0")
