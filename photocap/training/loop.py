@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -26,7 +28,7 @@ from typing import Any
 import torch
 
 from photocap.errors import ModelError
-from photocap.model.checkpoint import atomic_destination, load_model, save_model
+from photocap.model.checkpoint import load_model, save_model
 from photocap.model.config import ModelConfig
 from photocap.model.decoders import caption_loss
 from photocap.model.encoders_tv import EncoderWeightsError
@@ -114,8 +116,14 @@ def _lr_at(step: int, total: int, cfg: TrainConfig, base: float) -> float:
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    with atomic_destination(path) as tmp:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
         torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def encode_split_features(model: CaptionModel, items: Sequence[CaptionedImage], cache_root: Path,
