@@ -8,9 +8,11 @@ file and what is wrong.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,26 @@ FORMAT_VERSION = "1"
 
 class CheckpointError(ValueError):
     """A model file is missing, malformed or does not match the code."""
+
+
+@contextlib.contextmanager
+def atomic_destination(path: Path) -> Iterator[str]:
+    """A temp file beside ``path`` to write to; it replaces ``path`` only if the block succeeds.
+
+    The file gets the usual permissions (0666 less the umask), not mkstemp's 0600.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.chmod(tmp, 0o666 & ~umask)
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def save_model(model: CaptionModel, path: str | Path, *, half: bool = True,
@@ -54,15 +76,8 @@ def save_model(model: CaptionModel, path: str | Path, *, half: bool = True,
         "vocab": json.dumps(model.vocab.to_dict()),
         "info": json.dumps(info or {}),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_destination(path) as tmp:
         save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

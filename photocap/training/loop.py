@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -28,7 +26,7 @@ from typing import Any
 import torch
 
 from photocap.errors import ModelError
-from photocap.model.checkpoint import load_model, save_model
+from photocap.model.checkpoint import atomic_destination, load_model, save_model
 from photocap.model.config import ModelConfig
 from photocap.model.decoders import caption_loss
 from photocap.model.encoders_tv import EncoderWeightsError
@@ -116,14 +114,8 @@ def _lr_at(step: int, total: int, cfg: TrainConfig, base: float) -> float:
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_destination(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def encode_split_features(model: CaptionModel, items: Sequence[CaptionedImage], cache_root: Path,
@@ -304,7 +296,7 @@ def train(
             best_model, _ = load_model(best_path, device)
             model.load_state_dict(best_model.state_dict())
         best = self_critical(model, train_items, train_feats, dev_items, dev_feats, cfg, out_dir,
-                             best_path, best, device=device, emit=emit)
+                             best_path, best, device=device, emit=emit, history=history)
 
     best_scores = history and max((h["dev"] for h in history), key=lambda s: s.get("CIDEr", 0.0)) or {}
     return TrainResult(best_path if best_path.exists() else None, best_scores, epoch, step,

@@ -28,8 +28,11 @@ IMAGES_PER_BATCH = 16
 def self_critical(model: CaptionModel, train_items: Sequence[CaptionedImage], train_feats: torch.Tensor,
                   dev_items: Sequence[CaptionedImage], dev_feats: torch.Tensor, cfg: Any, out_dir: Path,
                   best_path: Path, best: float, *, device: torch.device,
-                  emit: Callable[[dict[str, Any]], None]) -> float:
-    """Fine-tune ``model.decoder`` for ``cfg.scst_epochs`` epochs; returns the best dev CIDEr."""
+                  emit: Callable[[dict[str, Any]], None], history: list[dict[str, Any]]) -> float:
+    """Fine-tune ``model.decoder`` for ``cfg.scst_epochs`` epochs; returns the best dev CIDEr.
+
+    Each epoch's record is appended to ``history`` and to ``out_dir/log.jsonl``.
+    """
     from photocap.training.loop import evaluate_features
 
     vocab = model.vocab
@@ -71,6 +74,7 @@ def self_critical(model: CaptionModel, train_items: Sequence[CaptionedImage], tr
         record = {"epoch": f"scst-{epoch + 1}", "train_reward": sum(rewards_seen) / max(1, len(rewards_seen)),
                   "dev": scores, "best": improved, "seconds": round(time.monotonic() - started, 1),
                   "samples": {k: predictions[k] for k in list(predictions)[:3]}}
+        history.append(record)
         with open(out_dir / "log.jsonl", "a", encoding="utf-8") as log:
             log.write(json.dumps(record) + "\n")
         emit({"phase": "epoch", "train_loss": -record["train_reward"], **record})
