@@ -11,7 +11,7 @@ from PIL import Image
 
 from photocap.errors import ModelError
 from photocap.model.checkpoint import CheckpointError, load_model
-from photocap.model.preprocess import open_image, to_tensor
+from photocap.model.preprocess import describe_image_error, open_image, to_tensor
 from photocap.records import CaptionFailure, CaptionResult
 from photocap.settings import default_model_path
 
@@ -108,21 +108,3 @@ class Captioner:
                 yield from flush()
         if pending:
             yield from flush()
-
-
-def describe_image_error(exc: BaseException) -> str:
-    """A short, user-facing reason why an image could not be read."""
-    from PIL import UnidentifiedImageError
-
-    if isinstance(exc, FileNotFoundError):
-        return "file not found"
-    if isinstance(exc, PermissionError):
-        return "permission denied (check the file's read permission)"
-    if isinstance(exc, IsADirectoryError):
-        return "is a folder, not an image"
-    if isinstance(exc, UnidentifiedImageError):
-        return "not an image, or a format Pillow cannot read"
-    text = str(exc) or exc.__class__.__name__
-    if "truncated" in text.lower():
-        return "truncated or corrupt image data"
-    return text

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from photocap.errors import PhotocapError
 from photocap.index.store import CaptionIndex, Fingerprint, PhotoRecord, PhotoUpdate
+from photocap.model.preprocess import describe_image_error
 from photocap.records import CaptionFailure, CaptionResult
 from photocap.scan import (
     ScanEntry,
@@ -198,7 +199,7 @@ def probe_file(path: str, read_description: bool = True) -> ProbeResult:
         digest = content_hash(path)
         width, height, taken_at, camera = read_exif_facts(path)
     except Exception as exc:  # noqa: BLE001 - any failure is a per-file reason
-        return ProbeResult(error=describe_error(exc))
+        return ProbeResult(error=describe_image_error(exc))
     description = human_description(path) if read_description else None
     return ProbeResult(digest, width, height, taken_at, camera, description)
 
@@ -210,26 +211,8 @@ def decode_file(path: str, size: int) -> DecodedImage:
     try:
         img = open_image(path, size)
     except Exception as exc:  # noqa: BLE001
-        return DecodedImage(error=describe_error(exc))
+        return DecodedImage(error=describe_image_error(exc))
     return DecodedImage(img.width, img.height, img.tobytes())
-
-
-def describe_error(exc: BaseException) -> str:
-    """A short, user-facing reason why a file could not be read."""
-    from PIL import Image, UnidentifiedImageError
-
-    if isinstance(exc, FileNotFoundError):
-        return "file not found (moved or deleted while indexing)"
-    if isinstance(exc, PermissionError):
-        return "permission denied (check the file's read permission)"
-    if isinstance(exc, UnidentifiedImageError):
-        return "not an image, or a format Pillow cannot read"
-    if isinstance(exc, Image.DecompressionBombError):
-        return "image too large to decode safely"
-    text = str(exc) or exc.__class__.__name__
-    if "truncated" in text.lower() or "broken data stream" in text.lower():
-        return "truncated or corrupt image data"
-    return text
 
 
 _EXIF_DATE = re.compile(r"^(\d{4}):(\d{2}):(\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
@@ -474,7 +457,7 @@ class _Run:
                             queue.appendleft(item)
                         continue
                     except Exception as exc:  # noqa: BLE001 - a bug in a worker: one file fails
-                        self.fail(item, describe_error(exc))
+                        self.fail(item, describe_image_error(exc))
                         continue
                     progressed = True
                     if stage == "probe":
@@ -523,20 +506,21 @@ class _Run:
                 self._finish(item, facts)  # touched, same content: keep the caption
                 return False
         if item.kind == "new" and probe.content_hash:
-            for other in self.index.find_by_hash(probe.content_hash):
-                if other.caption is None or other.path == path:
-                    continue
-                if other.path not in self.claimed and (other.missing or not os.path.lexists(other.path)):
-                    self.index.move_path(other.path, path)  # caption and user edit go with it
-                    self.claimed.add(other.path)
-                    self.summary.moved += 1
-                    self.pending.append(facts)
-                    self._done(item)
-                    return False
-                if not self.opt.recaption:  # an identical copy: same caption, no model run
-                    self.summary.reused += 1
-                    self._finish(item, _with_caption(facts, other))
-                    return False
+            same = [o for o in self.index.find_by_hash(probe.content_hash) if o.caption is not None and o.path != path]
+            # A vanished record with the same content was moved here, even if a copy also exists elsewhere.
+            gone = next((o for o in same if o.path not in self.claimed
+                         and (o.missing or not os.path.lexists(o.path))), None)
+            if gone is not None:
+                self.index.move_path(gone.path, path)  # caption and user edit go with it
+                self.claimed.add(gone.path)
+                self.summary.moved += 1
+                self.pending.append(facts)
+                self._done(item)
+                return False
+            if same and not self.opt.recaption:  # an identical copy: same caption, no model run
+                self.summary.reused += 1
+                self._finish(item, _with_caption(facts, same[0]))
+                return False
         if (
             self.opt.adopt_descriptions
             and probe.description

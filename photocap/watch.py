@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from photocap.errors import PhotocapError
+from photocap.model.preprocess import describe_image_error
 from photocap.pipeline import (
     INLINE_BELOW,
     CaptionerFactory,
@@ -51,7 +52,6 @@ from photocap.pipeline import (
     IndexOptions,
     IndexSummary,
     Progress,
-    describe_error,
     default_workers,
     index_files,
     index_folders,
@@ -145,7 +145,7 @@ def check_complete(path: str) -> str | None:
             img.seek(0)
             img.load()
     except Exception as exc:  # noqa: BLE001 - any failure means "not complete (yet)"
-        return describe_error(exc)
+        return describe_image_error(exc)
     return None
 
 

@@ -20,6 +20,7 @@ import torch
 
 from photocap.model.config import ModelConfig
 from photocap.model.network import CaptionModel
+from photocap.model.statedict import cast_like, mismatch
 from photocap.model.vocab import Vocabulary
 
 FORMAT = "photocap-model"
@@ -125,20 +126,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Ca
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{path}: cannot read weights: {exc}") from exc
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(tensors) if expected[k].shape != tensors[k].shape)
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} tensors (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
-        if wrong:
-            k = wrong[0]
-            parts.append(f"shape mismatch for {k}: file {tuple(tensors[k].shape)}, "
-                         f"config expects {tuple(expected[k].shape)}")
-        raise CheckpointError(f"{path} does not match its config: " + "; ".join(parts))
-    state = {k: (v.to(expected[k].dtype) if v.is_floating_point() else v) for k, v in tensors.items()}
+    problem = mismatch(expected, tensors, "config")
+    if problem:
+        raise CheckpointError(f"{path} does not match its config: {problem}")
+    state = cast_like(expected, tensors)
     model.load_state_dict(state, strict=True)
     return model.to(device).eval(), info

@@ -42,6 +42,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from photocap.model.statedict import cast_like, mismatch
+
 
 class EncoderWeightsError(ValueError):
     """An encoder weights file is unreadable or does not match the architecture."""
@@ -179,21 +181,10 @@ def load_checked(module: nn.Module, state: Mapping[str, torch.Tensor], source: s
     for key in expected:
         if key.endswith("num_batches_tracked") and key not in state:
             state[key] = torch.zeros((), dtype=torch.long)
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing tensors (first: {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected tensors (first: {unexpected[0]})")
-        if wrong:
-            k = wrong[0]
-            parts.append(f"shape mismatch for {k}: file {tuple(state[k].shape)}, "
-                         f"{name} expects {tuple(expected[k].shape)}")
-        raise EncoderWeightsError(f"{source} does not hold {name} weights: " + "; ".join(parts))
-    state = {k: (v.to(expected[k].dtype) if v.is_floating_point() else v) for k, v in state.items()}
+    problem = mismatch(expected, state, name)
+    if problem:
+        raise EncoderWeightsError(f"{source} does not hold {name} weights: {problem}")
+    state = cast_like(expected, state)
     module.load_state_dict(state, strict=True)
 
 

@@ -73,3 +73,23 @@ def to_tensor(img: Image.Image) -> "torch.Tensor":
 def load_image(path: str | Path, size: int) -> "torch.Tensor":
     """``open_image`` then ``to_tensor``: (3, size, size) in [-1, 1]."""
     return to_tensor(open_image(path, size))
+
+
+def describe_image_error(exc: BaseException) -> str:
+    """A short, user-facing reason why ``open_image`` could not read a file."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(exc, FileNotFoundError):
+        return "file not found (moved or deleted?)"
+    if isinstance(exc, PermissionError):
+        return "permission denied (check the file's read permission)"
+    if isinstance(exc, IsADirectoryError):
+        return "is a folder, not an image"
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image, or a format Pillow cannot read"
+    if isinstance(exc, Image.DecompressionBombError):
+        return "image too large to decode safely"
+    text = str(exc) or exc.__class__.__name__
+    if "truncated" in text.lower() or "broken data stream" in text.lower():
+        return "truncated or corrupt image data"
+    return text
