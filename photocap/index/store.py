@@ -35,7 +35,7 @@ DEFAULT_BUSY_TIMEOUT_S = 10.0
 MIN_PREFIX_LEN = 3  # an unstarred last word is prefix-matched from this length on
 # bm25 costs about a microsecond per matching row; a query matching more rows than this
 # is ranked among its most recently indexed RANK_WINDOW matches (see CaptionIndex.search).
-RANK_WINDOW = 4000
+RANK_WINDOW = 1000
 # Words too common in captions to narrow a search; dropped from a query that has other words.
 STOPWORDS = frozenset(
     "a an the of on in at to with and is are its it this that by for from near into".split()
