@@ -284,7 +284,7 @@ def test_unrecognised_or_empty_datasets_raise_clear_errors(tmp_path: Path) -> No
         load_dataset("folder", tmp_path)
     with pytest.raises(DatasetError, match="annotations/captions_"):
         load_dataset("coco", tmp_path)
-    with pytest.raises(DatasetError, match="not available yet"):
+    with pytest.raises(DatasetError, match="photocap train --data index FOLDER"):
         load_dataset("index", tmp_path)
     with pytest.raises(DatasetError, match="dev_fraction"):
         load_dataset("folder", tmp_path, dev_fraction=0.7, test_fraction=0.4)

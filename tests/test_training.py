@@ -116,3 +116,35 @@ def test_training_data_with_nothing_usable_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(cli, ["train", "--data", "folder", str(tmp_path), "--out", str(tmp_path / "o")])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "nope.jpg" in result.output or "no usable" in result.output.lower() or "nothing" in result.output.lower()
+
+
+def test_personalise_from_the_index(tmp_path, photo_dir, tiny_model_path):
+    """`--data index` trains on the captions the user wrote in the index, starting from --init."""
+    from PIL import ImageOps
+
+    from photocap.index.store import CaptionIndex, PhotoUpdate
+
+    db = tmp_path / "index.db"
+    for img in list(photo_dir.glob("*.jpg")):
+        ImageOps.mirror(Image.open(img)).save(photo_dir / f"mirror-{img.name}")
+    with CaptionIndex.open(db) as index:
+        index.upsert_photos([PhotoUpdate(path=str(p), size=p.stat().st_size, mtime_ns=p.stat().st_mtime_ns)
+                             for p in sorted(photo_dir.glob("*.jpg"))])
+        for p in sorted(photo_dir.glob("*.jpg")):
+            index.set_user_caption(p, SAMPLE_CAPTIONS[p.name.removeprefix("mirror-")])
+    config = tmp_path / "quick.json"
+    config.write_text(json.dumps({"train": {"batch_size": 4, "warmup_steps": 2, "val_beam": 2, "scst_epochs": 0}}))
+    out = tmp_path / "mine"
+    args = ["train", "--data", "index", str(photo_dir), "--db", str(db), "--init", str(tiny_model_path),
+            "--config", str(config), "--epochs", "1", "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
+            "--json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "your captions in" in result.stderr and "7 train, 1 dev images" in result.stderr  # all 8 photos, 10 % (at least 1) for dev
+    model, _ = load_model(out / "best.safetensors")
+    assert model.vocab.itos == load_model(tiny_model_path)[0].vocab.itos  # the vocabulary is kept
+
+    empty = tmp_path / "empty.db"
+    CaptionIndex.open(empty).close()
+    result = CliRunner().invoke(cli, [*args[:4], "--db", str(empty), *args[6:]])
+    assert result.exit_code == 1 and "No usable captioned images" in result.output

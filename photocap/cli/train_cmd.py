@@ -8,15 +8,35 @@ from typing import Any
 
 import click
 
-from photocap.cli._common import beam_option, device_option, echo_json, json_option, model_option, user_errors, warn
+from photocap.cli._common import (
+    beam_option, db_option, device_option, echo_json, json_option, model_option, resolve_db, user_errors, warn,
+)
 
 DATA_KINDS = ("flickr8k", "coco", "folder")
+TRAIN_KINDS = (*DATA_KINDS, "index")
 
 
-def _load_splits(kind: str, path: Path, seed: int = 0, captions_file: Path | None = None):
+def _index_splits(db_path: Path | None, folder: Path, seed: int):
+    """The captions you wrote or approved (source "user") for photos under ``folder``, from the index."""
+    from photocap.index.store import CaptionIndex
+    from photocap.training.datasets import split_captioned
+
+    db = resolve_db(db_path)
+    folder = folder.resolve()
+    with CaptionIndex.open(db, create=False) as index:
+        rows = [(Path(r.path), r.caption) for r in index.iter_photos(folder, include_missing=False)
+                if r.source == "user" and r.caption]
+    return split_captioned(rows, folder, seed=seed, source=f"your captions in {db} under {folder}")
+
+
+def _load_splits(kind: str, path: Path, seed: int = 0, captions_file: Path | None = None,
+                 db_path: Path | None = None):
     from photocap.training.datasets import load_dataset
 
-    splits = load_dataset(kind, path, seed=seed, captions_file=captions_file)
+    if kind == "index":
+        splits = _index_splits(db_path, path, seed)
+    else:
+        splits = load_dataset(kind, path, seed=seed, captions_file=captions_file)
     if splits.problems.total:
         warn(f"photocap: dataset problems (skipped): {splits.problems.summary()}")
     return splits
@@ -65,8 +85,11 @@ class _Bar:
 
 
 @click.command()
-@click.option("--data", "kind", type=click.Choice(DATA_KINDS), required=True, help="Dataset layout.")
+@click.option("--data", "kind", type=click.Choice(TRAIN_KINDS), required=True,
+              help="Dataset layout; `index`: the captions you wrote or approved in photocap's index for photos "
+                   "under PATH (personalising the bundled model).")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
+@db_option
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/train"),
               show_default=True, help="Folder for checkpoints, the best model and the log.")
 @click.option("--arch", type=click.Choice(["show-tell", "show-attend-tell", "transformer"]), default=None,
@@ -99,7 +122,7 @@ class _Bar:
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Encoder-feature cache. Default: the user cache folder.")
 @json_option
-def train(kind: str, path: Path, out_dir: Path, arch: str | None, encoder: str | None,
+def train(kind: str, path: Path, db_path: Path | None, out_dir: Path, arch: str | None, encoder: str | None,
           encoder_weights: Path | None, attention: str | None, epochs: int | None,
           batch_size: int | None, lr: float | None, seed: int | None, scst_epochs: int | None,
           max_steps: int | None, device: str, resume: Path | None, init_path: Path | None,
@@ -120,6 +143,7 @@ def train(kind: str, path: Path, out_dir: Path, arch: str | None, encoder: str |
       photocap train --data flickr8k ~/data/flickr8k --out runs/f8k
       photocap train --data folder ~/Pictures/labelled --init models/photocap-default.safetensors
       photocap train --data coco ~/data/coco/annotations/captions_train2014.json --arch transformer
+      photocap train --data index ~/Pictures --out runs/mine   # your own captions from the index
       photocap train --data flickr8k ~/data/flickr8k --arch show-attend-tell --attention hard
       photocap train --data flickr8k ~/data/flickr8k --encoder resnet50 --encoder-weights resnet50-11ad3fa6.pth
     """
@@ -150,9 +174,13 @@ def train(kind: str, path: Path, out_dir: Path, arch: str | None, encoder: str |
                             ("scst_epochs", scst_epochs), ("max_steps", max_steps)):
             if value is not None:
                 setattr(train_cfg, name, value)
+        if kind == "index" and init_path is None and resume is None:
+            from photocap.settings import default_model_path
+
+            init_path = default_model_path()  # personalise the model in use, keeping its vocabulary
         if init_path is not None and lr is None:
             train_cfg.lr = train_cfg.lr / 4  # gentler fine-tuning from a trained model
-        splits = _load_splits(kind, path, seed=train_cfg.seed, captions_file=captions_file)
+        splits = _load_splits(kind, path, seed=train_cfg.seed, captions_file=captions_file, db_path=db_path)
         if not splits.dev:
             raise click.ClickException("the dataset has no dev split to select the best model on")
         warn(f"photocap: {splits.source}: {len(splits.train)} train, {len(splits.dev)} dev images")

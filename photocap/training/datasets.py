@@ -202,18 +202,42 @@ class _Options:
 
 
 def _load_index(path: Path, options: _Options) -> DatasetSplits:
-    """Captions the user approved in photocap's index ("personalise").
-
-    TODO(index issue): read approved/edited captions from ``CaptionIndex`` (the
-    ``index`` package must not be imported by ``model``; training may use it via
-    a plain list of (photo path, caption) rows), feed them to a
-    :class:`_Collector` keyed by the photo path, and split with
-    :func:`_seeded_split` exactly like :func:`_load_folder`.
-    """
+    """The ``index`` kind needs the caption index, which training does not import: the
+    front end reads the user's captions and calls :func:`split_captioned`."""
     raise DatasetError(
-        "The 'index' dataset kind is not available yet; export your captions to a CSV "
-        "(columns image,caption) and use --data folder instead."
+        "The 'index' dataset is read from photocap's caption index: use "
+        "`photocap train --data index FOLDER` (with --db for another index)."
     )
+
+
+def split_captioned(rows: Iterable[tuple[Path, str]], root: Path, *, seed: int = 0, dev_fraction: float = 0.1,
+                    source: str = "") -> DatasetSplits:
+    """A seeded train/dev split of (image path, caption) rows, e.g. the captions a user wrote
+    in photocap's index ("personalise"). Keys are paths relative to ``root``; images that no
+    longer exist and empty captions are counted as problems."""
+    problems = DatasetProblems()
+    items: dict[str, list[str]] = {}
+    images: dict[str, Path] = {}
+    for image, caption in rows:
+        image = Path(image)
+        if not caption or not caption.strip():
+            problems.add("empty_captions", str(image))
+            continue
+        if not image.is_file():
+            problems.add("missing_images", str(image))
+            continue
+        try:
+            key = image.relative_to(root).as_posix()
+        except ValueError:
+            key = image.as_posix()
+        items.setdefault(key, []).append(" ".join(caption.split()))
+        images[key] = image
+    manifest = {k: CaptionedImage(k, images[k], tuple(c)) for k, c in items.items()}
+    train, dev, test = _seeded_split(manifest, _Options(seed, dev_fraction, 0.0, None, True))
+    splits = DatasetSplits(train, dev, test, problems, source or f"captions under {root}")
+    if not (train or dev):
+        raise DatasetError(_nothing_usable_message(splits))
+    return splits
 
 
 def _nothing_usable_message(splits: DatasetSplits) -> str:
