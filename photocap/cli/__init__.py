@@ -7,7 +7,6 @@ command such as ``photocap search`` never pays for torch or Qt.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 
 import click
 
@@ -31,23 +30,14 @@ class LazyGroup(click.Group):
     """A group whose subcommands are imported when they are invoked."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(self._available())
+        return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = self._available().get(cmd_name)
+        target = COMMANDS.get(cmd_name)
         if target is None:
             return None
         module_name, attr = target.split(":")
         return getattr(importlib.import_module(module_name), attr)
-
-    @staticmethod
-    def _available() -> dict[str, str]:
-        found = {}
-        for name, target in COMMANDS.items():
-            module_name = target.split(":")[0]
-            if importlib.util.find_spec(module_name) is not None:
-                found[name] = target
-        return found
 
 
 @click.group(cls=LazyGroup)
