@@ -11,10 +11,7 @@ from click.testing import CliRunner
 from photocap.cli import cli
 from photocap.metadata.reader import read_metadata
 
-try:
-    from metadata_samples import CAPTION, copy_example, gradient
-except ImportError:  # tests run as a package
-    from tests.metadata_samples import CAPTION, copy_example, gradient  # type: ignore[no-redef]
+from metadata_samples import CAPTION, copy_example, gradient
 
 
 def runner() -> CliRunner:

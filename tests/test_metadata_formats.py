@@ -16,34 +16,19 @@ from photocap.metadata import png, webp
 from photocap.metadata.reader import read_metadata
 from photocap.metadata.writer import write_caption
 
-try:
-    from metadata_samples import (
-        CAPTION,
-        copy_example,
-        exiftool,
-        exiftool_set,
-        gradient,
-        jpeg_scan_data,
-        lost_tags,
-        make_exif_jpeg,
-        make_iptc_jpeg,
-        make_xmp_jpeg,
-        needs_exiftool,
-    )
-except ImportError:  # tests run as a package
-    from tests.metadata_samples import (  # type: ignore[no-redef]
-        CAPTION,
-        copy_example,
-        exiftool,
-        exiftool_set,
-        gradient,
-        jpeg_scan_data,
-        lost_tags,
-        make_exif_jpeg,
-        make_iptc_jpeg,
-        make_xmp_jpeg,
-        needs_exiftool,
-    )
+from metadata_samples import (
+    CAPTION,
+    copy_example,
+    exiftool,
+    exiftool_set,
+    gradient,
+    jpeg_scan_data,
+    lost_tags,
+    make_exif_jpeg,
+    make_iptc_jpeg,
+    make_xmp_jpeg,
+    needs_exiftool,
+)
 
 pytestmark = needs_exiftool
 

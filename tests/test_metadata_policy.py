@@ -13,28 +13,16 @@ from photocap.metadata import jpeg
 from photocap.metadata.reader import read_metadata
 from photocap.metadata.writer import write_caption
 
-try:
-    from metadata_samples import (
-        CAPTION,
-        copy_example,
-        exiftool,
-        exiftool_set,
-        gradient,
-        lost_tags,
-        make_exif_jpeg,
-        needs_exiftool,
-    )
-except ImportError:  # tests run as a package
-    from tests.metadata_samples import (  # type: ignore[no-redef]
-        CAPTION,
-        copy_example,
-        exiftool,
-        exiftool_set,
-        gradient,
-        lost_tags,
-        make_exif_jpeg,
-        needs_exiftool,
-    )
+from metadata_samples import (
+    CAPTION,
+    copy_example,
+    exiftool,
+    exiftool_set,
+    gradient,
+    lost_tags,
+    make_exif_jpeg,
+    needs_exiftool,
+)
 
 SIDECAR_XMP = """<?xpacket begin='\ufeff' id='W5M0MpCehiHzreSzNTczkc9d'?>
 <x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="Adobe XMP Core 7.0">

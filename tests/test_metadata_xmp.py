@@ -14,20 +14,12 @@ from photocap.metadata import fields, xmp
 from photocap.metadata.reader import read_metadata
 from photocap.metadata.writer import write_caption
 
-try:
-    from metadata_samples import (
-        CAPTION,
-        XMP_WITH_ENTITIES,
-        jpeg_with_xmp_packet,
-        xmp_with_external_entity,
-    )
-except ImportError:  # tests run as a package
-    from tests.metadata_samples import (  # type: ignore[no-redef]
-        CAPTION,
-        XMP_WITH_ENTITIES,
-        jpeg_with_xmp_packet,
-        xmp_with_external_entity,
-    )
+from metadata_samples import (
+    CAPTION,
+    XMP_WITH_ENTITIES,
+    jpeg_with_xmp_packet,
+    xmp_with_external_entity,
+)
 
 DESC = fields.XMP_PROPERTIES[fields.XMP_DESCRIPTION]
 ALT = fields.XMP_PROPERTIES[fields.XMP_ALT_TEXT]
