@@ -85,20 +85,30 @@ def photo_dir(tmp_path, sample_photos) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def sample_folder_dataset(tmp_path_factory, sample_photos) -> Path:
-    """A `folder` dataset of the four sample photos and their mirror images (small, 224 px)."""
+def make_folder_dataset(root: Path, sample_photos: dict[str, Path], *, paraphrase: bool = False,
+                        extra_rows: tuple[tuple[str, str], ...] = ()) -> Path:
+    """Write a `folder` dataset into ``root``: the sample photos and their mirror images (224 px),
+    each with its caption (and a paraphrase of it), plus ``extra_rows`` as given."""
     import csv
 
     from PIL import Image, ImageOps
 
-    root = tmp_path_factory.mktemp("dataset")
     rows = []
     for name, caption in SAMPLE_CAPTIONS.items():
         img = Image.open(sample_photos[name]).convert("RGB").resize((224, 224))
         img.save(root / name)
         ImageOps.mirror(img).save(root / f"mirror-{name}")
-        rows += [(name, caption), (f"mirror-{name}", caption)]
+        for file in (name, f"mirror-{name}"):
+            rows.append((file, caption))
+            if paraphrase:
+                rows.append((file, caption.replace(" a ", " the ", 1)))
+    rows.extend(extra_rows)
     with open(root / "captions.csv", "w", newline="") as fh:
         csv.writer(fh).writerows([("image", "caption"), *rows])
     return root
+
+
+@pytest.fixture(scope="session")
+def sample_folder_dataset(tmp_path_factory, sample_photos) -> Path:
+    """A `folder` dataset of the four sample photos and their mirror images (small, 224 px)."""
+    return make_folder_dataset(tmp_path_factory.mktemp("dataset"), sample_photos)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 
 import pytest
@@ -10,7 +9,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image, ImageOps
 
-from conftest import SAMPLE_CAPTIONS
+from conftest import SAMPLE_CAPTIONS, make_folder_dataset
 from photocap.cli import cli
 from photocap.model.checkpoint import load_model
 from photocap.model.config import ModelConfig
@@ -24,18 +23,8 @@ TINY_MODEL = dict(encoder="efficientnet-lite0", arch="transformer", d_model=32, 
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory, sample_photos):
     """A `folder` dataset: the sample photos and their mirror images, two captions each, one broken row."""
-    root = tmp_path_factory.mktemp("dataset")
-    rows = []
-    for name, caption in SAMPLE_CAPTIONS.items():
-        img = Image.open(sample_photos[name]).convert("RGB").resize((224, 224))
-        img.save(root / name)
-        ImageOps.mirror(img).save(root / f"mirror-{name}")
-        for file in (name, f"mirror-{name}"):
-            rows += [(file, caption), (file, caption.replace(" a ", " the ", 1))]
-    rows.append(("missing.jpg", "a photo that does not exist"))
-    with open(root / "captions.csv", "w", newline="") as fh:
-        csv.writer(fh).writerows([("image", "caption"), *rows])
-    return root
+    return make_folder_dataset(tmp_path_factory.mktemp("dataset"), sample_photos, paraphrase=True,
+                               extra_rows=(("missing.jpg", "a photo that does not exist"),))
 
 
 def _run(dataset, out, cache, **overrides):
@@ -120,8 +109,6 @@ def test_training_data_with_nothing_usable_is_a_clear_error(tmp_path):
 
 def test_personalise_from_the_index(tmp_path, photo_dir, tiny_model_path):
     """`--data index` trains on the captions the user wrote in the index, starting from --init."""
-    from PIL import ImageOps
-
     from photocap.index.store import CaptionIndex, PhotoUpdate
 
     db = tmp_path / "index.db"
