@@ -42,6 +42,28 @@ def test_encoder_grid_shape():
     assert grid.shape == (2, 49, 1280)  # (B, 7*7, C)
 
 
+@pytest.mark.parametrize("name, size, blocks, trunk_channels", [
+    ("efficientnet-lite0", 224, 1, 192), ("efficientnet-lite0", 224, 5, 112), ("resnet50", 224, 2, 2048),
+    ("inception-v3", 299, 1, 2048),
+])
+def test_trunk_then_top_equals_the_whole_encoder(name, size, blocks, trunk_channels):
+    from photocap.model.encoder import ImageEncoder
+
+    torch.manual_seed(0)
+    encoder = ImageEncoder(name, pretrained=name.startswith("efficientnet"), fine_tune_blocks=blocks).eval()
+    images = torch.rand(2, 3, size, size) * 2 - 1
+    with torch.no_grad():
+        whole = encoder(images)
+        trunk = encoder.trunk(images, blocks)
+        split = encoder.top(trunk, blocks)
+    assert trunk.shape[0] == 2 and trunk.shape[2] == trunk_channels  # (a 5-block top starts at 14x14)
+    torch.testing.assert_close(split, whole)
+    trainable = {n for n, p in encoder.named_parameters() if p.requires_grad}
+    assert trainable and not trainable & set(encoder.trunk_state(blocks))  # the trunk is exactly the frozen part
+    with pytest.raises(ValueError, match="blocks"):
+        encoder.trunk(images, 10_000)
+
+
 @pytest.mark.parametrize("arch", ARCHES)
 def test_decoder_forward_shapes_and_loss(arch):
     torch.manual_seed(0)

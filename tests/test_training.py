@@ -135,3 +135,30 @@ def test_personalise_from_the_index(tmp_path, photo_dir, tiny_model_path):
     CaptionIndex.open(empty).close()
     result = CliRunner().invoke(cli, [*args[:4], "--db", str(empty), *args[6:]])
     assert result.exit_code == 1 and "No usable captioned images" in result.output
+
+
+def test_fine_tuning_the_encoder_top_trains_only_the_top_and_reuses_the_trunk_cache(tiny_dataset, tmp_path):
+    from photocap.model.encoder import ImageEncoder
+    from photocap.training.features import encoder_fingerprint
+
+    pretrained = ImageEncoder("efficientnet-lite0", pretrained=True).state_dict()
+    model_cfg = ModelConfig(**{**TINY_MODEL, "fine_tune_blocks": 1})
+    splits = load_dataset("folder", tiny_dataset, dev_fraction=0.25)
+    cfg = TrainConfig(epochs=3, batch_size=4, lr=3e-3, encoder_lr=1e-3, warmup_steps=2, min_freq=1, val_beam=2,
+                      checkpoint_every=0, patience=10)
+    result = train(splits, model_cfg, cfg, tmp_path / "ft", cache_root=tmp_path / "cache")
+    losses = [h["train_loss"] for h in result.history]
+    assert losses[-1] < losses[0], losses
+
+    model, _ = load_model(result.best_path)
+    tuned = {k[len("encoder."):]: v for k, v in model.state_dict().items() if k.startswith("encoder.")}
+    changed = {k for k, v in tuned.items() if not torch.equal(v, pretrained[k].to(v.dtype))}
+    # Only the last block's and the head's weights moved; BatchNorm statistics stayed frozen.
+    assert changed and all(k.startswith(("backbone._blocks.15.", "backbone._conv_head", "backbone._bn1."))
+                           for k in changed), sorted(changed)
+    assert not any("running_" in k for k in changed)
+    # The cache holds the trunk's output, whose id ignores the tuned top: it stays valid for this model.
+    fresh = ImageEncoder("efficientnet-lite0", pretrained=True, fine_tune_blocks=1)
+    assert encoder_fingerprint(model.encoder.float(), "efficientnet-lite0", 224, 1) == \
+        encoder_fingerprint(fresh, "efficientnet-lite0", 224, 1)
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [encoder_fingerprint(fresh, "efficientnet-lite0", 224, 1)]

@@ -103,6 +103,9 @@ class _Bar:
                    "inception-v3; photocap never downloads). Not needed to use the trained model.")
 @click.option("--attention", type=click.Choice(["soft", "hard"]), default=None,
               help="show-attend-tell attention: soft (expected context) or hard (sampled location, REINFORCE).")
+@click.option("--fine-tune-blocks", type=click.IntRange(0), default=None,
+              help="Also train the encoder's top N blocks (and head); 0 = frozen encoder. The frozen part "
+                   "is still computed once and cached.")
 @click.option("--epochs", type=click.IntRange(1), default=None)
 @click.option("--batch-size", type=click.IntRange(1), default=None)
 @click.option("--lr", type=float, default=None, help="Peak learning rate.")
@@ -123,7 +126,7 @@ class _Bar:
               help="Encoder-feature cache. Default: the user cache folder.")
 @json_option
 def train(kind: str, path: Path, db_path: Path | None, out_dir: Path, arch: str | None, encoder: str | None,
-          encoder_weights: Path | None, attention: str | None, epochs: int | None,
+          encoder_weights: Path | None, attention: str | None, fine_tune_blocks: int | None, epochs: int | None,
           batch_size: int | None, lr: float | None, seed: int | None, scst_epochs: int | None,
           max_steps: int | None, device: str, resume: Path | None, init_path: Path | None,
           config_file: Path | None, captions_file: Path | None, cache_dir: Path | None, as_json: bool) -> None:
@@ -145,6 +148,7 @@ def train(kind: str, path: Path, db_path: Path | None, out_dir: Path, arch: str 
       photocap train --data coco ~/data/coco/annotations/captions_train2014.json --arch transformer
       photocap train --data index ~/Pictures --out runs/mine   # your own captions from the index
       photocap train --data flickr8k ~/data/flickr8k --arch show-attend-tell --attention hard
+      photocap train --data flickr8k ~/data/flickr8k --fine-tune-blocks 1   # also tune the encoder's top
       photocap train --data flickr8k ~/data/flickr8k --encoder resnet50 --encoder-weights resnet50-11ad3fa6.pth
     """
     with user_errors():
@@ -158,7 +162,8 @@ def train(kind: str, path: Path, db_path: Path | None, out_dir: Path, arch: str 
             data = json.loads(config_file.read_text())
             model_cfg = type(model_cfg).from_dict({**model_cfg.to_dict(), **data.get("model", {})})
             train_cfg = TrainConfig.from_dict({**train_cfg.__dict__, **data.get("train", {})})
-        for name, value in (("arch", arch), ("encoder", encoder), ("attention", attention)):
+        for name, value in (("arch", arch), ("encoder", encoder), ("attention", attention),
+                            ("fine_tune_blocks", fine_tune_blocks)):
             if value is not None:
                 setattr(model_cfg, name, value)
         if encoder == "inception-v3":

@@ -150,12 +150,23 @@ class EfficientNetLite(nn.Module):
         self._bn1 = _bn(FEATURE_CHANNELS)
         self._fc = nn.Linear(FEATURE_CHANNELS, num_classes) if num_classes else None
 
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu6(self._bn0(self._conv_stem(x)))
+
+    def _head(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu6(self._bn1(self._conv_head(x)))
+
+    def units(self) -> list:
+        """The forward pass as an ordered list of callables: stem, blocks, head."""
+        return [self._stem, *self._blocks, self._head]
+
+    head_units = 1  # the 1x1 head conv after the blocks, trained whenever any block is
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [-1, 1] -> (B, 1280, H/32, W/32)."""
-        x = F.relu6(self._bn0(self._conv_stem(x)))
-        for block in self._blocks:
-            x = block(x)
-        return F.relu6(self._bn1(self._conv_head(x)))
+        for unit in self.units():
+            x = unit(x)
+        return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """ImageNet logits (B, 1000)."""
@@ -248,3 +259,38 @@ class ImageEncoder(nn.Module):
         """(B, 3, S, S) in [-1, 1] -> grid features (B, h*w, C): C = 1280 (Lite) or 2048."""
         fmap = self.backbone.features(images)  # (B, C, h, w)
         return fmap.flatten(2).transpose(1, 2)  # (B, h*w, C)
+
+    # Fine-tuning the top blocks splits the forward pass in two: the frozen trunk
+    # runs once per image (its output is cached like frozen features), the top
+    # (the trainable blocks and head) runs in every training step.
+
+    def _cut(self, top_blocks: int) -> int:
+        units = self.backbone.units()
+        blocks = len(units) - 1 - self.backbone.head_units  # the first unit is never a block
+        if not 0 < top_blocks <= blocks:
+            raise ValueError(f"{self.name} has {blocks} blocks; cannot fine-tune the top {top_blocks}")
+        return len(units) - top_blocks - self.backbone.head_units
+
+    def trunk(self, images: torch.Tensor, top_blocks: int) -> torch.Tensor:
+        """(B, 3, S, S) -> the frozen part's output as a grid (B, h*w, C') (C' = that block's input)."""
+        x = images
+        for unit in self.backbone.units()[: self._cut(top_blocks)]:
+            x = unit(x)
+        return x.flatten(2).transpose(1, 2)  # (B, h*w, C')
+
+    def top(self, trunk_grid: torch.Tensor, top_blocks: int) -> torch.Tensor:
+        """``trunk`` output (B, h*w, C') -> grid features (B, h*w, C), through the top blocks and head."""
+        b, p, c = trunk_grid.shape
+        side = math.isqrt(p)
+        x = trunk_grid.transpose(1, 2).reshape(b, c, side, p // side)  # (B, C', h, w); grids are square
+        for unit in self.backbone.units()[self._cut(top_blocks):]:
+            x = unit(x)
+        return x.flatten(2).transpose(1, 2)  # (B, h*w, C)
+
+    def trunk_state(self, top_blocks: int) -> dict[str, torch.Tensor]:
+        """The frozen trunk's weights and BN statistics only: what a cache of ``trunk`` outputs depends on."""
+        top = [u for u in self.backbone.units()[self._cut(top_blocks):] if isinstance(u, nn.Module)]
+        if self.backbone.head_units:
+            top += [self.backbone._conv_head, self.backbone._bn1]
+        skip = {id(t) for module in top for t in module.state_dict(keep_vars=True).values()}
+        return {k: v for k, v in self.state_dict(keep_vars=True).items() if id(v) not in skip}

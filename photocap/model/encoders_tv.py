@@ -127,11 +127,21 @@ class TorchvisionBackbone(nn.Module):
             return ((x + 1.0) * 0.5 - self.mean) / self.std
         return x  # inception: torchvision's transform_input maps ImageNet-normalised input back to [-1, 1]
 
+    def units(self) -> list:
+        """The forward pass as an ordered list of callables; the last ones are block_modules()."""
+        units: list = [self.normalise]
+        for stage in self.spec.stages:
+            module = getattr(self, stage)
+            in_blocks = stage in self.spec.blocks and isinstance(module, nn.Sequential)
+            units.extend(module.children() if in_blocks else [module])
+        return units
+
+    head_units = 0  # no separate head after the blocks
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [-1, 1] -> (B, 2048, h, w)."""
-        x = self.normalise(x)
-        for stage in self.spec.stages:
-            x = getattr(self, stage)(x)
+        for unit in self.units():
+            x = unit(x)
         return x
 
     def block_modules(self) -> list[nn.Module]:

@@ -22,13 +22,21 @@ from photocap.model.preprocess import load_image
 PREPROCESS_VERSION = "squash-bicubic-v1"  # bump when preprocess.py changes what it produces
 
 
-def encoder_fingerprint(encoder: torch.nn.Module, encoder_name: str, image_size: int) -> str:
-    """A short id of the encoder's exact weights and the preprocessing."""
-    digest = hashlib.sha1(f"{encoder_name}|{image_size}|{PREPROCESS_VERSION}".encode())
-    for name, tensor in sorted(encoder.state_dict().items()):
+def encoder_fingerprint(encoder: torch.nn.Module, encoder_name: str, image_size: int, top_blocks: int = 0) -> str:
+    """A short id of the encoder's exact weights and the preprocessing.
+
+    With ``top_blocks`` the cache holds the frozen trunk's output (see
+    ``ImageEncoder.trunk``), so only the trunk's weights count: fine-tuning the
+    top blocks does not invalidate it.
+    """
+    tag = f"{encoder_name}|{image_size}|{PREPROCESS_VERSION}" + (f"|trunk-{top_blocks}" if top_blocks else "")
+    digest = hashlib.sha1(tag.encode())
+    state = encoder.trunk_state(top_blocks) if top_blocks else encoder.state_dict()
+    for name, tensor in sorted(state.items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().float().numpy().tobytes())
-    return f"{encoder_name}-{image_size}-{digest.hexdigest()[:12]}"
+    trunk = f"-trunk{top_blocks}" if top_blocks else ""
+    return f"{encoder_name}-{image_size}{trunk}-{digest.hexdigest()[:12]}"
 
 
 class _Images(Dataset):

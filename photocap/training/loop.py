@@ -2,7 +2,9 @@
 
 The default recipe trains the decoder on cached encoder features (frozen
 encoder): the encoder runs once per image, and each epoch costs only the
-decoder. Every run is seeded: the batch order of epoch ``e`` depends only on
+decoder. Fine-tuning the encoder's top blocks (``ModelConfig.fine_tune_blocks``)
+keeps that shape: the cache holds the frozen trunk's output, and each step runs
+only the top blocks and head (BatchNorm statistics stay frozen) before the decoder. Every run is seeded: the batch order of epoch ``e`` depends only on
 ``seed`` and ``e``, and the RNG state is saved with each checkpoint, so a
 resumed run continues exactly where it stopped.
 
@@ -43,6 +45,7 @@ class TrainConfig:
     epochs: int = 15
     batch_size: int = 64
     lr: float = 4e-4
+    encoder_lr: float = 1e-4  # for the encoder's top blocks, when fine_tune_blocks > 0
     weight_decay: float = 0.0
     warmup_steps: int = 500
     label_smoothing: float = 0.1
@@ -105,6 +108,25 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+class _Encoded(torch.nn.Module):
+    """What the feature cache stores for a model: grid features, or the trunk's output when fine-tuning."""
+
+    def __init__(self, encoder: torch.nn.Module, top_blocks: int) -> None:
+        super().__init__()
+        self.encoder, self.top_blocks = encoder, top_blocks
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.top_blocks:
+            return self.encoder.trunk(images, self.top_blocks)  # (B, P, C')
+        return self.encoder(images)  # (B, P, C)
+
+
+def grid_features(model: CaptionModel, cached: torch.Tensor) -> torch.Tensor:
+    """Cached rows (B, P, C or C') -> the decoder's grid features (B, P, C)."""
+    k = model.cfg.fine_tune_blocks
+    return model.encoder.top(cached, k) if k else cached
+
+
 def _lr_at(step: int, total: int, cfg: TrainConfig, base: float) -> float:
     """Linear warm-up then cosine decay to 5% of the base rate."""
     if step < cfg.warmup_steps:
@@ -121,15 +143,18 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
 def encode_split_features(model: CaptionModel, items: Sequence[CaptionedImage], cache_root: Path,
                           device: torch.device, on_progress: Progress | None = None,
                           phase: str = "features") -> tuple[list[CaptionedImage], torch.Tensor]:
-    """Cached grid features (N, P, C) float16 for ``items``; unreadable images are dropped."""
+    """Cached features (N, P, C) float16 for ``items``; unreadable images are dropped.
+
+    With ``fine_tune_blocks`` they are the frozen trunk's output; see :func:`grid_features`."""
     cfg = model.cfg
-    cache = FeatureCache(cache_root, encoder_fingerprint(model.encoder, cfg.encoder, cfg.image_size))
+    k = cfg.fine_tune_blocks
+    cache = FeatureCache(cache_root, encoder_fingerprint(model.encoder, cfg.encoder, cfg.image_size, k))
 
     def report(done: int, total: int) -> None:
         if on_progress:
             on_progress({"phase": phase, "done": done, "total": total})
 
-    failed = set(cache.build([it.image for it in items], model.encoder, cfg.image_size,
+    failed = set(cache.build([it.image for it in items], _Encoded(model.encoder, k), cfg.image_size,
                              device=device, on_progress=report))
     kept = [it for it in items if it.image not in failed]
     if on_progress and failed:
@@ -148,7 +173,7 @@ def evaluate_features(model: CaptionModel, items: Sequence[CaptionedImage], feat
     model.eval()
     predictions: dict[str, str] = {}
     for start in range(0, len(items), batch_size):
-        chunk = feats[start : start + batch_size].to(device).float()  # (b, P, C)
+        chunk = grid_features(model, feats[start : start + batch_size].to(device).float())  # (b, P, C)
         for item, (text, _) in zip(items[start : start + batch_size],
                                    model.decode_features(chunk, beam, length_penalty)):
             predictions[item.key] = text
@@ -190,8 +215,12 @@ def train(
         model = CaptionModel(model_cfg, vocab, pretrained_encoder=False)
         model.load_state_dict(state["model"])
     elif init is not None:
+        top_blocks = model_cfg.fine_tune_blocks
         model, _ = load_model(init)
         vocab, model_cfg = model.vocab, model.cfg
+        if top_blocks:  # fine-tune the encoder of a trained model too
+            model_cfg.fine_tune_blocks = top_blocks
+            model.encoder.set_fine_tuning(top_blocks)
     else:
         vocab = Vocabulary.build((c for it in splits.train for c in it.captions), cfg.min_freq)
         try:
@@ -199,8 +228,7 @@ def train(
         except EncoderWeightsError as exc:
             raise ModelError(str(exc)) from exc
     model.to(device)
-    if model.cfg.fine_tune_blocks:
-        raise NotImplementedError("encoder fine-tuning needs image batches; use fine_tune_blocks=0")
+    model.encoder.eval()  # frozen BatchNorm statistics, also in fine-tuned blocks
 
     train_items, train_feats = encode_split_features(model, splits.train, cache_root, device, emit, "features:train")
     dev_items, dev_feats = encode_split_features(model, splits.dev, cache_root, device, emit, "features:dev")
@@ -210,8 +238,12 @@ def train(
     if len(data) == 0:
         raise ValueError("no usable training captions")
 
-    params = [p for p in model.decoder.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    groups = [{"params": [p for p in model.decoder.parameters() if p.requires_grad], "base_lr": cfg.lr}]
+    encoder_params = [p for p in model.encoder.parameters() if p.requires_grad]
+    if encoder_params:
+        groups.append({"params": encoder_params, "base_lr": cfg.encoder_lr})
+    params = [p for g in groups for p in g["params"]]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
     if cfg.max_steps:
@@ -223,6 +255,8 @@ def train(
     torch.manual_seed(cfg.seed)
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
+        for group, base in zip(optimizer.param_groups, (cfg.lr, cfg.encoder_lr)):
+            group.setdefault("base_lr", base)  # checkpoints from before encoder fine-tuning lack it
         step, epoch = int(state["step"]), int(state["epoch"])
         best, bad_epochs = float(state["best"]), int(state["bad_epochs"])
         history = json.loads(state["history"])
@@ -251,10 +285,10 @@ def train(
                 idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
                 caps = data.captions[idx]  # (B, L)
                 caps = caps[:, : int((caps != vocab.pad_id).sum(1).max())]
-                feats = train_feats[data.image_index[idx]].to(device).float()  # (B, P, C)
+                feats = grid_features(model, train_feats[data.image_index[idx]].to(device).float())  # (B, P, C)
                 caps = caps.to(device)
                 for group in optimizer.param_groups:
-                    group["lr"] = _lr_at(step, total_steps, cfg, cfg.lr)
+                    group["lr"] = _lr_at(step, total_steps, cfg, group["base_lr"])
                 logits, extras = model.decoder(feats, caps[:, :-1])  # (B, L-1, V)
                 loss = caption_loss(logits, caps[:, 1:], extras, vocab.pad_id,
                                     cfg.label_smoothing, cfg.attention_reg)

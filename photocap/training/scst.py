@@ -33,7 +33,7 @@ def self_critical(model: CaptionModel, train_items: Sequence[CaptionedImage], tr
 
     Each epoch's record is appended to ``history`` and to ``out_dir/log.jsonl``.
     """
-    from photocap.training.loop import evaluate_features
+    from photocap.training.loop import evaluate_features, grid_features
 
     vocab = model.vocab
     cider = CiderD({it.key: list(it.captions) for it in train_items})
@@ -47,7 +47,9 @@ def self_critical(model: CaptionModel, train_items: Sequence[CaptionedImage], tr
         rewards_seen: list[float] = []
         for b in range(steps):
             idx = order[b * IMAGES_PER_BATCH : (b + 1) * IMAGES_PER_BATCH]
-            feats = train_feats[idx].to(device).float().repeat_interleave(n, dim=0)  # (B*n, P, C)
+            with torch.no_grad():  # the encoder stays as cross-entropy training left it
+                feats = grid_features(model, train_feats[idx].to(device).float())  # (B, P, C)
+            feats = feats.repeat_interleave(n, dim=0)  # (B*n, P, C)
             model.decoder.eval()  # no dropout: the samples and their scores come from one distribution
             ids = sample(model.decoder, feats, start_id=vocab.start_id, end_id=vocab.end_id, pad_id=vocab.pad_id,
                          banned_ids=model.banned_ids, max_len=model.cfg.max_len)  # (B*n, T)
