@@ -176,9 +176,23 @@ class DecodedImage:
         return Image.frombytes("RGB", (self.width, self.height), self.data)
 
 
+WORKER_NICENESS = 10
+
+
 def _init_worker() -> None:
-    """Decode workers leave Ctrl-C to the parent, which stops them cleanly."""
+    """Decode workers leave Ctrl-C to the parent, which stops them cleanly.
+
+    They also run at a lower priority: decoding is throughput work that fills
+    whatever CPU is idle, while the model's intra-op threads wait on each other,
+    so a decoder holding one of their cores stalls them all. (It also keeps a
+    background index from slowing the desktop.)
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(os, "nice"):
+        try:
+            os.nice(WORKER_NICENESS)
+        except OSError:
+            pass
     _register_heif()
 
 

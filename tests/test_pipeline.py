@@ -325,3 +325,15 @@ def test_write_metadata_refreshes_fingerprint(tmp_path: Path, index: CaptionInde
     assert read_metadata(p).caption == index.get(p).caption
     s = index_folders([tmp_path / "m"], index, no_model, OPT)  # our own write is not a change
     assert s.unchanged == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "nice"), reason="no process priorities here")
+def test_decode_workers_run_below_the_model_priority():
+    from photocap.pipeline import WORKER_NICENESS, make_decode_pool
+
+    pool = make_decode_pool(1)
+    try:
+        worker = pool.submit(os.nice, 0).result(timeout=60)  # os.nice(0) reports the niceness
+    finally:
+        pool.shutdown()
+    assert worker == min(19, os.nice(0) + WORKER_NICENESS)

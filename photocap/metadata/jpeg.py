@@ -96,7 +96,7 @@ def parse(data: bytes) -> Jpeg:
         segments.append(Segment(marker, data[pos + 4 : end]))
         pos = end
     image = data[pos:]
-    if b"\xff\xd9" not in image:
+    if image.rfind(b"\xff\xd9") < 0:  # searched from the end, where EOI is: O(1) for an intact file
         raise MetadataError("the JPEG is truncated (no end-of-image marker)")
     return Jpeg(segments, image)
 
