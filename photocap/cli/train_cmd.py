@@ -185,6 +185,8 @@ def train(kind: str, path: Path, db_path: Path | None, out_dir: Path, arch: str 
             init_path = default_model_path()  # personalise the model in use, keeping its vocabulary
         if init_path is not None and lr is None:
             train_cfg.lr = train_cfg.lr / 4  # gentler fine-tuning from a trained model
+        if init_path is not None and fine_tune_blocks is None:
+            model_cfg.fine_tune_blocks = 0  # a personal set is small: tune the encoder only when asked
         splits = _load_splits(kind, path, seed=train_cfg.seed, captions_file=captions_file, db_path=db_path)
         if not splits.dev:
             raise click.ClickException("the dataset has no dev split to select the best model on")

@@ -218,9 +218,8 @@ def train(
         top_blocks = model_cfg.fine_tune_blocks
         model, _ = load_model(init)
         vocab, model_cfg = model.vocab, model.cfg
-        if top_blocks:  # fine-tune the encoder of a trained model too
-            model_cfg.fine_tune_blocks = top_blocks
-            model.encoder.set_fine_tuning(top_blocks)
+        model_cfg.fine_tune_blocks = top_blocks  # the caller decides, not the file's training history
+        model.encoder.set_fine_tuning(top_blocks)
     else:
         vocab = Vocabulary.build((c for it in splits.train for c in it.captions), cfg.min_freq)
         try:

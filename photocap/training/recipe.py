@@ -9,7 +9,7 @@ from photocap.training.loop import TrainConfig
 def default_recipe() -> tuple[ModelConfig, TrainConfig]:
     """Model and training settings of the bundled default model (see models/MODEL_CARD.md)."""
     model = ModelConfig(
-        encoder="efficientnet-lite2", arch="transformer",
+        encoder="efficientnet-lite2", fine_tune_blocks=1, arch="transformer",
         d_model=256, num_layers=3, num_heads=4, ff_dim=1024, memory_layers=1, transformer_dropout=0.2,
     )
     train = TrainConfig(
