@@ -104,8 +104,8 @@ class _Bar:
 @click.option("--attention", type=click.Choice(["soft", "hard"]), default=None,
               help="show-attend-tell attention: soft (expected context) or hard (sampled location, REINFORCE).")
 @click.option("--fine-tune-blocks", type=click.IntRange(0), default=None,
-              help="Also train the encoder's top N blocks (and head); 0 = frozen encoder. The frozen part "
-                   "is still computed once and cached.")
+              help="Train the encoder's top N blocks and head too (the recipe: 1; with --init: 0); "
+                   "0 = frozen encoder. The frozen part is computed once and cached.")
 @click.option("--epochs", type=click.IntRange(1), default=None)
 @click.option("--batch-size", type=click.IntRange(1), default=None)
 @click.option("--lr", type=float, default=None, help="Peak learning rate.")
@@ -148,7 +148,7 @@ def train(kind: str, path: Path, db_path: Path | None, out_dir: Path, arch: str 
       photocap train --data coco ~/data/coco/annotations/captions_train2014.json --arch transformer
       photocap train --data index ~/Pictures --out runs/mine   # your own captions from the index
       photocap train --data flickr8k ~/data/flickr8k --arch show-attend-tell --attention hard
-      photocap train --data flickr8k ~/data/flickr8k --fine-tune-blocks 1   # also tune the encoder's top
+      photocap train --data flickr8k ~/data/flickr8k --fine-tune-blocks 0   # frozen encoder: faster
       photocap train --data flickr8k ~/data/flickr8k --encoder resnet50 --encoder-weights resnet50-11ad3fa6.pth
     """
     with user_errors():

@@ -162,6 +162,10 @@ class EfficientNetLite(nn.Module):
 
     head_units = 1  # the 1x1 head conv after the blocks, trained whenever any block is
 
+    def block_modules(self) -> list[nn.Module]:
+        """Fine-tuning units, bottom to top: the MBConv blocks."""
+        return list(self._blocks)
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [-1, 1] -> (B, 1280, H/32, W/32)."""
         for unit in self.units():
@@ -250,7 +254,8 @@ class ImageEncoder(nn.Module):
             if self.name in TORCHVISION_SPECS:
                 trainable = self.backbone.block_modules()[-top_blocks:]
             else:
-                trainable = [*self.backbone._blocks[-top_blocks:], self.backbone._conv_head, self.backbone._bn1]
+                trainable = [*self.backbone.block_modules()[-top_blocks:], self.backbone._conv_head,
+                             self.backbone._bn1]
             for module in trainable:
                 for p in module.parameters():
                     p.requires_grad = True
@@ -266,7 +271,7 @@ class ImageEncoder(nn.Module):
 
     def _cut(self, top_blocks: int) -> int:
         units = self.backbone.units()
-        blocks = len(units) - 1 - self.backbone.head_units  # the first unit is never a block
+        blocks = len(self.backbone.block_modules())
         if not 0 < top_blocks <= blocks:
             raise ValueError(f"{self.name} has {blocks} blocks; cannot fine-tune the top {top_blocks}")
         return len(units) - top_blocks - self.backbone.head_units

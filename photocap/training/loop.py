@@ -1,12 +1,13 @@
 """Training and validation as functions; progress leaves through a callback.
 
-The default recipe trains the decoder on cached encoder features (frozen
-encoder): the encoder runs once per image, and each epoch costs only the
-decoder. Fine-tuning the encoder's top blocks (``ModelConfig.fine_tune_blocks``)
-keeps that shape: the cache holds the frozen trunk's output, and each step runs
-only the top blocks and head (BatchNorm statistics stay frozen) before the decoder. Every run is seeded: the batch order of epoch ``e`` depends only on
-``seed`` and ``e``, and the RNG state is saved with each checkpoint, so a
-resumed run continues exactly where it stopped.
+Encoder work is cached: with a frozen encoder the cache holds its grid
+features, and each epoch costs only the decoder; when the encoder's top blocks
+are fine-tuned (``ModelConfig.fine_tune_blocks``, the default recipe tunes one)
+it holds the frozen trunk's output, and each step runs only the top blocks and
+head (BatchNorm statistics stay frozen) before the decoder. Every run is seeded:
+the batch order of epoch ``e`` depends only on ``seed`` and ``e``, and the RNG
+state is saved with each checkpoint, so a resumed run continues exactly where
+it stopped.
 
 Output folder:
 - ``last.ckpt``: resume state (state_dicts + counters; loaded with weights_only=True)
