@@ -166,6 +166,10 @@ class EfficientNetLite(nn.Module):
         """Fine-tuning units, bottom to top: the MBConv blocks."""
         return list(self._blocks)
 
+    def head_modules(self) -> list[nn.Module]:
+        """Layers after the blocks, fine-tuned whenever any block is."""
+        return [self._conv_head, self._bn1]
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [-1, 1] -> (B, 1280, H/32, W/32)."""
         for unit in self.units():
@@ -250,15 +254,15 @@ class ImageEncoder(nn.Module):
         (they have no separate head)."""
         for p in self.backbone.parameters():
             p.requires_grad = False
-        if top_blocks > 0:
-            if self.name in TORCHVISION_SPECS:
-                trainable = self.backbone.block_modules()[-top_blocks:]
-            else:
-                trainable = [*self.backbone.block_modules()[-top_blocks:], self.backbone._conv_head,
-                             self.backbone._bn1]
-            for module in trainable:
-                for p in module.parameters():
-                    p.requires_grad = True
+        for module in self._top_modules(top_blocks):
+            for p in module.parameters():
+                p.requires_grad = True
+
+    def _top_modules(self, top_blocks: int) -> list[nn.Module]:
+        """The modules fine-tuned with ``top_blocks``: those blocks and the head (none for 0)."""
+        if top_blocks <= 0:
+            return []
+        return [*self.backbone.block_modules()[-top_blocks:], *self.backbone.head_modules()]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) in [-1, 1] -> grid features (B, h*w, C): C = 1280 (Lite) or 2048."""
@@ -294,8 +298,7 @@ class ImageEncoder(nn.Module):
 
     def trunk_state(self, top_blocks: int) -> dict[str, torch.Tensor]:
         """The frozen trunk's weights and BN statistics only: what a cache of ``trunk`` outputs depends on."""
-        top = [u for u in self.backbone.units()[self._cut(top_blocks):] if isinstance(u, nn.Module)]
-        if self.backbone.head_units:
-            top += [self.backbone._conv_head, self.backbone._bn1]
-        skip = {id(t) for module in top for t in module.state_dict(keep_vars=True).values()}
+        self._cut(top_blocks)  # validates top_blocks
+        tuned = self._top_modules(top_blocks)
+        skip = {id(t) for module in tuned for t in module.state_dict(keep_vars=True).values()}
         return {k: v for k, v in self.state_dict(keep_vars=True).items() if id(v) not in skip}

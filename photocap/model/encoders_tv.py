@@ -144,6 +144,10 @@ class TorchvisionBackbone(nn.Module):
             x = unit(x)
         return x
 
+    def head_modules(self) -> list[nn.Module]:
+        """Layers after the blocks: none (the feature grid is the last block's output)."""
+        return []
+
     def block_modules(self) -> list[nn.Module]:
         """Fine-tuning units, bottom to top (ResNet bottlenecks; Inception Mixed blocks)."""
         units: list[nn.Module] = []
