@@ -2,7 +2,8 @@
 
 One ``.npy`` file (float16, (h*w, C)) per image, under a folder named by a
 fingerprint of the encoder (name, weights) and the preprocessing (input size). Each image's entry is
-keyed by its absolute path, size and mtime: an edited photo is re-encoded, and
+keyed by a hash of the file's bytes: an edited photo is re-encoded, a dataset
+that was moved or copied (new paths, new mtimes) still finds its features, and
 an interrupted build resumes where it stopped (files are written atomically).
 """
 
@@ -60,10 +61,16 @@ class FeatureCache:
     def __init__(self, root: Path, fingerprint: str) -> None:
         self.folder = Path(root) / fingerprint
         self.folder.mkdir(parents=True, exist_ok=True)
+        self._keys: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> content hash
 
     def entry(self, image: Path) -> Path:
+        """Where ``image``'s features are kept: named by a hash of its bytes (read once per file state)."""
         st = os.stat(image)
-        key = hashlib.sha1(f"{Path(image).resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
+        state = (str(image), st.st_size, st.st_mtime_ns)
+        key = self._keys.get(state)
+        if key is None:
+            with open(image, "rb") as fh:
+                key = self._keys[state] = hashlib.file_digest(fh, "blake2b").hexdigest()[:40]
         return self.folder / key[:2] / f"{key}.npy"
 
     def build(
@@ -78,8 +85,14 @@ class FeatureCache:
         on_progress: Callable[[int, int], None] | None = None,
     ) -> list[Path]:
         """Encode every image that has no entry yet; return the images that could not be read."""
-        todo = [p for p in images if not self.entry(p).exists()]
+        todo: list[Path] = []
         failed: list[Path] = []
+        for image in images:
+            try:
+                if not self.entry(image).exists():
+                    todo.append(image)
+            except OSError:  # missing or unreadable: counted, not fatal
+                failed.append(image)
         if on_progress:
             on_progress(len(images) - len(todo), len(images))
         if not todo:
