@@ -143,6 +143,27 @@ def test_wider_beam_finds_at_least_as_likely_captions():
         assert model.vocab.unk_id not in w.tokens
 
 
+def test_sampling_temperature_sharpens_towards_greedy():
+    from photocap.model.beam import sample
+
+    model, _, _ = train_tiny_model("transformer", steps=40)
+    feats = torch.randn(3, 49, 1280).abs().repeat_interleave(40, dim=0)  # (120, 49, 1280): 40 draws per image
+    kwargs = dict(start_id=model.vocab.start_id, end_id=model.vocab.end_id, pad_id=model.vocab.pad_id,
+                  banned_ids=model.banned_ids, max_len=model.cfg.max_len)
+    greedy = _greedy(model.decoder, feats[::40], model.vocab, model.cfg.max_len)
+
+    def greedy_share(temperature: float) -> float:
+        torch.manual_seed(0)
+        ids = sample(model.decoder, feats, temperature=temperature, **kwargs).tolist()  # (120, T)
+        words = [[t for t in row if t not in (model.vocab.end_id, model.vocab.pad_id)][: model.cfg.max_len]
+                 for row in ids]
+        return sum(w == greedy[i // 40] for i, w in enumerate(words)) / len(words)
+
+    cold, warm = greedy_share(1e-4), greedy_share(1.0)
+    assert cold >= 0.9, cold  # near zero temperature, sampling is greedy decoding (up to near-ties)
+    assert warm < cold - 0.2, (warm, cold)
+
+
 @pytest.mark.parametrize("arch", ARCHES)
 def test_tiny_model_overfits_sample_photos(arch):
     model, first, last = train_tiny_model(arch, steps=120)

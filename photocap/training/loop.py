@@ -61,6 +61,7 @@ class TrainConfig:
     scst_epochs: int = 0  # self-critical (CIDEr reward) epochs after cross-entropy training
     scst_lr: float = 2e-5
     scst_samples: int = 5
+    scst_temperature: float = 0.7  # below 1 keeps label smoothing's long tail out of the samples
     max_steps: int = 0  # stop after this many steps in total (0 = no limit); for quick runs
 
     @classmethod

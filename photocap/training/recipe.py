@@ -13,7 +13,7 @@ def default_recipe() -> tuple[ModelConfig, TrainConfig]:
         d_model=256, num_layers=3, num_heads=4, ff_dim=1024, memory_layers=1, transformer_dropout=0.2,
     )
     train = TrainConfig(
-        epochs=10, batch_size=64, lr=5e-4, warmup_steps=500, label_smoothing=0.1, patience=1,
-        scst_epochs=1, scst_lr=5e-5, scst_samples=5,
+        epochs=4, batch_size=64, lr=5e-4, warmup_steps=500, label_smoothing=0.1, patience=2,
+        scst_epochs=1, scst_lr=2e-5, scst_samples=5, scst_temperature=0.7,
     )
     return model, train

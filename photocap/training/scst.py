@@ -1,6 +1,9 @@
 """Self-critical sequence training (Rennie et al. 2017) with a CIDEr-D reward.
 
-For each image, ``scst_samples`` captions are sampled; each one's advantage is
+For each image, ``scst_samples`` captions are sampled at ``scst_temperature``
+(the gradient still uses the model's own log-probabilities): sampled at 1, the
+label-smoothed bundled recipe lost dev CIDEr (0.521 -> 0.477), at 0.7 it gained
+(-> 0.537). Each sample's advantage is
 its CIDEr-D minus the mean CIDEr-D of the image's other samples (the baseline
 of Luo 2020, which needs no extra greedy decode). The loss is the
 advantage-weighted negative log-probability of the samples.
@@ -52,7 +55,8 @@ def self_critical(model: CaptionModel, train_items: Sequence[CaptionedImage], tr
             feats = feats.repeat_interleave(n, dim=0)  # (B*n, P, C)
             model.decoder.eval()  # no dropout: the samples and their scores come from one distribution
             ids = sample(model.decoder, feats, start_id=vocab.start_id, end_id=vocab.end_id, pad_id=vocab.pad_id,
-                         banned_ids=model.banned_ids, max_len=model.cfg.max_len)  # (B*n, T)
+                         banned_ids=model.banned_ids, max_len=model.cfg.max_len,
+                         temperature=cfg.scst_temperature)  # (B*n, T)
             logprob = sequence_logprob(model.decoder, feats, ids, start_id=vocab.start_id, pad_id=vocab.pad_id,
                                        banned_ids=model.banned_ids)  # (B*n,)
             texts = [vocab.decode(row) for row in ids.tolist()]
