@@ -160,8 +160,6 @@ class EfficientNetLite(nn.Module):
         """The forward pass as an ordered list of callables: stem, blocks, head."""
         return [self._stem, *self._blocks, self._head]
 
-    head_units = 1  # the 1x1 head conv after the blocks, trained whenever any block is
-
     def block_modules(self) -> list[nn.Module]:
         """Fine-tuning units, bottom to top: the MBConv blocks."""
         return list(self._blocks)
@@ -274,11 +272,12 @@ class ImageEncoder(nn.Module):
     # (the trainable blocks and head) runs in every training step.
 
     def _cut(self, top_blocks: int) -> int:
-        units = self.backbone.units()
-        blocks = len(self.backbone.block_modules())
-        if not 0 < top_blocks <= blocks:
-            raise ValueError(f"{self.name} has {blocks} blocks; cannot fine-tune the top {top_blocks}")
-        return len(units) - top_blocks - self.backbone.head_units
+        """Index in ``backbone.units()`` of the first fine-tuned block: the trunk is everything before it."""
+        blocks = self.backbone.block_modules()
+        if not 0 < top_blocks <= len(blocks):
+            raise ValueError(f"{self.name} has {len(blocks)} blocks; cannot fine-tune the top {top_blocks}")
+        first = blocks[-top_blocks]
+        return next(i for i, unit in enumerate(self.backbone.units()) if unit is first)
 
     def trunk(self, images: torch.Tensor, top_blocks: int) -> torch.Tensor:
         """(B, 3, S, S) -> the frozen part's output as a grid (B, h*w, C') (C' = that block's input)."""

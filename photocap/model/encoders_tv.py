@@ -136,8 +136,6 @@ class TorchvisionBackbone(nn.Module):
             units.extend(module.children() if in_blocks else [module])
         return units
 
-    head_units = 0  # no separate head after the blocks
-
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [-1, 1] -> (B, 2048, h, w)."""
         for unit in self.units():
