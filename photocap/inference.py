@@ -36,8 +36,9 @@ def pick_device(name: str = "auto") -> torch.device:
 class Captioner:
     """A loaded captioning model. Thread-compatible, not thread-safe: use one per thread."""
 
-    def __init__(self, model_path: str | Path | None = None, device: str = "auto", beam: int = 3,
-                 length_penalty: float = 0.0) -> None:
+    def __init__(self, model_path: str | Path | None = None, device: str = "auto", beam: int | None = None,
+                 length_penalty: float | None = None) -> None:
+        """``beam`` / ``length_penalty``: None = the model's own decoding settings (chosen on its dev split)."""
         path = Path(model_path) if model_path is not None else default_model_path()
         self.device = pick_device(device)
         try:
@@ -49,8 +50,8 @@ class Captioner:
             )
             raise ModelError(f"{exc}.{hint}") from exc
         self.model_path = path
-        self.beam = beam
-        self.length_penalty = length_penalty
+        self.beam = self.model.cfg.beam_size if beam is None else beam
+        self.length_penalty = self.model.cfg.length_penalty if length_penalty is None else length_penalty
         # Mixed precision on GPUs; the CPU stays in float32 (bfloat16 there is slower on most CPUs).
         self._autocast = self.device.type in ("cuda", "mps")
 

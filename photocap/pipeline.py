@@ -72,7 +72,7 @@ CaptionerFactory = Callable[[], CaptionerLike]
 
 
 def default_captioner_factory(
-    model_path: Path | None = None, device: str = "auto", beam: int = 3
+    model_path: Path | None = None, device: str = "auto", beam: int | None = None
 ) -> CaptionerFactory:
     """A factory that imports torch and loads the model only when first called."""
 

@@ -117,3 +117,39 @@ def test_vocabulary_size_mismatch(tiny_model_path, tmp_path):
 
     with pytest.raises(CheckpointError, match="vocabulary"):
         load_model(_rewrite_header(tiny_model_path, tmp_path / "v.safetensors", drop_word))
+
+
+def test_decoding_defaults_travel_with_the_model(tiny_model_path, images, tmp_path):
+    from photocap.inference import Captioner
+
+    model, _ = load_model(tiny_model_path)
+    model.cfg.beam_size, model.cfg.length_penalty = 2, 1.5
+    path = save_model(model, tmp_path / "decoding.safetensors", half=False)
+    captioner = Captioner(path, device="cpu")
+    assert (captioner.beam, captioner.length_penalty) == (2, 1.5)
+    again, _ = load_model(path)
+    assert again.caption(images) == again.caption(images, beam_size=2, length_penalty=1.5)
+    overridden = Captioner(path, device="cpu", beam=1, length_penalty=0.0)
+    assert (overridden.beam, overridden.length_penalty) == (1, 0.0)
+
+
+def test_version_1_file_decodes_as_before(tiny_model_path, images, tmp_path):
+    def as_version_1(header):
+        cfg = json.loads(header["__metadata__"]["config"])
+        del cfg["beam_size"], cfg["length_penalty"]
+        cfg["version"] = 1
+        header["__metadata__"]["config"] = json.dumps(cfg)
+
+    old, _ = load_model(_rewrite_header(tiny_model_path, tmp_path / "v1.safetensors", as_version_1))
+    assert (old.cfg.beam_size, old.cfg.length_penalty, old.cfg.version) == (3, 0.0, 2)
+    assert old.caption(images) == old.caption(images, beam_size=3, length_penalty=0.0)
+
+
+def test_newer_config_version_says_upgrade(tiny_model_path, tmp_path):
+    def from_the_future(header):
+        cfg = json.loads(header["__metadata__"]["config"])
+        cfg["version"], cfg["decoder_of_tomorrow"] = 99, True
+        header["__metadata__"]["config"] = json.dumps(cfg)
+
+    with pytest.raises(CheckpointError, match="upgrade photocap"):
+        load_model(_rewrite_header(tiny_model_path, tmp_path / "z.safetensors", from_the_future))

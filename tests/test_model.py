@@ -104,6 +104,31 @@ def test_step_decoding_matches_teacher_forcing(arch, attention):
             assert torch.allclose(logits, full[:, t], atol=1e-4)
 
 
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_step_state_survives_beam_reordering(arch):
+    """Beam search reorders the step state with index_select mid-caption (beam.py's _reorder);
+    decoding must go on as if each row had been fed its new history from the start."""
+    from photocap.model.beam import _reorder
+
+    torch.manual_seed(1)
+    cfg = ModelConfig(arch=arch, vocab_size=25, embed_dim=16, hidden_dim=16, attention_dim=16,
+                      d_model=16, num_heads=2, ff_dim=32, num_layers=2)
+    decoder = build_decoder(cfg).eval()
+    feats = torch.randn(3, 49, 1280)
+    inputs = torch.randint(4, 25, (3, 6))
+    rows = torch.tensor([2, 2, 0])  # two beams continue from row 2, one from row 0
+    with torch.no_grad():
+        state = decoder.init_state(feats)
+        for t in range(3):
+            _, state = decoder.step(inputs[:, t], state)
+        state = _reorder(state, rows)
+        moved = torch.cat([inputs[rows, :3], inputs[:, 3:]], dim=1)  # (3, 6): old prefixes, new endings
+        full, _ = decoder(feats[rows], moved)
+        for t in range(3, 6):
+            logits, state = decoder.step(moved[:, t], state)
+            torch.testing.assert_close(logits, full[:, t], atol=1e-4, rtol=1e-4)
+
 def _greedy(decoder, feats, vocab, max_len):
     """Reference greedy decoder, written independently of beam.py."""
     out = []

@@ -15,6 +15,7 @@ from photocap.model.checkpoint import load_model
 from photocap.model.config import ModelConfig
 from photocap.training.datasets import load_dataset
 from photocap.training.loop import TrainConfig, train
+from photocap.training.recipe import default_recipe
 
 TINY_MODEL = dict(encoder="efficientnet-lite0", arch="transformer", d_model=32, num_layers=1, num_heads=2,
                   ff_dim=64, memory_layers=0, transformer_dropout=0.1, max_len=14)
@@ -98,6 +99,14 @@ def test_train_and_evaluate_commands(tiny_dataset, tmp_path):
     for metric in ("BLEU-1", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr"):
         assert 0.0 <= scores[metric] <= 10.0
     assert scores["images"] >= 1
+    recipe_penalty = default_recipe()[0].length_penalty  # --config keeps the recipe's decoding settings
+    assert (scores["beam"], scores["length_penalty"]) == (2, recipe_penalty)
+
+    result = runner.invoke(cli, ["evaluate", "--data", "folder", str(tiny_dataset), "--split", "dev", "--model",
+                                 str(out / "best.safetensors"), "--length-penalty", "1", "--samples", "1",
+                                 "--cache-dir", str(tmp_path / "cache")])
+    assert result.exit_code == 0, result.output
+    assert "beam 3, length penalty 1" in result.output  # the model's own beam width
 
 
 def test_training_data_with_nothing_usable_is_a_clear_error(tmp_path):

@@ -45,9 +45,15 @@ batch_size_option = click.option(
 beam_option = click.option(
     "--beam",
     type=click.IntRange(1, 20),
-    default=3,
-    show_default=True,
-    help="Beam width for decoding (1 = greedy).",
+    default=None,
+    help="Beam width for decoding (1 = greedy). Default: the model's own (3 for the bundled model).",
+)
+length_penalty_option = click.option(
+    "--length-penalty",
+    type=click.FloatRange(0.0, 2.0),
+    default=None,
+    help="Rank beams by log-prob / (words + 1) ** L; higher favours longer captions. "
+    "Default: the model's own (chosen on its dev split).",
 )
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object per line, for scripts."

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from photocap.cli._common import (
-    batch_size_option, beam_option, device_option, echo_json, json_option, model_option,
+    batch_size_option, beam_option, device_option, echo_json, json_option, length_penalty_option, model_option,
     user_errors, warn,
 )
 
@@ -35,11 +35,12 @@ def _expand(paths: tuple[Path, ...]) -> list[Path]:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @json_option
 @beam_option
+@length_penalty_option
 @batch_size_option
 @device_option
 @model_option
-def caption(paths: tuple[Path, ...], as_json: bool, beam: int, batch_size: int, device: str,
-            model_path: Path | None) -> None:
+def caption(paths: tuple[Path, ...], as_json: bool, beam: int | None, length_penalty: float | None,
+            batch_size: int, device: str, model_path: Path | None) -> None:
     """Caption image files (or folders, recursively) and print the captions.
 
     Prints ``path<TAB>caption`` per image; with --json, one object per line with
@@ -60,7 +61,7 @@ def caption(paths: tuple[Path, ...], as_json: bool, beam: int, batch_size: int, 
     with user_errors():
         from photocap.inference import Captioner
 
-        captioner = Captioner(model_path, device=device, beam=beam)
+        captioner = Captioner(model_path, device=device, beam=beam, length_penalty=length_penalty)
         ok = failed = 0
         for result in captioner.caption_paths(files, batch_size=batch_size):
             if isinstance(result, CaptionFailure):

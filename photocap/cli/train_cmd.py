@@ -9,7 +9,8 @@ from typing import Any
 import click
 
 from photocap.cli._common import (
-    beam_option, db_option, device_option, echo_json, json_option, model_option, resolve_db, user_errors, warn,
+    beam_option, db_option, device_option, echo_json, json_option, length_penalty_option, model_option, resolve_db,
+    user_errors, warn,
 )
 
 DATA_KINDS = ("flickr8k", "coco", "folder")
@@ -220,14 +221,16 @@ def train(kind: str, path: Path, db_path: Path | None, out_dir: Path, arch: str 
 @click.option("--split", type=click.Choice(["dev", "test", "train"]), default="dev", show_default=True)
 @model_option
 @beam_option
+@length_penalty_option
 @device_option
 @click.option("--limit", type=click.IntRange(0), default=0, help="Score only the first N images (0 = all).")
 @click.option("--samples", type=click.IntRange(0), default=5, show_default=True,
               help="Sample captions to print beside their references.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
 @json_option
-def evaluate(kind: str, path: Path, split: str, model_path: Path | None, beam: int, device: str, limit: int,
-             samples: int, cache_dir: Path | None, as_json: bool) -> None:
+def evaluate(kind: str, path: Path, split: str, model_path: Path | None, beam: int | None,
+             length_penalty: float | None, device: str, limit: int, samples: int, cache_dir: Path | None,
+             as_json: bool) -> None:
     """Score a model with the COCO caption metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr).
 
     Uses pycocoevalcap (Java is needed for its tokenizer and METEOR; on Debian:
@@ -237,6 +240,7 @@ def evaluate(kind: str, path: Path, split: str, model_path: Path | None, beam: i
     Examples:
       photocap evaluate --data flickr8k ~/data/flickr8k --split dev
       photocap evaluate --data flickr8k ~/data/flickr8k --model runs/f8k/best.safetensors --beam 5 --json
+      photocap evaluate --data flickr8k ~/data/flickr8k --length-penalty 0   # rank beams by plain log-prob
     """
     with user_errors():
         from photocap.errors import PhotocapError
@@ -250,19 +254,21 @@ def evaluate(kind: str, path: Path, split: str, model_path: Path | None, beam: i
             items = items[:limit]
         if not items:
             raise PhotocapError(f"the {split} split of {path} is empty")
-        captioner = Captioner(model_path, device=device, beam=beam)
+        captioner = Captioner(model_path, device=device, beam=beam, length_penalty=length_penalty)
+        beam, length_penalty = captioner.beam, captioner.length_penalty
         bar = _Bar(quiet=as_json)
         kept, feats = encode_split_features(captioner.model, items, cache_dir or default_cache_dir() / "features",
                                             captioner.device, bar, phase=f"encoding {split}")
         bar.close()
         scores, predictions = evaluate_features(
-            captioner.model, kept, feats, beam=beam, device=captioner.device, tokenize="ptb",
-            metrics=("BLEU", "METEOR", "ROUGE-L", "CIDEr"))
-    result = {"model": captioner.model_id, "split": split, "images": len(kept), "beam": beam, **scores}
+            captioner.model, kept, feats, beam=beam, length_penalty=length_penalty, device=captioner.device,
+            tokenize="ptb", metrics=("BLEU", "METEOR", "ROUGE-L", "CIDEr"))
+    result = {"model": captioner.model_id, "split": split, "images": len(kept), "beam": beam,
+              "length_penalty": length_penalty, **scores}
     if as_json:
         echo_json(result)
         return
-    click.echo(f"{captioner.model_id} on {len(kept)} {split} images, beam {beam}")
+    click.echo(f"{captioner.model_id} on {len(kept)} {split} images, beam {beam}, length penalty {length_penalty:g}")
     for name, value in scores.items():
         click.echo(f"  {name:8s} {value:.3f}")
     for item in kept[:samples]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-CONFIG_VERSION = 1
+CONFIG_VERSION = 2  # 2: decoding defaults (beam_size, length_penalty)
 ARCHES = ("show-tell", "show-attend-tell", "transformer")
 ATTENTIONS = ("soft", "hard")
 # Encoders that only work at one input size (the resolution their ImageNet weights need).
@@ -44,8 +44,11 @@ class ModelConfig:
     memory_layers: int = 1  # self-attention layers over the image grid before decoding
     transformer_dropout: float = 0.1
 
-    # Decoding
+    # Decoding: the model's own defaults, chosen on the dev split and stored with the weights so that
+    # every front end decodes it the same way (a caller may still pass its own)
     max_len: int = 22  # maximum caption length in words (without <start>/<end>)
+    beam_size: int = 3  # beam width (1 = greedy)
+    length_penalty: float = 0.0  # beams ranked by log-prob / (words + 1) ** length_penalty (0 = plain sum)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -58,6 +61,10 @@ class ModelConfig:
             raise ValueError(f"unknown attention {self.attention!r}; choose one of {', '.join(ATTENTIONS)}")
         if self.attention == "hard" and self.arch != "show-attend-tell":
             raise ValueError(f"hard attention needs the show-attend-tell decoder, not {self.arch}")
+        if self.beam_size < 1:
+            raise ValueError(f"beam_size must be at least 1, not {self.beam_size}")
+        if not 0.0 <= self.length_penalty <= 2.0:
+            raise ValueError(f"length_penalty must be between 0 and 2, not {self.length_penalty}")
         size = FIXED_IMAGE_SIZE.get(self.encoder)
         if size is not None and self.image_size != size:
             raise ValueError(f"the {self.encoder} encoder needs image_size {size}, not {self.image_size}")
@@ -68,14 +75,15 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
         """Build from JSON data; unknown keys are an error (they mean a newer or foreign file)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown model config fields: {', '.join(unknown)}")
         version = data.get("version", CONFIG_VERSION)
         if version > CONFIG_VERSION:
             raise ValueError(
                 f"model config version {version} is newer than this photocap understands "
                 f"({CONFIG_VERSION}); upgrade photocap"
             )
-        return cls(**data)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown model config fields: {', '.join(unknown)}")
+        # An older file lacks the newer fields; their defaults decode it as before.
+        return cls(**{**data, "version": CONFIG_VERSION})

@@ -234,15 +234,51 @@ class TransformerDecoder(Decoder):
         return self._decode(self.encode_memory(feats), inputs), {}
 
     def init_state(self, feats):
-        n = feats.size(0)
-        return {"memory": self.encode_memory(feats), "prefix": feats.new_empty((n, 0), dtype=torch.long)}
+        """Step-wise decoding caches, per layer: the cross-attention keys/values of the image
+        memory, computed once, and the self-attention keys/values of the words so far.
+        Each is (N, H, L, D/H); a step then costs one position, not the whole prefix."""
+        memory = self.encode_memory(feats)  # (N, P, D)
+        state = {}
+        for i, layer in enumerate(self.decoder.layers):
+            state[f"cross_k{i}"], state[f"cross_v{i}"] = self._heads(layer.multihead_attn, memory, 1)
+            empty = memory.new_zeros(memory.size(0), layer.self_attn.num_heads, 0,
+                                     self.d_model // layer.self_attn.num_heads)  # (N, H, 0, D/H)
+            state[f"self_k{i}"], state[f"self_v{i}"] = empty, empty
+        return state
+
+    @staticmethod
+    def _heads(attn: nn.MultiheadAttention, x: torch.Tensor, first: int) -> list[torch.Tensor]:
+        """``attn``'s input projections of x (N, L, D), from chunk ``first`` on (0 q, 1 k, 2 v): each (N, H, L, D/H)."""
+        n, length, d = x.shape
+        weight, bias = attn.in_proj_weight[first * d :], attn.in_proj_bias[first * d :]
+        projected = F.linear(x, weight, bias)  # (N, L, (3 - first) * D)
+        return [c.view(n, length, attn.num_heads, -1).transpose(1, 2) for c in projected.split(d, dim=-1)]
+
+    @staticmethod
+    def _attend(attn: nn.MultiheadAttention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Scaled dot-product attention of q (N, H, 1, D/H) over k, v (N, H, L, D/H) -> (N, 1, D)."""
+        out = F.scaled_dot_product_attention(q, k, v)  # (N, H, 1, D/H)
+        return attn.out_proj(out.transpose(1, 2).flatten(2))
 
     def step(self, tokens, state):
-        prefix = torch.cat([state["prefix"], tokens.unsqueeze(1)], dim=1)  # (N, t)
-        if prefix.size(1) > self.word_pos.size(1):
+        """One token per row, in eval mode: the same numbers as ``forward`` at that position."""
+        t = state["self_k0"].size(2)
+        if t >= self.word_pos.size(1):
             raise ValueError("caption longer than the decoder's position table")
-        logits = self._decode(state["memory"], prefix)[:, -1]  # (N, V)
-        return logits, {"memory": state["memory"], "prefix": prefix}
+        x = self.embed(tokens).unsqueeze(1) * math.sqrt(self.d_model) + self.word_pos[:, t : t + 1]  # (N, 1, D)
+        new: State = {}
+        for i, layer in enumerate(self.decoder.layers):  # nn.TransformerDecoderLayer, norm_first
+            q, k, v = self._heads(layer.self_attn, layer.norm1(x), 0)  # each (N, H, 1, D/H)
+            k = torch.cat([state[f"self_k{i}"], k], dim=2)  # (N, H, t+1, D/H): causal by construction
+            v = torch.cat([state[f"self_v{i}"], v], dim=2)
+            new[f"self_k{i}"], new[f"self_v{i}"] = k, v
+            x = x + self._attend(layer.self_attn, q, k, v)
+            ck, cv = state[f"cross_k{i}"], state[f"cross_v{i}"]
+            new[f"cross_k{i}"], new[f"cross_v{i}"] = ck, cv
+            q = self._heads(layer.multihead_attn, layer.norm2(x), 0)[0]  # (N, H, 1, D/H)
+            x = x + self._attend(layer.multihead_attn, q, ck, cv)
+            x = x + layer.linear2(layer.activation(layer.linear1(layer.norm3(x))))  # dropouts: eval
+        return self.fc(self.norm(x[:, 0])), new  # (N, V)
 
 
 def build_decoder(cfg: ModelConfig) -> Decoder:

@@ -39,18 +39,22 @@ class CaptionModel(nn.Module):
         return self.decoder(self.encoder(images), inputs)
 
     @torch.no_grad()
-    def decode_features(self, feats: torch.Tensor, beam_size: int = 3,
-                        length_penalty: float = 0.0) -> list[tuple[str, float]]:
-        """Grid features (B, P, C) -> [(caption, mean log-prob per token)] via beam search."""
+    def decode_features(self, feats: torch.Tensor, beam_size: int | None = None,
+                        length_penalty: float | None = None) -> list[tuple[str, float]]:
+        """Grid features (B, P, C) -> [(caption, mean log-prob per token)] via beam search.
+
+        ``beam_size`` / ``length_penalty`` default to the model's own (``cfg.beam_size``,
+        ``cfg.length_penalty``)."""
         hyps: list[Hypothesis] = beam_search(
             self.decoder, feats, start_id=self.vocab.start_id, end_id=self.vocab.end_id,
-            banned_ids=self.banned_ids, beam_size=beam_size, max_len=self.cfg.max_len,
-            length_penalty=length_penalty,
+            banned_ids=self.banned_ids, beam_size=self.cfg.beam_size if beam_size is None else beam_size,
+            max_len=self.cfg.max_len,
+            length_penalty=self.cfg.length_penalty if length_penalty is None else length_penalty,
         )
         return [(self.vocab.decode(h.tokens), h.mean_logprob) for h in hyps]
 
     @torch.no_grad()
-    def caption(self, images: torch.Tensor, beam_size: int = 3,
-                length_penalty: float = 0.0) -> list[tuple[str, float]]:
+    def caption(self, images: torch.Tensor, beam_size: int | None = None,
+                length_penalty: float | None = None) -> list[tuple[str, float]]:
         """Images (B, 3, S, S) in [-1, 1] -> [(caption, mean log-prob per token)]."""
         return self.decode_features(self.encoder(images), beam_size, length_penalty)
