@@ -104,7 +104,6 @@ def test_step_decoding_matches_teacher_forcing(arch, attention):
             assert torch.allclose(logits, full[:, t], atol=1e-4)
 
 
-
 @pytest.mark.parametrize("arch", ARCHES)
 def test_step_state_survives_beam_reordering(arch):
     """Beam search reorders the step state with index_select mid-caption (beam.py's _reorder);
@@ -128,6 +127,7 @@ def test_step_state_survives_beam_reordering(arch):
         for t in range(3, 6):
             logits, state = decoder.step(moved[:, t], state)
             torch.testing.assert_close(logits, full[:, t], atol=1e-4, rtol=1e-4)
+
 
 def _greedy(decoder, feats, vocab, max_len):
     """Reference greedy decoder, written independently of beam.py."""

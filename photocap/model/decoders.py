@@ -240,18 +240,18 @@ class TransformerDecoder(Decoder):
         memory = self.encode_memory(feats)  # (N, P, D)
         state = {}
         for i, layer in enumerate(self.decoder.layers):
-            state[f"cross_k{i}"], state[f"cross_v{i}"] = self._heads(layer.multihead_attn, memory, 1)
+            state[f"cross_k{i}"], state[f"cross_v{i}"] = self._heads(layer.multihead_attn, memory, 1, 3)
             empty = memory.new_zeros(memory.size(0), layer.self_attn.num_heads, 0,
                                      self.d_model // layer.self_attn.num_heads)  # (N, H, 0, D/H)
             state[f"self_k{i}"], state[f"self_v{i}"] = empty, empty
         return state
 
     @staticmethod
-    def _heads(attn: nn.MultiheadAttention, x: torch.Tensor, first: int) -> list[torch.Tensor]:
-        """``attn``'s input projections of x (N, L, D), from chunk ``first`` on (0 q, 1 k, 2 v): each (N, H, L, D/H)."""
+    def _heads(attn: nn.MultiheadAttention, x: torch.Tensor, first: int, stop: int) -> list[torch.Tensor]:
+        """``attn``'s input projections ``first:stop`` (0 q, 1 k, 2 v) of x (N, L, D): each (N, H, L, D/H)."""
         n, length, d = x.shape
-        weight, bias = attn.in_proj_weight[first * d :], attn.in_proj_bias[first * d :]
-        projected = F.linear(x, weight, bias)  # (N, L, (3 - first) * D)
+        weight, bias = attn.in_proj_weight[first * d : stop * d], attn.in_proj_bias[first * d : stop * d]
+        projected = F.linear(x, weight, bias)  # (N, L, (stop - first) * D)
         return [c.view(n, length, attn.num_heads, -1).transpose(1, 2) for c in projected.split(d, dim=-1)]
 
     @staticmethod
@@ -266,17 +266,15 @@ class TransformerDecoder(Decoder):
         if t >= self.word_pos.size(1):
             raise ValueError("caption longer than the decoder's position table")
         x = self.embed(tokens).unsqueeze(1) * math.sqrt(self.d_model) + self.word_pos[:, t : t + 1]  # (N, 1, D)
-        new: State = {}
+        new = dict(state)  # the cross-attention entries carry over unchanged
         for i, layer in enumerate(self.decoder.layers):  # nn.TransformerDecoderLayer, norm_first
-            q, k, v = self._heads(layer.self_attn, layer.norm1(x), 0)  # each (N, H, 1, D/H)
+            q, k, v = self._heads(layer.self_attn, layer.norm1(x), 0, 3)  # each (N, H, 1, D/H)
             k = torch.cat([state[f"self_k{i}"], k], dim=2)  # (N, H, t+1, D/H): causal by construction
             v = torch.cat([state[f"self_v{i}"], v], dim=2)
             new[f"self_k{i}"], new[f"self_v{i}"] = k, v
             x = x + self._attend(layer.self_attn, q, k, v)
-            ck, cv = state[f"cross_k{i}"], state[f"cross_v{i}"]
-            new[f"cross_k{i}"], new[f"cross_v{i}"] = ck, cv
-            q = self._heads(layer.multihead_attn, layer.norm2(x), 0)[0]  # (N, H, 1, D/H)
-            x = x + self._attend(layer.multihead_attn, q, ck, cv)
+            (q,) = self._heads(layer.multihead_attn, layer.norm2(x), 0, 1)  # (N, H, 1, D/H)
+            x = x + self._attend(layer.multihead_attn, q, state[f"cross_k{i}"], state[f"cross_v{i}"])
             x = x + layer.linear2(layer.activation(layer.linear1(layer.norm3(x))))  # dropouts: eval
         return self.fc(self.norm(x[:, 0])), new  # (N, V)
 
