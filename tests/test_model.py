@@ -129,6 +129,29 @@ def test_step_state_survives_beam_reordering(arch):
             torch.testing.assert_close(logits, full[:, t], atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("arch", ARCHES)
+def test_static_state_is_what_steps_never_change(arch):
+    """Beam search skips reordering the entries a decoder calls static: they must be exactly
+    the ones every step passes on untouched, and skipping them must not change any caption."""
+    model, _, _ = train_tiny_model(arch, steps=15)
+    decoder = model.decoder
+    feats = torch.randn(4, 49, 1280).abs()
+    with torch.no_grad():
+        first = decoder.init_state(feats)
+        state = first
+        for t in range(3):
+            _, state = decoder.step(torch.full((4,), model.vocab.start_id + t), state)
+    for key, value in state.items():
+        assert decoder.static_state(key) == torch.equal(value, first[key]), key
+    assert any(map(decoder.static_state, state)) == (arch != "show-tell")
+
+    kwargs = dict(start_id=model.vocab.start_id, end_id=model.vocab.end_id, banned_ids=model.banned_ids,
+                  max_len=model.cfg.max_len, beam_size=3)
+    fast = beam_search(decoder, feats, **kwargs)
+    decoder.static_state = lambda key: False  # instance attribute: reorder every entry
+    assert beam_search(decoder, feats, **kwargs) == fast
+
+
 def _greedy(decoder, feats, vocab, max_len):
     """Reference greedy decoder, written independently of beam.py."""
     out = []

@@ -6,6 +6,7 @@ self-critical training.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -23,8 +24,9 @@ class Hypothesis:
         return self.logprob / (len(self.tokens) + 1)
 
 
-def _reorder(state: State, index: torch.Tensor) -> State:
-    return {k: v.index_select(0, index) for k, v in state.items()}
+def _reorder(state: State, index: torch.Tensor, keep: Callable[[str], bool] = lambda key: False) -> State:
+    """Rows ``index`` of every state entry; entries for which ``keep(key)`` are passed on as they are."""
+    return {k: v if keep(k) else v.index_select(0, index) for k, v in state.items()}
 
 
 def _log_probs(logits: torch.Tensor, banned: tuple[int, ...]) -> torch.Tensor:
@@ -104,8 +106,8 @@ def beam_search(
                 done[i] = True
         if bool(done.all()):
             break
-        rows = next_rows.view(-1)  # (B*K,)
-        state = _reorder(state, rows)
+        rows = next_rows.view(-1)  # (B*K,): always a row of the same image (done images: ignored)
+        state = _reorder(state, rows, keep=decoder.static_state)  # per-image entries are equal across its beams
         tokens = next_words.view(-1)
         history = torch.cat([history.index_select(0, rows), tokens.unsqueeze(1)], dim=1)
         scores = next_scores

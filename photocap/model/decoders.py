@@ -5,7 +5,10 @@ Shapes: B batch, P grid positions (h*w), C feature channels, T caption steps,
 V vocabulary size. ``feats`` is always the encoder grid (B, P, C).
 
 State for step-wise decoding is a dict of tensors whose first dim is the batch,
-so beam search can reorder any decoder's state with ``index_select``.
+so beam search can reorder any decoder's state with ``index_select``. Entries a
+decoder names in ``static_state`` stay the same at every step for a given image
+(the image grid, attention keys): beam search copies them once per beam, not at
+every reordering.
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ State = dict[str, torch.Tensor]
 
 class Decoder(nn.Module):
     """Interface shared by the decoders."""
+
+    def static_state(self, key: str) -> bool:
+        """Whether ``state[key]`` depends only on the image, never on the words decoded so far."""
+        return False
 
     def forward(self, feats: torch.Tensor, inputs: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Teacher forcing: feats (B, P, C), inputs (B, T) token ids -> logits (B, T, V), extras."""
@@ -121,6 +128,9 @@ class ShowAttendTellDecoder(Decoder):
             # REINFORCE baseline: NaN until the first sampled batch. Not a weight: non-persistent,
             # so it is not saved and strict loading is unaffected (a resumed run restarts it).
             self.register_buffer("reward_baseline", torch.tensor(float("nan")), persistent=False)
+
+    def static_state(self, key):
+        return key in ("feats", "feats_proj")
 
     def init_state(self, feats):
         mean = feats.mean(dim=1)  # (N, C)
@@ -232,6 +242,9 @@ class TransformerDecoder(Decoder):
 
     def forward(self, feats, inputs):
         return self._decode(self.encode_memory(feats), inputs), {}
+
+    def static_state(self, key):
+        return key.startswith("cross_")
 
     def init_state(self, feats):
         """Step-wise decoding caches, per layer: the cross-attention keys/values of the image
