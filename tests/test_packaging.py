@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -35,3 +37,30 @@ def test_wheel_carries_the_bundled_model_and_finds_it(tmp_path):
                          env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"})
     found = Path(out.stdout.strip())
     assert found.is_file() and found.is_relative_to(target)
+
+
+def _scripts() -> dict[str, str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return {**project["scripts"], **project["gui-scripts"]}
+
+
+@pytest.mark.skipif(shutil.which("desktop-file-validate") is None, reason="needs desktop-file-utils (CI installs it)")
+def test_desktop_entry_validates_and_starts_an_installed_program():
+    entry = ROOT / "packaging" / "linux" / "photocap.desktop"
+    out = subprocess.run(["desktop-file-validate", str(entry)], capture_output=True, text=True)
+    assert out.returncode == 0 and not out.stdout.strip(), out.stdout
+    fields = dict(line.split("=", 1) for line in entry.read_text().splitlines() if "=" in line)
+    assert fields["Exec"].split()[0] in _scripts()
+    assert (ROOT / "packaging" / "linux" / f"{fields['Icon']}.svg").is_file()
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze (CI installs systemd)")
+def test_watch_service_is_a_valid_user_unit_running_photocap_watch(tmp_path):
+    unit = ROOT / "packaging" / "systemd" / "photocap-watch.service"
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    out = subprocess.run(["systemd-analyze", "--user", "verify", str(unit)], capture_output=True, text=True,
+                         env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)}, cwd=tmp_path)
+    assert out.returncode == 0 and not (out.stdout + out.stderr).strip(), out.stdout + out.stderr
+    exec_start = next(line for line in unit.read_text().splitlines() if line.startswith("ExecStart="))
+    assert exec_start.split()[1:3] == ["photocap", "watch"] and "photocap" in _scripts()

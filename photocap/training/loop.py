@@ -55,7 +55,7 @@ class TrainConfig:
     patience: int = 4  # epochs without a better dev CIDEr before stopping
     min_freq: int = 5  # words seen fewer times become <unk>
     seed: int = 0
-    val_beam: int = 3
+    val_beam: int | None = None  # beam width for dev scoring; None = the model's own beam_size
     val_images: int = 0  # 0 = the whole dev split
     checkpoint_every: int = 500  # steps between resume checkpoints (and at every epoch end)
     scst_epochs: int = 0  # self-critical (CIDEr reward) epochs after cross-entropy training
