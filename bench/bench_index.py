@@ -85,7 +85,8 @@ def throughput(n: int, model: Path | None, device: str, batch_size: int, workers
     from photocap.index.store import CaptionIndex
     from photocap.inference import Captioner
     from photocap.model.preprocess import open_image
-    from photocap.pipeline import IndexOptions, default_workers, index_folders
+    from photocap.photofile import default_workers
+    from photocap.pipeline import IndexOptions, index_folders
 
     folder = BENCH_DIR / "camera-4000x3000"
     t = time.perf_counter()

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from photocap.errors import PhotocapError
-from photocap.model.preprocess import describe_image_error
+from photocap.photofile import check_complete, default_workers, make_decode_pool
 from photocap.pipeline import (
     INLINE_BELOW,
     CaptionerFactory,
@@ -52,10 +52,8 @@ from photocap.pipeline import (
     IndexOptions,
     IndexSummary,
     Progress,
-    default_workers,
     index_files,
     index_folders,
-    make_decode_pool,
 )
 from photocap.scan import is_image_path, scan, supported_suffixes
 
@@ -122,39 +120,8 @@ class WatchOptions:
 # --------------------------------------------------------------------------- helpers
 
 
-def check_complete(path: str) -> str | None:
-    """None if ``path`` is a completely written image, else why not (still being written?).
-
-    A JPEG must have its end-of-image marker near the end, and every format
-    must decode to the last byte of its pixel data (JPEGs at 1/8 scale, which
-    still reads all of the compressed data). Thread-safe.
-    """
-    try:
-        from PIL import Image
-
-        _register_heif()
-        with open(path, "rb") as f:
-            if f.read(3) == b"\xff\xd8\xff":
-                size = f.seek(0, os.SEEK_END)
-                f.seek(max(0, size - 1024))
-                if b"\xff\xd9" not in f.read():
-                    return "truncated JPEG (no end-of-image marker yet)"
-        with Image.open(path) as img:
-            if img.format == "JPEG":
-                img.draft("RGB", (64, 64))
-            img.seek(0)
-            img.load()
-    except Exception as exc:  # noqa: BLE001 - any failure means "not complete (yet)"
-        return describe_image_error(exc)
-    return None
 
 
-def _register_heif() -> None:
-    try:
-        import pillow_heif  # type: ignore[import-not-found]
-    except ImportError:
-        return
-    pillow_heif.register_heif_opener()
 
 
 def inotify_limit_message(exc: OSError, root: str) -> str | None:

@@ -25,7 +25,8 @@ def loaded_after_import(module: str) -> set[str]:
 
 
 @pytest.mark.parametrize("module", ["photocap", "photocap.settings", "photocap.cli", "photocap.index.store",
-                                    "photocap.metadata.writer", "photocap.metadata.reader", "photocap.scan"])
+                                    "photocap.metadata.writer", "photocap.metadata.reader", "photocap.scan",
+                                    "photocap.photofile", "photocap.pipeline"])
 def test_light_modules_do_not_load_torch_or_qt(module):
     loaded = loaded_after_import(module)
     assert "torch" not in loaded

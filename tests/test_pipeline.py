@@ -19,7 +19,6 @@ from photocap.pipeline import (
     Progress,
     index_files,
     index_folders,
-    read_exif_facts,
 )
 
 
@@ -250,23 +249,6 @@ def test_worker_processes_and_progress(tmp_path: Path, index: CaptionIndex, capt
     assert sum(len(e.captions) for e in events) == 15
 
 
-def test_exif_facts(tmp_path: Path) -> None:
-    exif = Image.Exif()
-    exif[0x0112] = 6  # rotated 90 degrees: displayed size is swapped
-    exif[271] = "Canon"
-    exif[272] = "Canon EOS 5D Mark IV"
-    exif.get_ifd(0x8769)[36867] = "2021:07:04 18:30:05"
-    exif.get_ifd(0x8769)[36881] = "+02:00"
-    p = make_photo(tmp_path / "e.jpg", 5, size=(120, 80), exif=exif.tobytes())
-    assert read_exif_facts(p) == (80, 120, "2021-07-04T18:30:05+02:00", "Canon EOS 5D Mark IV")
-    exif2 = Image.Exif()
-    exif2[271] = "NIKON CORPORATION"
-    exif2[272] = "COOLPIX P7000"
-    exif2[306] = "0000:00:00 00:00:00"
-    p2 = make_photo(tmp_path / "f.jpg", 6, exif=exif2.tobytes())
-    w, h = Image.open(p2).size
-    assert read_exif_facts(p2) == (w, h, None, "NIKON CORPORATION COOLPIX P7000")
-
 
 def test_exif_stored_in_index(tmp_path: Path, index: CaptionIndex, captioner) -> None:
     exif = Image.Exif()
@@ -325,15 +307,3 @@ def test_write_metadata_refreshes_fingerprint(tmp_path: Path, index: CaptionInde
     assert read_metadata(p).caption == index.get(p).caption
     s = index_folders([tmp_path / "m"], index, no_model, OPT)  # our own write is not a change
     assert s.unchanged == 1
-
-
-@pytest.mark.skipif(not hasattr(os, "nice"), reason="no process priorities here")
-def test_decode_workers_run_below_the_model_priority():
-    from photocap.pipeline import WORKER_NICENESS, make_decode_pool
-
-    pool = make_decode_pool(1)
-    try:
-        worker = pool.submit(os.nice, 0).result(timeout=60)  # os.nice(0) reports the niceness
-    finally:
-        pool.shutdown()
-    assert worker == min(19, os.nice(0) + WORKER_NICENESS)

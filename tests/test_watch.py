@@ -32,7 +32,6 @@ from photocap.watch import (
     WatchEvent,
     Watcher,
     WatchOptions,
-    check_complete,
     inotify_limit_message,
 )
 
@@ -379,21 +378,6 @@ def test_helpers():
     assert inotify_limit_message(OSError(errno.EACCES, "denied"), "/x") is None
     assert WatchEvent("moved", path="/a", dest="/b").to_dict()["event"] == "moved"
 
-
-def test_check_complete(tmp_path, sample_photos):
-    data = jpeg_bytes(sample_photos, 1)
-    whole, half = tmp_path / "whole.jpg", tmp_path / "half.jpg"
-    whole.write_bytes(data)
-    half.write_bytes(data[: len(data) // 2])
-    assert check_complete(str(whole)) is None
-    assert check_complete(str(half))
-    png = tmp_path / "p.png"
-    from PIL import Image
-
-    Image.open(whole).save(png)
-    assert check_complete(str(png)) is None
-    png.write_bytes(png.read_bytes()[:-200])
-    assert check_complete(str(png))
 
 
 def test_cli_prints_captions_and_stops_on_sigterm(tmp_path, db, tiny_model_path, sample_photos):

@@ -46,7 +46,9 @@ def make_thumbnail(path: str, px: int, cache_dir: Path | None) -> QImage:
                 return image
     from PIL import Image, ImageOps
 
-    _register_heif()
+    from photocap.photofile import register_heif
+
+    register_heif()
     with Image.open(path) as img:
         img.draft("RGB", (px, px))  # JPEG: decode at 1/2, 1/4 or 1/8 size
         img = ImageOps.exif_transpose(img)
@@ -64,12 +66,6 @@ def make_thumbnail(path: str, px: int, cache_dir: Path | None) -> QImage:
     return QImage(data, img.width, img.height, 3 * img.width, QImage.Format.Format_RGB888).copy()
 
 
-def _register_heif() -> None:
-    try:
-        import pillow_heif  # type: ignore[import-not-found]
-    except ImportError:
-        return
-    pillow_heif.register_heif_opener()
 
 
 class _Signals(QObject):
