@@ -166,12 +166,12 @@ def encode_split_features(model: CaptionModel, items: Sequence[CaptionedImage], 
 
 
 def evaluate_features(model: CaptionModel, items: Sequence[CaptionedImage], feats: torch.Tensor,
-                      *, beam: int, device: torch.device, batch_size: int = 100,
+                      *, beam: int | None, device: torch.device, batch_size: int = 100,
                       tokenize: str = "simple", metrics: Sequence[str] = ("BLEU", "CIDEr"),
                       length_penalty: float | None = None) -> tuple[dict[str, float], dict[str, str]]:
     """Caption ``feats`` with beam search and score against the items' references.
 
-    ``length_penalty``: None = the model's own (``model.cfg.length_penalty``)."""
+    ``beam`` / ``length_penalty``: None = the model's own (``model.cfg``)."""
     from photocap.training.metrics import score_captions
 
     model.eval()
