@@ -82,7 +82,7 @@ def beam_search(
         beam_idx, word_idx = top_idx // v, top_idx % v  # (B, 2K) each
 
         next_scores = torch.full((b, k), float("-inf"), device=device)
-        next_rows = torch.zeros(b, k, dtype=torch.long, device=device)
+        next_rows = torch.arange(b * k, device=device).view(b, k)  # unfilled (done) rows keep their own state
         next_words = torch.full((b, k), end_id, dtype=torch.long, device=device)
         top_scores_l, beam_l, word_l = top_scores.tolist(), beam_idx.tolist(), word_idx.tolist()
         for i in range(b):
@@ -106,7 +106,7 @@ def beam_search(
                 done[i] = True
         if bool(done.all()):
             break
-        rows = next_rows.view(-1)  # (B*K,): always a row of the same image (done images: ignored)
+        rows = next_rows.view(-1)  # (B*K,): always a row of the same image
         state = _reorder(state, rows, keep=decoder.static_state)  # per-image entries are equal across its beams
         tokens = next_words.view(-1)
         history = torch.cat([history.index_select(0, rows), tokens.unsqueeze(1)], dim=1)
