@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
 from PIL import Image, ImageOps
+from safetensors.torch import load_file
 
 from conftest import SAMPLE_CAPTIONS, make_folder_dataset
 from photocap.cli import cli
@@ -17,6 +22,7 @@ from photocap.training.datasets import load_dataset
 from photocap.training.loop import TrainConfig, train
 from photocap.training.recipe import default_recipe
 
+ROOT = Path(__file__).resolve().parent.parent
 TINY_MODEL = dict(encoder="efficientnet-lite0", arch="transformer", d_model=32, num_layers=1, num_heads=2,
                   ff_dim=64, memory_layers=0, transformer_dropout=0.1, max_len=14)
 
@@ -171,3 +177,21 @@ def test_fine_tuning_the_encoder_top_trains_only_the_top_and_reuses_the_trunk_ca
     assert encoder_fingerprint(model.encoder.float(), "efficientnet-lite0", 224, 1) == \
         encoder_fingerprint(fresh, "efficientnet-lite0", 224, 1)
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [encoder_fingerprint(fresh, "efficientnet-lite0", 224, 1)]
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="needs Java (pycocoevalcap)")
+def test_bundle_script_keeps_the_best_decoding_and_its_scores(tiny_dataset, tmp_path):
+    trained = _run(tiny_dataset, tmp_path / "run", tmp_path / "cache", epochs=2).best_path
+    out = tmp_path / "bundled.safetensors"
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bundle_model.py"), str(trained), "--kind", "folder",
+                           "--data", str(tiny_dataset), "--model-id", "tiny-v9", "--beams", "1,2",
+                           "--length-penalties", "0,1", "--cache-dir", str(tmp_path / "cache"), "--out", str(out)],
+                          capture_output=True, text=True, check=True)
+    tried = [json.loads(line) for line in done.stdout.splitlines() if line.startswith('{"beam"')]
+    assert [(t["beam"], t["length_penalty"]) for t in tried] == [(1, 0.0), (1, 1.0), (2, 0.0), (2, 1.0)]
+    best = max(tried, key=lambda t: t["CIDEr"])  # the first of equals wins, as in the script
+    model, info = load_model(out)
+    assert (model.cfg.model_id, model.cfg.beam_size, model.cfg.length_penalty) == ("tiny-v9", best["beam"],
+                                                                                    best["length_penalty"])
+    assert info["dev_scores"]["CIDEr"] == pytest.approx(best["CIDEr"], abs=1e-3)
+    assert {t.dtype for t in load_file(str(out)).values() if t.is_floating_point()} == {torch.float16}
