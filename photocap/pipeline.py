@@ -62,7 +62,6 @@ if TYPE_CHECKING:
     from PIL import Image
 
 
-
 class CaptionerLike(Protocol):
     """What the pipeline needs of :class:`photocap.inference.Captioner`."""
 

@@ -120,10 +120,6 @@ class WatchOptions:
 # --------------------------------------------------------------------------- helpers
 
 
-
-
-
-
 def inotify_limit_message(exc: OSError, root: str) -> str | None:
     """A user message for an inotify limit error (ENOSPC watches, EMFILE instances), else None."""
     if exc.errno == errno.ENOSPC:

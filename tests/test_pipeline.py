@@ -249,7 +249,6 @@ def test_worker_processes_and_progress(tmp_path: Path, index: CaptionIndex, capt
     assert sum(len(e.captions) for e in events) == 15
 
 
-
 def test_exif_stored_in_index(tmp_path: Path, index: CaptionIndex, captioner) -> None:
     exif = Image.Exif()
     exif[272] = "Pixel 7"

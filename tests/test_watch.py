@@ -379,7 +379,6 @@ def test_helpers():
     assert WatchEvent("moved", path="/a", dest="/b").to_dict()["event"] == "moved"
 
 
-
 def test_cli_prints_captions_and_stops_on_sigterm(tmp_path, db, tiny_model_path, sample_photos):
     watched = tmp_path / "cli"
     watched.mkdir()

@@ -66,8 +66,6 @@ def make_thumbnail(path: str, px: int, cache_dir: Path | None) -> QImage:
     return QImage(data, img.width, img.height, 3 * img.width, QImage.Format.Format_RGB888).copy()
 
 
-
-
 class _Signals(QObject):
     done = Signal(str, int, QImage)
     failed = Signal(str, int, str)

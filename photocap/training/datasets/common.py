@@ -107,7 +107,6 @@ class Options:
     check_images: bool
 
 
-
 def nothing_usable_message(splits: DatasetSplits) -> str:
     problems = splits.problems
     lines = [f"No usable captioned images in {splits.source} ({problems.summary()})."]

@@ -71,7 +71,6 @@ def split_captioned(rows: Iterable[tuple[Path, str]], root: Path, *, seed: int =
     return splits
 
 
-
 def load_index(path: Path, options: Options) -> DatasetSplits:
     """The ``index`` kind needs the caption index, which training does not import: the
     front end reads the user's captions and calls :func:`split_captioned`."""
