@@ -100,6 +100,8 @@ class DatasetSplits:
 
 @dataclass(frozen=True)
 class Options:
+    """``load_dataset``'s reading options, passed to every reader."""
+
     seed: int
     dev_fraction: float
     test_fraction: float
