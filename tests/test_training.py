@@ -84,6 +84,32 @@ def test_self_critical_phase_runs_and_logs(tiny_dataset, tmp_path):
     assert result.best_path.exists()
 
 
+
+def test_self_critical_phase_resumed_after_cross_entropy_matches_the_straight_run(tiny_dataset, tmp_path):
+    """The self-critical samples come from their own seeded generator: resuming from the
+    cross-entropy checkpoint (how the bundled model was finished) gives the same epoch."""
+    _run(tiny_dataset, tmp_path / "straight", tmp_path / "cache", epochs=2, scst_epochs=1, scst_lr=1e-4)
+
+    def stop_in_self_critical(event):
+        if event.get("phase") == "train" and str(event.get("epoch")).startswith("scst"):
+            raise KeyboardInterrupt
+
+    splits = load_dataset("folder", tiny_dataset, dev_fraction=0.25)
+    cfg = TrainConfig(epochs=2, batch_size=4, lr=3e-3, warmup_steps=2, min_freq=1, val_beam=2, checkpoint_every=0,
+                      patience=10, scst_epochs=1, scst_lr=1e-4)
+    out = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        train(splits, ModelConfig(**TINY_MODEL), cfg, out, cache_root=tmp_path / "cache",
+              on_progress=stop_in_self_critical)
+    train(splits, ModelConfig(), TrainConfig(), out, cache_root=tmp_path / "cache", resume=out / "last.ckpt")
+
+    def self_critical_record(run):
+        log = [json.loads(line) for line in (tmp_path / run / "log.jsonl").read_text().splitlines()]
+        return next(r for r in log if r["epoch"] == "scst-1")
+
+    straight, resumed = self_critical_record("straight"), self_critical_record("resumed")
+    assert resumed["train_reward"] == straight["train_reward"] and resumed["dev"] == straight["dev"]
+
 def test_train_and_evaluate_commands(tiny_dataset, tmp_path):
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps({"model": TINY_MODEL, "train": {"batch_size": 4, "min_freq": 1, "warmup_steps": 2,

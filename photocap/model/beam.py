@@ -125,8 +125,11 @@ def sample(
     banned_ids: tuple[int, ...] = (),
     max_len: int = 20,
     temperature: float = 1.0,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Sample one caption per row of ``feats`` (N, P, C): ids (N, T), <end> included, then ``pad_id``.
+
+    ``generator`` (else torch's global one) draws the words.
 
     No gradients: score the samples afterwards with ``sequence_logprob``, one
     parallel teacher-forced pass instead of a graph through every step.
@@ -139,7 +142,7 @@ def sample(
     for _ in range(max_len + 1):
         logits, state = decoder.step(tokens, state)  # (N, V)
         probs = (_log_probs(logits, banned_ids) / temperature).softmax(dim=-1)
-        tokens = torch.multinomial(probs, 1).squeeze(1)  # (N,)
+        tokens = torch.multinomial(probs, 1, generator=generator).squeeze(1)  # (N,)
         tokens = torch.where(alive, tokens, torch.full_like(tokens, pad_id))
         out.append(tokens)
         alive = alive & (tokens != end_id)

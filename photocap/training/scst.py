@@ -43,6 +43,9 @@ def self_critical(model: CaptionModel, train_items: Sequence[CaptionedImage], tr
     params = [p for p in model.decoder.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.scst_lr)
     n = cfg.scst_samples
+    # Its own seeded generator: the samples depend on the seed and the starting weights only, so
+    # one run and a run resumed after cross-entropy (or started from its checkpoint) agree.
+    generator = torch.Generator(device=device).manual_seed(cfg.seed + 104729)
     steps = (len(train_items) + IMAGES_PER_BATCH - 1) // IMAGES_PER_BATCH
     for epoch in range(cfg.scst_epochs):
         started = time.monotonic()
@@ -56,7 +59,7 @@ def self_critical(model: CaptionModel, train_items: Sequence[CaptionedImage], tr
             model.decoder.eval()  # no dropout: the samples and their scores come from one distribution
             ids = sample(model.decoder, feats, start_id=vocab.start_id, end_id=vocab.end_id, pad_id=vocab.pad_id,
                          banned_ids=model.banned_ids, max_len=model.cfg.max_len,
-                         temperature=cfg.scst_temperature)  # (B*n, T)
+                         temperature=cfg.scst_temperature, generator=generator)  # (B*n, T)
             logprob = sequence_logprob(model.decoder, feats, ids, start_id=vocab.start_id, pad_id=vocab.pad_id,
                                        banned_ids=model.banned_ids)  # (B*n,)
             texts = [vocab.decode(row) for row in ids.tolist()]
