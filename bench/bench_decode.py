@@ -6,7 +6,7 @@ per-layer key/value caches).
 
 Uses the bundled model on the sample photos (repeated to N images), encodes
 them once, then times beam search and temperature sampling (as self-critical
-training uses it: 5 samples per image) with each step implementation. Prints
+training uses it, 5 samples per image here) with each step implementation. Prints
 images per second and the speed-up; checks the two give the same captions. Also times beam
 search copying the decoder's per-image state at every step (what it did before
 ``Decoder.static_state``).
