@@ -19,11 +19,11 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-METRICS = ("BLEU", "METEOR", "ROUGE-L", "CIDEr")
 
 
-def floats(text: str) -> list[float]:
-    return [float(x) for x in text.split(",") if x.strip()]
+def listed(text: str, kind: type) -> list:
+    """"3,4" -> [3, 4] (``kind`` int) or "0,0.7" -> [0.0, 0.7] (``kind`` float)."""
+    return [kind(x) for x in text.split(",") if x.strip()]
 
 
 def main() -> None:
@@ -44,6 +44,7 @@ def main() -> None:
     from photocap.settings import cache_dir
     from photocap.training.datasets import load_dataset
     from photocap.training.loop import encode_split_features, evaluate_features
+    from photocap.training.metrics import METRICS
 
     device = torch.device("cpu")
     splits = load_dataset(args.kind, args.data)
@@ -55,8 +56,8 @@ def main() -> None:
         model, _ = load_model(half)  # score exactly the weights that ship
     dev, feats = encode_split_features(model, splits.dev, args.cache_dir or cache_dir() / "features", device)
     best: tuple[float, int, float, dict[str, float]] | None = None
-    for beam in (int(b) for b in floats(args.beams)):
-        for penalty in floats(args.length_penalties):
+    for beam in listed(args.beams, int):
+        for penalty in listed(args.length_penalties, float):
             scores, _ = evaluate_features(model, dev, feats, beam=beam, length_penalty=penalty, device=device,
                                           tokenize="ptb", metrics=METRICS)
             print(json.dumps({"beam": beam, "length_penalty": penalty, **{k: round(v, 4) for k, v in scores.items()}}),

@@ -247,6 +247,7 @@ def evaluate(kind: str, path: Path, split: str, model_path: Path | None, beam: i
         from photocap.inference import Captioner
         from photocap.settings import cache_dir as default_cache_dir
         from photocap.training.loop import encode_split_features, evaluate_features
+        from photocap.training.metrics import METRICS
 
         splits = _load_splits(kind, path)
         items = getattr(splits, split)
@@ -262,7 +263,7 @@ def evaluate(kind: str, path: Path, split: str, model_path: Path | None, beam: i
         bar.close()
         scores, predictions = evaluate_features(
             captioner.model, kept, feats, beam=beam, length_penalty=length_penalty, device=captioner.device,
-            tokenize="ptb", metrics=("BLEU", "METEOR", "ROUGE-L", "CIDEr"))
+            tokenize="ptb", metrics=METRICS)
     result = {"model": captioner.model_id, "split": split, "images": len(kept), "beam": beam,
               "length_penalty": length_penalty, **scores}
     if as_json:
