@@ -34,11 +34,17 @@ def tiny_dataset(tmp_path_factory, sample_photos):
                                extra_rows=(("missing.jpg", "a photo that does not exist"),))
 
 
+def _splits(dataset):
+    return load_dataset("folder", dataset, dev_fraction=0.25)
+
+
+def _config(**overrides) -> TrainConfig:
+    return TrainConfig(**{**dict(epochs=4, batch_size=4, lr=3e-3, warmup_steps=2, min_freq=1, val_beam=2,
+                                 checkpoint_every=0, patience=10), **overrides})
+
+
 def _run(dataset, out, cache, **overrides):
-    splits = load_dataset("folder", dataset, dev_fraction=0.25)
-    cfg = TrainConfig(**{**dict(epochs=4, batch_size=4, lr=3e-3, warmup_steps=2, min_freq=1, val_beam=2,
-                                checkpoint_every=0, patience=10), **overrides})
-    return train(splits, ModelConfig(**TINY_MODEL), cfg, out, cache_root=cache)
+    return train(_splits(dataset), ModelConfig(**TINY_MODEL), _config(**overrides), out, cache_root=cache)
 
 
 def test_a_few_epochs_lower_the_loss_and_keep_the_best(tiny_dataset, tmp_path):
@@ -55,9 +61,8 @@ def test_a_few_epochs_lower_the_loss_and_keep_the_best(tiny_dataset, tmp_path):
 def test_interrupted_run_resumes_to_the_same_weights(tiny_dataset, tmp_path):
     straight = _run(tiny_dataset, tmp_path / "straight", tmp_path / "cache", epochs=3)
 
-    splits = load_dataset("folder", tiny_dataset, dev_fraction=0.25)
-    cfg = TrainConfig(epochs=3, batch_size=4, lr=3e-3, warmup_steps=2, min_freq=1, val_beam=2, checkpoint_every=0,
-                      patience=10)
+    splits = _splits(tiny_dataset)
+    cfg = _config(epochs=3)
 
     def stop_at_step_5(event):
         if event.get("phase") == "train" and event["step"] == 5:
@@ -84,19 +89,17 @@ def test_self_critical_phase_runs_and_logs(tiny_dataset, tmp_path):
     assert result.best_path.exists()
 
 
-
 def test_self_critical_phase_resumed_after_cross_entropy_matches_the_straight_run(tiny_dataset, tmp_path):
     """The self-critical samples come from their own seeded generator: resuming from the
-    cross-entropy checkpoint (how the bundled model was finished) gives the same epoch."""
+    cross-entropy checkpoint (a run stopped after cross-entropy) gives the same epoch."""
     _run(tiny_dataset, tmp_path / "straight", tmp_path / "cache", epochs=2, scst_epochs=1, scst_lr=1e-4)
 
     def stop_in_self_critical(event):
         if event.get("phase") == "train" and str(event.get("epoch")).startswith("scst"):
             raise KeyboardInterrupt
 
-    splits = load_dataset("folder", tiny_dataset, dev_fraction=0.25)
-    cfg = TrainConfig(epochs=2, batch_size=4, lr=3e-3, warmup_steps=2, min_freq=1, val_beam=2, checkpoint_every=0,
-                      patience=10, scst_epochs=1, scst_lr=1e-4)
+    splits = _splits(tiny_dataset)
+    cfg = _config(epochs=2, scst_epochs=1, scst_lr=1e-4)
     out = tmp_path / "resumed"
     with pytest.raises(KeyboardInterrupt):
         train(splits, ModelConfig(**TINY_MODEL), cfg, out, cache_root=tmp_path / "cache",
@@ -109,6 +112,7 @@ def test_self_critical_phase_resumed_after_cross_entropy_matches_the_straight_ru
 
     straight, resumed = self_critical_record("straight"), self_critical_record("resumed")
     assert resumed["train_reward"] == straight["train_reward"] and resumed["dev"] == straight["dev"]
+
 
 def test_train_and_evaluate_commands(tiny_dataset, tmp_path):
     config = tmp_path / "tiny.json"
@@ -184,9 +188,8 @@ def test_fine_tuning_the_encoder_top_trains_only_the_top_and_reuses_the_trunk_ca
 
     pretrained = ImageEncoder("efficientnet-lite0", pretrained=True).state_dict()
     model_cfg = ModelConfig(**{**TINY_MODEL, "fine_tune_blocks": 1})
-    splits = load_dataset("folder", tiny_dataset, dev_fraction=0.25)
-    cfg = TrainConfig(epochs=3, batch_size=4, lr=3e-3, encoder_lr=1e-3, warmup_steps=2, min_freq=1, val_beam=2,
-                      checkpoint_every=0, patience=10)
+    splits = _splits(tiny_dataset)
+    cfg = _config(epochs=3, encoder_lr=1e-3)
     result = train(splits, model_cfg, cfg, tmp_path / "ft", cache_root=tmp_path / "cache")
     losses = [h["train_loss"] for h in result.history]
     assert losses[-1] < losses[0], losses
