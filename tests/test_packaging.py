@@ -29,6 +29,7 @@ def test_wheel_carries_the_bundled_model_and_finds_it(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "photocap/bundled/photocap-default.safetensors" in names
     assert "photocap/bundled/MODEL_CARD.md" in names
+    assert "photocap/model/imagenet_concepts.tsv" in names
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True)
