@@ -12,7 +12,7 @@ from PIL import Image
 from photocap.errors import ModelError
 from photocap.model.checkpoint import CheckpointError, load_model
 from photocap.model.preprocess import describe_image_error, open_image, to_tensor
-from photocap.records import CaptionFailure, CaptionResult
+from photocap.records import CaptionFailure, CaptionResult, Concept, Described
 from photocap.settings import default_model_path
 
 log = logging.getLogger(__name__)
@@ -63,21 +63,32 @@ class Captioner:
     def image_size(self) -> int:
         return self.model.cfg.image_size
 
-    def caption_tensors(self, batch: torch.Tensor) -> list[tuple[str, float]]:
-        """(B, 3, S, S) in [-1, 1] -> [(caption, mean log-prob per word)]."""
+    @property
+    def has_concepts(self) -> bool:
+        """Whether this model reports concepts (its ImageNet classifier's words) beside captions."""
+        return self.model.concepts is not None
+
+    def describe_tensors(self, batch: torch.Tensor) -> list[Described]:
+        """(B, 3, S, S) in [-1, 1] -> each image's caption, its mean log-prob per word, and its concepts."""
         batch = batch.to(self.device, non_blocking=True)
         with torch.inference_mode(), torch.autocast(self.device.type, enabled=self._autocast):
-            feats = self.model.encoder(batch).float()  # (B, P, C)
-            return self.model.decode_features(feats, self.beam, self.length_penalty)
+            feats, concepts = self.model.encode(batch)
+            decoded = self.model.decode_features(feats.float(), self.beam, self.length_penalty, concepts)
+        return [Described(d.text, d.score, tuple(Concept(w.word, round(float(p), 4)) for w, p in d.concepts))
+                for d in decoded]
 
-    def caption_images(self, images: Sequence[Image.Image]) -> list[tuple[str, float]]:
-        """Decoded RGB images (any size; squashed to the model's input) -> captions."""
+    def describe_images(self, images: Sequence[Image.Image]) -> list[Described]:
+        """Decoded RGB images (any size; squashed to the model's input) -> captions and concepts."""
         if not images:
             return []
         size = self.image_size
         tensors = [to_tensor(img if img.size == (size, size) else img.resize((size, size), Image.Resampling.BICUBIC))
                    for img in images]
-        return self.caption_tensors(torch.stack(tensors))
+        return self.describe_tensors(torch.stack(tensors))
+
+    def caption_images(self, images: Sequence[Image.Image]) -> list[tuple[str, float]]:
+        """Decoded RGB images -> [(caption, mean log-prob per word)] (``describe_images`` without concepts)."""
+        return [(d.caption, d.score) for d in self.describe_images(images)]
 
     def caption_paths(
         self,
@@ -89,9 +100,9 @@ class Captioner:
         pending: list[tuple[str, Image.Image]] = []
 
         def flush() -> Iterator[CaptionResult]:
-            captions = self.caption_images([img for _, img in pending])
-            for (p, _), (text, score) in zip(pending, captions):
-                yield CaptionResult(p, text, score, self.model_id)
+            described = self.describe_images([img for _, img in pending])
+            for (p, _), d in zip(pending, described):
+                yield CaptionResult(p, d.caption, d.score, self.model_id, d.concepts)
             if on_progress:
                 on_progress(len(pending))
             pending.clear()

@@ -7,6 +7,26 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class Concept:
+    """A thing the model's ImageNet classifier sees in a photo, as a plain word ("dog", "pizza")."""
+
+    word: str
+    score: float  # summed probability of the ImageNet classes that are this word, 0..1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Described:
+    """What a model says of one decoded image: its caption and its concepts."""
+
+    caption: str
+    score: float  # mean log-probability per token of the chosen caption (<= 0)
+    concepts: tuple[Concept, ...] = ()  # best first
+
+
+@dataclass(frozen=True)
 class CaptionResult:
     """One image's caption as produced by a model."""
 
@@ -14,6 +34,7 @@ class CaptionResult:
     caption: str
     score: float  # mean log-probability per token of the chosen caption (<= 0)
     model: str  # model id, e.g. "photocap-flickr8k-v1"
+    concepts: tuple[Concept, ...] = ()  # best first; empty for a model without a concept head
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -27,10 +27,14 @@ def sample_photos() -> dict[str, Path]:
     return {name: EXAMPLES / name for name in SAMPLE_CAPTIONS}
 
 
-def train_tiny_model(arch: str = "show-attend-tell", steps: int = 60, seed: int = 0, attention: str = "soft"):
-    """A tiny captioner overfitted to the four sample photos. Returns (model, first_loss, last_loss)."""
+def train_tiny_model(arch: str = "show-attend-tell", steps: int = 60, seed: int = 0, attention: str = "soft",
+                     concept_slots: int = 0):
+    """A tiny captioner overfitted to the four sample photos. Returns (model, first_loss, last_loss).
+
+    ``concept_slots``: a transformer that reads the photos' top concepts and copies them."""
     import torch
 
+    from photocap.model.concepts import bundled_concepts
     from photocap.model.config import ModelConfig
     from photocap.model.decoders import caption_loss
     from photocap.model.network import CaptionModel
@@ -40,14 +44,16 @@ def train_tiny_model(arch: str = "show-attend-tell", steps: int = 60, seed: int 
     torch.manual_seed(seed)
     captions = list(SAMPLE_CAPTIONS.values())
     vocab = Vocabulary.build(captions, min_freq=1)
-    cfg = ModelConfig(model_id=f"tiny-{arch}", arch=arch, embed_dim=32, hidden_dim=64, attention_dim=32,
-                      d_model=32, num_layers=1, num_heads=2, ff_dim=64, memory_layers=0, dropout=0.0,
-                      transformer_dropout=0.0, max_len=16, attention=attention)
-    model = CaptionModel(cfg, vocab, pretrained_encoder=True).eval()
+    cfg = ModelConfig(model_id=f"tiny-{arch}" + ("-concepts" if concept_slots else ""), arch=arch, embed_dim=32,
+                      hidden_dim=64, attention_dim=32, d_model=32, num_layers=1, num_heads=2, ff_dim=64,
+                      memory_layers=0, dropout=0.0, transformer_dropout=0.0, max_len=16, attention=attention,
+                      concept_head=bool(concept_slots), concept_slots=concept_slots)
+    model = CaptionModel(cfg, vocab, pretrained_encoder=True,
+                         concepts=bundled_concepts() if concept_slots else None).eval()
     images = torch.stack([load_image(EXAMPLES / n, cfg.image_size) for n in SAMPLE_CAPTIONS])
     with torch.no_grad():
-        feats = model.encoder(images)  # (4, 49, 1280)
-    ids = [vocab.encode(c) for c in captions]
+        feats, concepts = model.encode(images)  # (4, 49, 1280)
+    ids = [model.encode_caption(c, model.concept_words(concepts, i)) for i, c in enumerate(captions)]
     width = max(map(len, ids))
     caps = torch.full((len(ids), width), vocab.pad_id, dtype=torch.long)
     for i, row in enumerate(ids):
@@ -56,7 +62,7 @@ def train_tiny_model(arch: str = "show-attend-tell", steps: int = 60, seed: int 
     losses = []
     model.decoder.train()
     for _ in range(steps):
-        logits, extras = model.decoder(feats, caps[:, :-1])
+        logits, extras = model.decoder(feats, caps[:, :-1], concepts)
         loss = caption_loss(logits, caps[:, 1:], extras, vocab.pad_id)
         opt.zero_grad()
         loss.backward()

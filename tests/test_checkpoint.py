@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from conftest import EXAMPLES, SAMPLE_CAPTIONS
+from photocap.model.config import CONFIG_VERSION
 from photocap.model.checkpoint import CheckpointError, load_model, read_header, save_model
 from photocap.model.preprocess import load_image
 
@@ -24,7 +25,8 @@ def test_round_trip_gives_identical_captions(tiny_model_path, images, tmp_path):
     again_path = save_model(model, tmp_path / "again.safetensors", half=False)
     again, _ = load_model(again_path)
     assert model.caption(images, beam_size=3) == again.caption(images, beam_size=3)
-    cfg, vocab, _ = read_header(again_path)
+    header = read_header(again_path)
+    cfg, vocab = header.cfg, header.vocab
     assert cfg == model.cfg and vocab.itos == model.vocab.itos
 
 
@@ -134,14 +136,18 @@ def test_decoding_defaults_travel_with_the_model(tiny_model_path, images, tmp_pa
 
 
 def test_version_1_file_decodes_as_before(tiny_model_path, images, tmp_path):
+    """A file from before decoding settings, concepts and n-gram blocking loads and decodes as it did."""
     def as_version_1(header):
         cfg = json.loads(header["__metadata__"]["config"])
-        del cfg["beam_size"], cfg["length_penalty"]
+        for newer in ("beam_size", "length_penalty", "no_repeat_ngram", "concept_head", "concept_slots",
+                      "concept_words", "concept_force"):
+            del cfg[newer]
         cfg["version"] = 1
         header["__metadata__"]["config"] = json.dumps(cfg)
 
     old, _ = load_model(_rewrite_header(tiny_model_path, tmp_path / "v1.safetensors", as_version_1))
-    assert (old.cfg.beam_size, old.cfg.length_penalty, old.cfg.version) == (3, 0.0, 2)
+    assert (old.cfg.beam_size, old.cfg.length_penalty, old.cfg.version) == (3, 0.0, CONFIG_VERSION)
+    assert (old.cfg.no_repeat_ngram, old.cfg.concept_head, old.cfg.concept_slots) == (0, False, 0)
     assert old.caption(images) == old.caption(images, beam_size=3, length_penalty=0.0)
 
 

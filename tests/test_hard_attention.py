@@ -119,7 +119,7 @@ def test_tiny_hard_attention_model_overfits_sample_photos(hard_model, tmp_path):
     model = hard_model
     assert model.cfg.attention == "hard" and not model.training
     images = torch.stack([load_image(EXAMPLES / n, 224) for n in SAMPLE_CAPTIONS])
-    captions = [c for c, _ in model.caption(images, beam_size=3)]
+    captions = [d.text for d in model.caption(images, beam_size=3)]
     for caption, word in zip(captions, ["woman", "rocket", "cat", "coffee"]):
         assert word in caption.split(), captions
     # Beam search of width 1 and 3 both run on the hard decoder; a wider beam is at least as likely.

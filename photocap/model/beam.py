@@ -6,12 +6,12 @@ self-critical training.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 
-from photocap.model.decoders import Decoder, State
+from photocap.model.decoders import ConceptInput, Decoder, State
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,21 @@ def _log_probs(logits: torch.Tensor, banned: tuple[int, ...]) -> torch.Tensor:
     return logits.log_softmax(dim=-1)
 
 
+def _blocked(history: list[int], ngram: int, once: tuple[tuple[int, ...], ...]) -> set[int]:
+    """Words that may not follow ``history``: those completing an n-gram it already holds,
+    and every id of a ``once`` group one of whose ids it already holds."""
+    out: set[int] = set()
+    if ngram and len(history) >= ngram - 1:
+        prefix = tuple(history[len(history) - ngram + 1:]) if ngram > 1 else ()
+        for j in range(len(history) - ngram + 1):
+            if tuple(history[j : j + ngram - 1]) == prefix:
+                out.add(history[j + ngram - 1])
+    for group in once:
+        if any(w in group for w in history):
+            out.update(group)
+    return out
+
+
 @torch.no_grad()
 def beam_search(
     decoder: Decoder,
@@ -48,70 +63,110 @@ def beam_search(
     beam_size: int = 3,
     max_len: int = 20,
     length_penalty: float = 0.0,
+    concepts: ConceptInput | None = None,
+    no_repeat_ngram: int = 0,
+    required: Sequence[Sequence[int]] | None = None,
+    once: tuple[tuple[int, ...], ...] = (),
 ) -> list[Hypothesis]:
-    """Best caption per image of ``feats`` (B, P, C).
+    """Best caption per image of ``feats`` (B, P, C) (and ``concepts``, for a decoder that reads them).
 
     Hypotheses are ranked by summed log-probability divided by
     ``(words + 1) ** length_penalty`` (0 = plain log-probability). ``banned_ids``
-    (e.g. <pad>, <start>, <unk>) are never emitted. A batch item stops once it has
-    ``beam_size`` finished hypotheses; unfinished ones count at ``max_len``.
+    (e.g. <pad>, <start>, <unk>) are never emitted; no caption repeats a phrase of
+    ``no_repeat_ngram`` words (0 = allowed); of each ``once`` group of ids at most one
+    is emitted, once. A batch item stops once it has ``beam_size`` finished
+    hypotheses; unfinished ones count at ``max_len``.
+
+    ``required[i]``, when not empty, is a set of ids of which image i's caption must hold
+    one: constrained beam search (Anderson et al. 2017) with two banks of ``beam_size``
+    beams, those that hold a required id and those that do not yet. Only the first bank's
+    endings count; the second bank's best ending is used only if no caption could hold one.
     """
     b, k = feats.size(0), beam_size
     device = feats.device
-    state = _reorder(decoder.init_state(feats), torch.arange(b, device=device).repeat_interleave(k))
-    tokens = torch.full((b * k,), start_id, dtype=torch.long, device=device)  # (B*K,)
-    history = torch.empty((b * k, 0), dtype=torch.long, device=device)  # (B*K, t)
-    scores = torch.zeros(b, k, device=device)  # (B, K)
-    scores[:, 1:] = float("-inf")  # all beams start identical: keep only the first alive
+    constrained = [bool(required is not None and required[i]) for i in range(b)]
+    g = 2 if any(constrained) else 1  # banks: [not yet satisfied,] satisfied
+    per = g * k  # rows per image
+    state = _reorder(decoder.init_state(feats, concepts), torch.arange(b, device=device).repeat_interleave(per))
+    tokens = torch.full((b * per,), start_id, dtype=torch.long, device=device)  # (B*G*K,)
+    history: list[list[int]] = [[] for _ in range(b * per)]
+    scores = torch.full((b, g, k), float("-inf"), device=device)  # (B, G, K)
+    for i in range(b):  # all beams start identical: keep only the first alive, in its bank
+        scores[i, 0 if constrained[i] else g - 1, 0] = 0.0
     finished: list[list[Hypothesis]] = [[] for _ in range(b)]
-    done = torch.zeros(b, dtype=torch.bool, device=device)
+    fallback: list[list[Hypothesis]] = [[] for _ in range(b)]  # endings that miss the constraint
+    done = [False] * b
+    need: torch.Tensor | None = None  # (B, V') bool: the required ids of each image
 
     def ranking(h: Hypothesis) -> float:
         return h.logprob / (len(h.tokens) + 1) ** length_penalty
 
     for t in range(max_len + 1):
-        logits, state = decoder.step(tokens, state)  # (B*K, V)
-        logp = _log_probs(logits, banned_ids)  # (B*K, V)
+        logits, state = decoder.step(tokens, state)  # (B*G*K, V')
+        logp = _log_probs(logits, banned_ids)  # (B*G*K, V')
+        v = logp.size(1)
         if t == max_len:  # out of room: only <end> may follow
             forced = torch.full_like(logp, float("-inf"))
             forced[:, end_id] = logp[:, end_id]
             logp = forced
-        v = logp.size(1)
-        cand = (scores.view(-1, 1) + logp).view(b, k * v)  # (B, K*V)
-        top_scores, top_idx = cand.topk(2 * k, dim=1)  # (B, 2K): room for K ending + K going on
-        beam_idx, word_idx = top_idx // v, top_idx % v  # (B, 2K) each
+        elif no_repeat_ngram or once:
+            alive_rows = torch.isfinite(scores.view(-1)).nonzero().view(-1).tolist()
+            cells = [(r, w) for r in alive_rows for w in _blocked(history[r], no_repeat_ngram, once) if w < v]
+            if cells:
+                rows_, cols_ = zip(*cells)
+                logp[list(rows_), list(cols_)] = float("-inf")
+        if need is None and g == 2:
+            need = torch.zeros(b, v, dtype=torch.bool, device=device)
+            for i, ids in enumerate(required or ()):
+                if ids:
+                    need[i, [w for w in ids if w < v]] = True
+        cand = scores.view(b, g, k, 1) + logp.view(b, g, k, v)  # (B, G, K, V')
+        if g == 2:
+            wanted = need.view(b, 1, v)
+            targets = [  # (bank, candidates (B, sources*K*V'), source bank of each block of K*V')
+                (0, cand[:, 0].masked_fill(wanted, float("-inf")).view(b, -1), (0,)),
+                (1, torch.cat([cand[:, 1], cand[:, 0].masked_fill(~wanted, float("-inf"))], dim=1).view(b, -1), (1, 0)),
+            ]
+        else:
+            targets = [(0, cand[:, 0].reshape(b, -1), (0,))]
 
-        next_scores = torch.full((b, k), float("-inf"), device=device)
-        next_rows = torch.arange(b * k, device=device).view(b, k)  # unfilled (done) rows keep their own state
-        next_words = torch.full((b, k), end_id, dtype=torch.long, device=device)
-        top_scores_l, beam_l, word_l = top_scores.tolist(), beam_idx.tolist(), word_idx.tolist()
+        next_scores = torch.full((b, g, k), float("-inf"), device=device)
+        next_rows = torch.arange(b * per, device=device).view(b, g, k)  # unfilled rows keep their own state
+        next_words = torch.full((b, g, k), end_id, dtype=torch.long, device=device)
+        for bank, flat, sources in targets:
+            top_scores, top_idx = flat.topk(min(2 * k, flat.size(1)), dim=1)  # room for K ending + K going on
+            top_scores_l, top_idx_l = top_scores.tolist(), top_idx.tolist()
+            for i in range(b):
+                if done[i]:
+                    continue
+                alive = 0
+                ends = finished[i] if bank == g - 1 else fallback[i]
+                for rank, (s, c) in enumerate(zip(top_scores_l[i], top_idx_l[i])):
+                    if s == float("-inf"):
+                        break
+                    block, word = divmod(c, v)
+                    source, beam = divmod(block, k)
+                    row = i * per + sources[source] * k + beam
+                    if word == end_id:
+                        # An ending only counts if it ranks among the K best candidates of this step.
+                        if rank < k and len(ends) < k:
+                            ends.append(Hypothesis(list(history[row]), s))
+                    elif alive < k:
+                        next_scores[i, bank, alive], next_rows[i, bank, alive] = s, row
+                        next_words[i, bank, alive] = word
+                        alive += 1
         for i in range(b):
-            if done[i]:
-                continue
-            alive = 0
-            for rank, (s, bi, wi) in enumerate(zip(top_scores_l[i], beam_l[i], word_l[i])):
-                if s == float("-inf"):
-                    break
-                row = i * k + bi
-                if wi == end_id:
-                    # An ending only counts if it ranks among the K best candidates of this step.
-                    if rank < k and len(finished[i]) < k:
-                        finished[i].append(Hypothesis(history[row].tolist(), s))
-                elif alive < k:
-                    next_scores[i, alive], next_rows[i, alive], next_words[i, alive] = s, row, wi
-                    alive += 1
-                if alive == k and len(finished[i]) >= k:
-                    break
-            if len(finished[i]) >= k or alive == 0:
+            if not done[i] and (len(finished[i]) >= k or not bool(torch.isfinite(next_scores[i]).any())):
                 done[i] = True
-        if bool(done.all()):
+        if all(done):
             break
-        rows = next_rows.view(-1)  # (B*K,): always a row of the same image
+        rows = next_rows.view(-1)  # (B*G*K,): always a row of the same image
         state = _reorder(state, rows, keep=decoder.static_state)  # per-image entries are equal across its beams
         tokens = next_words.view(-1)
-        history = torch.cat([history.index_select(0, rows), tokens.unsqueeze(1)], dim=1)
+        history = [history[r] + [w] for r, w in zip(rows.tolist(), tokens.tolist())]
         scores = next_scores
-    return [max(f, key=ranking) if f else Hypothesis([], float("-inf")) for f in finished]
+    return [max(f or fb, key=ranking) if (f or fb) else Hypothesis([], float("-inf"))
+            for f, fb in zip(finished, fallback)]
 
 
 @torch.no_grad()
@@ -126,6 +181,7 @@ def sample(
     max_len: int = 20,
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
+    concepts: ConceptInput | None = None,
 ) -> torch.Tensor:
     """Sample one caption per row of ``feats`` (N, P, C): ids (N, T), <end> included, then ``pad_id``.
 
@@ -135,7 +191,7 @@ def sample(
     parallel teacher-forced pass instead of a graph through every step.
     """
     n = feats.size(0)
-    state = decoder.init_state(feats)
+    state = decoder.init_state(feats, concepts)
     tokens = torch.full((n,), start_id, dtype=torch.long, device=feats.device)
     alive = torch.ones(n, dtype=torch.bool, device=feats.device)
     out = []
@@ -152,10 +208,10 @@ def sample(
 
 
 def sequence_logprob(decoder: Decoder, feats: torch.Tensor, ids: torch.Tensor, *, start_id: int, pad_id: int,
-                     banned_ids: tuple[int, ...] = ()) -> torch.Tensor:
+                     banned_ids: tuple[int, ...] = (), concepts: ConceptInput | None = None) -> torch.Tensor:
     """Summed log-probability (N,) of captions ``ids`` (N, T) given ``feats`` (N, P, C), with gradients."""
     inputs = torch.cat([torch.full_like(ids[:, :1], start_id), ids[:, :-1]], dim=1)  # (N, T)
-    logits, _ = decoder(feats, inputs)  # (N, T, V)
+    logits, _ = decoder(feats, inputs, concepts)  # (N, T, V)
     logp = _log_probs(logits.flatten(0, 1), banned_ids).view_as(logits)  # (N, T, V)
     picked = logp.gather(2, ids.unsqueeze(2)).squeeze(2)  # (N, T)
     return (picked * (ids != pad_id)).sum(dim=1)

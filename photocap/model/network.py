@@ -1,33 +1,56 @@
-"""CaptionModel: encoder + decoder + vocabulary, the unit that is trained and saved."""
+"""CaptionModel: encoder + decoder + vocabulary (+ concept set), the unit that is trained and saved."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from photocap.model.beam import Hypothesis, beam_search
+from photocap.model.concepts import ConceptSet, ConceptWord
 from photocap.model.config import ModelConfig
-from photocap.model.decoders import build_decoder
+from photocap.model.decoders import ConceptInput, build_decoder
 from photocap.model.encoder import ImageEncoder
-from photocap.model.vocab import Vocabulary
+from photocap.model.slots import copy_ids, render
+from photocap.model.vocab import Vocabulary, tokenize
+
+REPORTED_CONCEPTS = 5  # concepts kept per photo (for the index and --json), whatever the decoder reads
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One photo's caption and concepts, as the model produced them."""
+
+    text: str
+    score: float  # mean log-probability per token of the caption (<= 0)
+    concepts: tuple[tuple[ConceptWord, float], ...] = ()  # best first: (word, summed class probability)
 
 
 class CaptionModel(nn.Module):
     def __init__(self, cfg: ModelConfig, vocab: Vocabulary, pretrained_encoder: bool = False,
-                 encoder_weights: str | Path | None = None) -> None:
+                 encoder_weights: str | Path | None = None, concepts: ConceptSet | None = None) -> None:
         """``encoder_weights``: ImageNet state_dict file for the encoder, read only when
-        ``pretrained_encoder`` (required for resnet50 / inception-v3); never stored in the model."""
+        ``pretrained_encoder`` (required for resnet50 / inception-v3); never stored in the model.
+        ``concepts``: the concept set, required with ``cfg.concept_head``."""
         super().__init__()
         cfg.validate()
         cfg.vocab_size = len(vocab)
+        if cfg.concept_head and concepts is None:
+            raise ValueError("a model with a concept head needs its concept set")
+        self.concepts = concepts if cfg.concept_head else None
+        cfg.concept_words = len(concepts) if self.concepts is not None else 0
         self.cfg = cfg
         self.vocab = vocab
         self.encoder = ImageEncoder(cfg.encoder, pretrained=pretrained_encoder,
-                                    fine_tune_blocks=cfg.fine_tune_blocks, weights_path=encoder_weights)
+                                    fine_tune_blocks=cfg.fine_tune_blocks, weights_path=encoder_weights,
+                                    concept_head=cfg.concept_head)
         cfg.feature_dim = self.encoder.out_channels
-        self.decoder = build_decoder(cfg)
+        self.decoder = build_decoder(cfg, self.concepts.group_ids() if self.concepts is not None else None)
+        if self.concepts is not None:
+            self.register_buffer("class_word", torch.tensor(self.concepts.class_word, dtype=torch.long),
+                                 persistent=False)
 
     @property
     def banned_ids(self) -> tuple[int, ...]:
@@ -36,25 +59,101 @@ class CaptionModel(nn.Module):
 
     def forward(self, images: torch.Tensor, inputs: torch.Tensor):
         """images (B, 3, S, S), inputs (B, T) -> logits (B, T, V), extras."""
-        return self.decoder(self.encoder(images), inputs)
+        feats, concepts = self.encode(images)
+        return self.decoder(feats, inputs, concepts)
+
+    # ---- concepts
+
+    def concepts_of(self, logits: torch.Tensor | None) -> ConceptInput | None:
+        """ImageNet logits (B, 1000) -> the top concept words (B, R) and their summed class probabilities."""
+        if logits is None or self.concepts is None:
+            return None
+        probs = logits.float().softmax(dim=-1)  # (B, 1000)
+        per_word = probs.new_zeros(probs.size(0), len(self.concepts)).index_add_(1, self.class_word, probs)  # (B, W)
+        top = per_word.topk(min(max(REPORTED_CONCEPTS, self.cfg.concept_slots), per_word.size(1)), dim=1)
+        return ConceptInput(top.indices, top.values)
+
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, ConceptInput | None]:
+        """Images (B, 3, S, S) in [-1, 1] -> grid features (B, P, C) and concepts (None without a concept head)."""
+        grid, logits = self.encoder.encode(images)
+        return grid, self.concepts_of(logits)
+
+    def from_trunk(self, trunk: torch.Tensor) -> tuple[torch.Tensor, ConceptInput | None]:
+        """Cached ``encoder.trunk`` output -> grid features and concepts (training and evaluation)."""
+        grid, logits = self.encoder.from_trunk(trunk)
+        return grid, self.concepts_of(logits)
+
+    @torch.no_grad()
+    def concepts_from_trunk(self, trunk: torch.Tensor) -> ConceptInput | None:
+        """Cached ``encoder.trunk`` output -> concepts only (None without a concept head)."""
+        return self.concepts_of(self.encoder.concept_logits(trunk))
+
+    def concept_words(self, concepts: ConceptInput | None, row: int) -> list[ConceptWord]:
+        if concepts is None or self.concepts is None:
+            return []
+        return [self.concepts.words[i] for i in concepts.words[row].tolist()]
+
+    def encode_caption(self, caption: str, words: list[ConceptWord]) -> list[int]:
+        """A reference caption as training ids: concept words become copy ids when the decoder copies."""
+        from photocap.model.slots import encode_with_slots
+
+        if not self.cfg.concept_slots:
+            return self.vocab.encode(caption, self.cfg.max_len)
+        return encode_with_slots(caption, self.vocab, words, self.cfg.concept_slots, self.cfg.max_len)
+
+    def text(self, ids: list[int], words: list[ConceptWord]) -> str:
+        """Decoded ids of one caption -> its text (copied concepts filled in)."""
+        return render(ids, self.vocab, words, self.cfg.concept_slots)
+
+    def _constraints(self, concepts: ConceptInput | None, force: float) -> list[list[int]] | None:
+        """Per photo, the ids of which its caption must hold one: its top concept's, if it scores >= ``force``."""
+        if not force or concepts is None:
+            return None
+        out = []
+        for row in range(len(concepts)):
+            score = float(concepts.scores[row, 0])
+            ids: list[int] = []
+            if score >= force:
+                if self.cfg.concept_slots:
+                    ids = list(copy_ids(len(self.vocab), self.cfg.concept_slots, 0))
+                else:  # a vocabulary word: single-token words the captions used
+                    word = self.concepts.words[int(concepts.words[row, 0])]
+                    ids = [self.vocab.stoi[t] for t in {word.word, word.plural}
+                           if len(tokenize(t)) == 1 and t in self.vocab.stoi]
+            out.append(ids)
+        return out
 
     @torch.no_grad()
     def decode_features(self, feats: torch.Tensor, beam_size: int | None = None,
-                        length_penalty: float | None = None) -> list[tuple[str, float]]:
-        """Grid features (B, P, C) -> [(caption, mean log-prob per token)] via beam search.
+                        length_penalty: float | None = None, concepts: ConceptInput | None = None,
+                        concept_force: float | None = None) -> list[Decoded]:
+        """Grid features (B, P, C) (+ concepts) -> one :class:`Decoded` per photo, via beam search.
 
-        ``beam_size`` / ``length_penalty`` default to the model's own (``cfg.beam_size``,
-        ``cfg.length_penalty``)."""
+        ``beam_size`` / ``length_penalty`` / ``concept_force`` default to the model's own."""
+        cfg = self.cfg
+        force = cfg.concept_force if concept_force is None else concept_force
+        slots = cfg.concept_slots
+        v = len(self.vocab)
         hyps: list[Hypothesis] = beam_search(
             self.decoder, feats, start_id=self.vocab.start_id, end_id=self.vocab.end_id,
-            banned_ids=self.banned_ids, beam_size=self.cfg.beam_size if beam_size is None else beam_size,
-            max_len=self.cfg.max_len,
-            length_penalty=self.cfg.length_penalty if length_penalty is None else length_penalty,
+            banned_ids=self.banned_ids, beam_size=cfg.beam_size if beam_size is None else beam_size,
+            max_len=cfg.max_len,
+            length_penalty=cfg.length_penalty if length_penalty is None else length_penalty,
+            concepts=concepts.top(max(slots, 1)) if concepts is not None and slots else None,
+            no_repeat_ngram=cfg.no_repeat_ngram,
+            required=self._constraints(concepts, force),
+            once=tuple(copy_ids(v, slots, k) for k in range(slots)),
         )
-        return [(self.vocab.decode(h.tokens), h.mean_logprob) for h in hyps]
+        out = []
+        for row, h in enumerate(hyps):
+            words = self.concept_words(concepts, row)
+            scored = tuple(zip(words, concepts.scores[row].tolist())) if concepts is not None else ()
+            out.append(Decoded(self.text(h.tokens, words), h.mean_logprob, scored))
+        return out
 
     @torch.no_grad()
     def caption(self, images: torch.Tensor, beam_size: int | None = None,
-                length_penalty: float | None = None) -> list[tuple[str, float]]:
-        """Images (B, 3, S, S) in [-1, 1] -> [(caption, mean log-prob per token)]."""
-        return self.decode_features(self.encoder(images), beam_size, length_penalty)
+                length_penalty: float | None = None) -> list[Decoded]:
+        """Images (B, 3, S, S) in [-1, 1] -> one :class:`Decoded` per photo."""
+        feats, concepts = self.encode(images)
+        return self.decode_features(feats, beam_size, length_penalty, concepts)

@@ -32,7 +32,7 @@ def encoder_fingerprint(encoder: torch.nn.Module, encoder_name: str, image_size:
     """
     tag = f"{encoder_name}|{image_size}|{PREPROCESS_VERSION}" + (f"|trunk-{top_blocks}" if top_blocks else "")
     digest = hashlib.sha1(tag.encode())
-    state = encoder.trunk_state(top_blocks) if top_blocks else encoder.state_dict()
+    state = encoder.trunk_state(top_blocks)  # the backbone below the cut: what the cached output depends on
     for name, tensor in sorted(state.items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().float().numpy().tobytes())

@@ -30,10 +30,11 @@ import torch
 
 from photocap.errors import ModelError
 from photocap.model.checkpoint import atomic_destination, load_model, save_model
+from photocap.model.concepts import ConceptSet, bundled_concepts
 from photocap.model.config import ModelConfig
-from photocap.model.decoders import caption_loss
+from photocap.model.decoders import ConceptInput, caption_loss
 from photocap.model.encoders_tv import EncoderWeightsError
-from photocap.model.network import CaptionModel
+from photocap.model.network import CaptionModel, Decoded
 from photocap.model.vocab import Vocabulary
 from photocap.training.datasets import CaptionedImage, DatasetSplits
 from photocap.training.features import FeatureCache, encoder_fingerprint
@@ -84,14 +85,20 @@ class TrainResult:
 
 
 class _Data:
-    """Captions as padded id tensors, and the image feature rows they point at."""
+    """Captions as padded id tensors, and the image feature rows they point at.
 
-    def __init__(self, items: Sequence[CaptionedImage], vocab: Vocabulary, max_len: int) -> None:
+    For a decoder that copies concepts, a caption's concept words become copy ids (``concepts``:
+    each image's concepts, best first)."""
+
+    def __init__(self, items: Sequence[CaptionedImage], model: CaptionModel,
+                 concepts: ConceptInput | None = None) -> None:
         self.items = list(items)
+        vocab = model.vocab
         rows, img = [], []
         for i, item in enumerate(self.items):
+            words = model.concept_words(concepts, i)
             for caption in item.captions:
-                ids = vocab.encode(caption, max_len)
+                ids = model.encode_caption(caption, words)
                 if len(ids) > 2:
                     rows.append(ids)
                     img.append(i)
@@ -125,8 +132,20 @@ class _Encoded(torch.nn.Module):
 
 def grid_features(model: CaptionModel, cached: torch.Tensor) -> torch.Tensor:
     """Cached rows (B, P, C or C') -> the decoder's grid features (B, P, C)."""
-    k = model.cfg.fine_tune_blocks
+    k = model.encoder.split_blocks
     return model.encoder.top(cached, k) if k else cached
+
+
+def split_concepts(model: CaptionModel, cached: torch.Tensor, device: torch.device,
+                   batch_size: int = 256) -> ConceptInput | None:
+    """Each cached image's concepts (N, R), on ``device``; None for a model without a concept head."""
+    if model.concepts is None:
+        return None
+    parts = [model.concepts_from_trunk(cached[i : i + batch_size].to(device).float())
+             for i in range(0, len(cached), batch_size)]
+    if not parts:
+        return ConceptInput(torch.zeros(0, 0, dtype=torch.long, device=device), torch.zeros(0, 0, device=device))
+    return ConceptInput(torch.cat([c.words for c in parts]), torch.cat([c.scores for c in parts]))
 
 
 def _lr_at(step: int, total: int, cfg: TrainConfig, base: float) -> float:
@@ -149,7 +168,7 @@ def encode_split_features(model: CaptionModel, items: Sequence[CaptionedImage], 
 
     With ``fine_tune_blocks`` they are the frozen trunk's output; see :func:`grid_features`."""
     cfg = model.cfg
-    k = cfg.fine_tune_blocks
+    k = model.encoder.split_blocks
     cache = FeatureCache(cache_root, encoder_fingerprint(model.encoder, cfg.encoder, cfg.image_size, k))
 
     def report(done: int, total: int) -> None:
@@ -165,22 +184,38 @@ def encode_split_features(model: CaptionModel, items: Sequence[CaptionedImage], 
     return kept, cache.load([it.image for it in kept])
 
 
+def caption_features(model: CaptionModel, items: Sequence[CaptionedImage], feats: torch.Tensor,
+                     *, beam: int | None, device: torch.device, batch_size: int = 100,
+                     length_penalty: float | None = None, concept_force: float | None = None) -> dict[str, Decoded]:
+    """Caption cached ``feats`` with beam search: item key -> :class:`Decoded`.
+
+    ``beam`` / ``length_penalty`` / ``concept_force``: None = the model's own (``model.cfg``)."""
+    model.eval()
+    out: dict[str, Decoded] = {}
+    with torch.no_grad():
+        for start in range(0, len(items), batch_size):
+            cached = feats[start : start + batch_size].to(device).float()
+            chunk = grid_features(model, cached)  # (b, P, C)
+            concepts = model.concepts_from_trunk(cached)
+            for item, decoded in zip(items[start : start + batch_size],
+                                     model.decode_features(chunk, beam, length_penalty, concepts, concept_force)):
+                out[item.key] = decoded
+    return out
+
+
 def evaluate_features(model: CaptionModel, items: Sequence[CaptionedImage], feats: torch.Tensor,
                       *, beam: int | None, device: torch.device, batch_size: int = 100,
                       tokenize: str = "simple", metrics: Sequence[str] = ("BLEU", "CIDEr"),
-                      length_penalty: float | None = None) -> tuple[dict[str, float], dict[str, str]]:
+                      length_penalty: float | None = None,
+                      concept_force: float | None = None) -> tuple[dict[str, float], dict[str, str]]:
     """Caption ``feats`` with beam search and score against the items' references.
 
-    ``beam`` / ``length_penalty``: None = the model's own (``model.cfg``)."""
+    ``beam`` / ``length_penalty`` / ``concept_force``: None = the model's own (``model.cfg``)."""
     from photocap.training.metrics import score_captions
 
-    model.eval()
-    predictions: dict[str, str] = {}
-    for start in range(0, len(items), batch_size):
-        chunk = grid_features(model, feats[start : start + batch_size].to(device).float())  # (b, P, C)
-        for item, (text, _) in zip(items[start : start + batch_size],
-                                   model.decode_features(chunk, beam, length_penalty)):
-            predictions[item.key] = text
+    decoded = caption_features(model, items, feats, beam=beam, device=device, batch_size=batch_size,
+                               length_penalty=length_penalty, concept_force=concept_force)
+    predictions = {key: d.text for key, d in decoded.items()}
     references = {it.key: list(it.captions) for it in items}
     return score_captions(predictions, references, metrics=tuple(metrics), tokenize=tokenize), predictions
 
@@ -216,18 +251,25 @@ def train(
         model_cfg = ModelConfig.from_dict(json.loads(state["model_config"]))
         cfg = TrainConfig.from_dict(json.loads(state["train_config"]))
         vocab = Vocabulary.from_dict(json.loads(state["vocab"]))
-        model = CaptionModel(model_cfg, vocab, pretrained_encoder=False)
+        concepts = ConceptSet.from_dict(json.loads(state["concepts"])) if state.get("concepts") else None
+        model = CaptionModel(model_cfg, vocab, pretrained_encoder=False, concepts=concepts)
         model.load_state_dict(state["model"])
     elif init is not None:
         top_blocks = model_cfg.fine_tune_blocks
         model, _ = load_model(init)
         vocab, model_cfg = model.vocab, model.cfg
-        model_cfg.fine_tune_blocks = top_blocks  # the caller decides, not the file's training history
-        model.encoder.set_fine_tuning(top_blocks)
+        try:
+            model.encoder.set_fine_tuning(top_blocks)
+        except ValueError as exc:
+            raise ModelError(f"{init}: {exc}") from exc
+        if model.concepts is None:  # the caller decides, not the file's training history
+            model_cfg.fine_tune_blocks = top_blocks
+        # (with a concept head the split between cached trunk and top stays where the model was built)
     else:
         vocab = Vocabulary.build((c for it in splits.train for c in it.captions), cfg.min_freq)
         try:
-            model = CaptionModel(model_cfg, vocab, pretrained_encoder=True, encoder_weights=encoder_weights)
+            model = CaptionModel(model_cfg, vocab, pretrained_encoder=True, encoder_weights=encoder_weights,
+                                 concepts=bundled_concepts() if model_cfg.concept_head else None)
         except EncoderWeightsError as exc:
             raise ModelError(str(exc)) from exc
     model.to(device)
@@ -237,7 +279,8 @@ def train(
     dev_items, dev_feats = encode_split_features(model, splits.dev, cache_root, device, emit, "features:dev")
     if cfg.val_images:
         dev_items, dev_feats = dev_items[: cfg.val_images], dev_feats[: cfg.val_images]
-    data = _Data(train_items, vocab, model_cfg.max_len)
+    train_concepts = split_concepts(model, train_feats, device)
+    data = _Data(train_items, model, train_concepts)
     if len(data) == 0:
         raise ValueError("no usable training captions")
 
@@ -272,6 +315,7 @@ def train(
             "rng": torch.get_rng_state(), "history": json.dumps(history),
             "model_config": json.dumps(model_cfg.to_dict()), "train_config": json.dumps(asdict(cfg)),
             "vocab": json.dumps(vocab.to_dict()),
+            "concepts": json.dumps(model.concepts.to_dict()) if model.concepts is not None else "",
         }, out_dir / "last.ckpt")
 
     best_path = out_dir / "best.safetensors"
@@ -288,11 +332,13 @@ def train(
                 idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
                 caps = data.captions[idx]  # (B, L)
                 caps = caps[:, : int((caps != vocab.pad_id).sum(1).max())]
-                feats = grid_features(model, train_feats[data.image_index[idx]].to(device).float())  # (B, P, C)
+                rows = data.image_index[idx]
+                feats = grid_features(model, train_feats[rows].to(device).float())  # (B, P, C)
+                concepts = train_concepts.rows(rows.to(device)) if train_concepts is not None else None
                 caps = caps.to(device)
                 for group in optimizer.param_groups:
                     group["lr"] = _lr_at(step, total_steps, cfg, group["base_lr"])
-                logits, extras = model.decoder(feats, caps[:, :-1])  # (B, L-1, V)
+                logits, extras = model.decoder(feats, caps[:, :-1], concepts)  # (B, L-1, V [+ 2K])
                 loss = caption_loss(logits, caps[:, 1:], extras, vocab.pad_id,
                                     cfg.label_smoothing, cfg.attention_reg)
                 optimizer.zero_grad(set_to_none=True)
@@ -333,7 +379,8 @@ def train(
             best_model, _ = load_model(best_path, device)
             model.load_state_dict(best_model.state_dict())
         best = self_critical(model, train_items, train_feats, dev_items, dev_feats, cfg, out_dir,
-                             best_path, best, device=device, emit=emit, history=history)
+                             best_path, best, device=device, emit=emit, history=history,
+                             train_concepts=train_concepts)
 
     best_scores = history and max((h["dev"] for h in history), key=lambda s: s.get("CIDEr", 0.0)) or {}
     return TrainResult(best_path if best_path.exists() else None, best_scores, epoch, step,

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from photocap.model.beam import sample, sequence_logprob
+from photocap.model.decoders import ConceptInput
 from photocap.model.checkpoint import save_model
 from photocap.model.network import CaptionModel
 from photocap.training.datasets import CaptionedImage
@@ -31,7 +32,8 @@ IMAGES_PER_BATCH = 16
 def self_critical(model: CaptionModel, train_items: Sequence[CaptionedImage], train_feats: torch.Tensor,
                   dev_items: Sequence[CaptionedImage], dev_feats: torch.Tensor, cfg: Any, out_dir: Path,
                   best_path: Path, best: float, *, device: torch.device,
-                  emit: Callable[[dict[str, Any]], None], history: list[dict[str, Any]]) -> float:
+                  emit: Callable[[dict[str, Any]], None], history: list[dict[str, Any]],
+                  train_concepts: ConceptInput | None = None) -> float:
     """Fine-tune ``model.decoder`` for ``cfg.scst_epochs`` epochs; returns the best dev CIDEr.
 
     Each epoch's record is appended to ``history`` and to ``out_dir/log.jsonl``.
@@ -56,13 +58,14 @@ def self_critical(model: CaptionModel, train_items: Sequence[CaptionedImage], tr
             with torch.no_grad():  # the encoder stays as cross-entropy training left it
                 feats = grid_features(model, train_feats[idx].to(device).float())  # (B, P, C)
             feats = feats.repeat_interleave(n, dim=0)  # (B*n, P, C)
+            concepts = train_concepts.rows(idx.to(device)).repeat_interleave(n) if train_concepts is not None else None
             model.decoder.eval()  # no dropout: the samples and their scores come from one distribution
             ids = sample(model.decoder, feats, start_id=vocab.start_id, end_id=vocab.end_id, pad_id=vocab.pad_id,
                          banned_ids=model.banned_ids, max_len=model.cfg.max_len,
-                         temperature=cfg.scst_temperature, generator=generator)  # (B*n, T)
+                         temperature=cfg.scst_temperature, generator=generator, concepts=concepts)  # (B*n, T)
             logprob = sequence_logprob(model.decoder, feats, ids, start_id=vocab.start_id, pad_id=vocab.pad_id,
-                                       banned_ids=model.banned_ids)  # (B*n,)
-            texts = [vocab.decode(row) for row in ids.tolist()]
+                                       banned_ids=model.banned_ids, concepts=concepts)  # (B*n,)
+            texts = [model.text(row, model.concept_words(concepts, r)) for r, row in enumerate(ids.tolist())]
             keys = [train_items[i].key for i in idx.tolist() for _ in range(n)]
             reward = torch.tensor(cider.score(keys, texts), device=device).view(-1, n)  # (B, n)
             baseline = (reward.sum(dim=1, keepdim=True) - reward) / (n - 1)  # (B, n)

@@ -1,0 +1,82 @@
+"""Beam search's rules on a scripted decoder (the same next-word distribution for every
+beam at step t): no repeated phrases, at most one copy of a concept, and constrained
+decoding that must name a word."""
+
+from __future__ import annotations
+
+import torch
+
+from photocap.model.beam import beam_search
+from photocap.model.decoders import Decoder
+
+WORDS = ["<pad>", "<start>", "<end>", "<unk>", "a", "man", "in", "black", "jacket", "is", "wearing", "hat", "ball"]
+ID = {w: i for i, w in enumerate(WORDS)}
+# The likeliest caption repeats itself, as Flickr8k models' captions do; each step has a runner-up.
+SCRIPT = [("a", "the"), ("man", "boy"), ("in", "is"), ("a", "the"), ("black", "red"), ("jacket", "hat"),
+          ("is", "<end>"), ("wearing", "with"), ("a", "the"), ("black", "red"), ("jacket", "hat", 3.5),
+          ("<end>", "is")]
+WORDS += sorted({w for step in SCRIPT for w in step[:2]} - set(WORDS))
+ID = {w: i for i, w in enumerate(WORDS)}
+
+
+class Scripted(Decoder):
+    """Step t's logits: 5 for SCRIPT[t]'s first word, 3 for its runner-up (or as given), 0 for "<end>" (after
+    the first word), -3 for "ball", -10 for the rest."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        rows = torch.full((len(SCRIPT) + 1, len(WORDS)), -10.0)
+        rows[:, ID["<end>"]], rows[:, ID["ball"]] = 0.0, -3.0
+        rows[0, ID["<end>"]] = -10.0  # no empty caption
+        for t, (best, second, *runner_up) in enumerate(SCRIPT):
+            rows[t, ID[second]], rows[t, ID[best]] = (runner_up or [3.0])[0], 5.0
+        self.rows = rows
+
+    def init_state(self, feats, concepts=None):
+        return {"t": torch.zeros(feats.size(0), dtype=torch.long)}
+
+    def step(self, tokens, state):
+        t = state["t"].clamp(max=len(SCRIPT))
+        return self.rows[t], {"t": state["t"] + 1}
+
+
+def _search(n=1, banned=(), **kwargs):
+    """Beams ranked by log-probability per word (length penalty 1), as the bundled model's are."""
+    feats = torch.zeros(n, 4, 8)
+    hyps = beam_search(Scripted(), feats, start_id=ID["<start>"], end_id=ID["<end>"],
+                       banned_ids=(ID["<pad>"], ID["<start>"], ID["<unk>"], *banned), beam_size=3, max_len=16,
+                       length_penalty=1.0, **kwargs)
+    return [" ".join(WORDS[i] for i in h.tokens) for h in hyps]
+
+
+def _repeats(text, n=3):
+    words = text.split()
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return len(grams) != len(set(grams))
+
+
+def test_without_blocking_the_caption_repeats_itself():
+    (text,) = _search()
+    assert text == "a man in a black jacket is wearing a black jacket" and _repeats(text)
+
+
+def test_no_caption_repeats_a_three_word_phrase():
+    (text,) = _search(no_repeat_ngram=3)
+    assert text == "a man in a black jacket is wearing a black hat"
+    assert not _repeats(text)
+
+
+def test_once_groups_are_emitted_at_most_once():
+    (text,) = _search(once=((ID["black"], ID["red"]),))
+    assert text.split().count("black") + text.split().count("red") == 1
+
+
+def test_constrained_search_names_the_required_word_and_leaves_other_rows_alone():
+    free, forced = _search(n=2, no_repeat_ngram=3, required=[[], [ID["ball"]]])
+    assert free == _search(no_repeat_ngram=3)[0]
+    assert "ball" not in free.split() and "ball" in forced.split()
+
+
+def test_an_impossible_constraint_falls_back_to_the_best_caption():
+    (text,) = _search(no_repeat_ngram=3, required=[[ID["ball"]]], banned=(ID["ball"],))
+    assert text == _search(no_repeat_ngram=3)[0]
