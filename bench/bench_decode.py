@@ -5,7 +5,7 @@ per-layer key/value caches).
     python bench/bench_decode.py [--n 64] [--beam 3] [--threads 2] [--model PATH]
 
 Uses the bundled model on the sample photos (repeated to N images), encodes
-them once, then times beam search and temperature sampling (as self-critical
+them once (with their concepts, for a model that reads them), then times beam search and temperature sampling (as self-critical
 training uses it, 5 samples per image here) with each step implementation. Prints
 images per second and the speed-up; checks the two give the same captions. Also times beam
 search copying the decoder's per-image state at every step (what it did before
@@ -22,16 +22,22 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "photos"
 
 
 def prefix_step(decoder, tokens, state):
-    """The reference: re-run the decoder over the whole prefix, keep the last position."""
+    """The reference: re-run the decoder (teacher-forcing ``forward``) over the whole prefix, keep the last position."""
     import torch
 
+    from photocap.model.decoders import ConceptInput
+
     prefix = torch.cat([state["prefix"], tokens.unsqueeze(1)], dim=1)  # (N, t)
-    logits = decoder._decode(state["memory"], prefix)[:, -1]  # (N, V)
-    return logits, {"memory": state["memory"], "prefix": prefix}
+    concepts = ConceptInput(state["concept_words"], state["concept_scores"]) if "concept_words" in state else None
+    logits = decoder(state["feats"], prefix, concepts)[0][:, -1]  # (N, V)
+    return logits, {**state, "prefix": prefix}
 
 
-def prefix_init(decoder, feats):
-    return {"memory": decoder.encode_memory(feats), "prefix": feats.new_empty((feats.size(0), 0)).long()}
+def prefix_init(decoder, feats, concepts=None):
+    state = {"feats": feats, "prefix": feats.new_empty((feats.size(0), 0)).long()}
+    if concepts is not None:
+        state["concept_words"], state["concept_scores"] = concepts.words, concepts.scores
+    return state
 
 
 def timed(fn, repeat: int = 3) -> tuple[float, object]:
@@ -66,17 +72,19 @@ def main() -> None:
     photos = sorted(EXAMPLES.glob("*.jpg"))
     images = torch.stack([load_image(photos[i % len(photos)], model.cfg.image_size) for i in range(args.n)])
     with torch.no_grad():
-        feats = model.encoder(images)  # (N, P, C)
+        feats, concepts = model.encode(images)  # (N, P, C), the photos' concepts (None without a concept head)
     vocab, decoder = model.vocab, model.decoder
     cls = type(decoder)
+    read = concepts.top(model.cfg.concept_slots) if concepts is not None and model.cfg.concept_slots else None
 
     def beam():
-        return model.decode_features(feats, args.beam)
+        return model.decode_features(feats, args.beam, concepts=concepts)
 
     def sampling():
         torch.manual_seed(0)
         return sample(decoder, feats.repeat_interleave(5, dim=0), start_id=vocab.start_id, end_id=vocab.end_id,
-                      pad_id=vocab.pad_id, banned_ids=model.banned_ids, max_len=model.cfg.max_len, temperature=0.7)
+                      pad_id=vocab.pad_id, banned_ids=model.banned_ids, max_len=model.cfg.max_len, temperature=0.7,
+                      concepts=read.repeat_interleave(5) if read is not None else None)
 
     decoder.static_state = lambda key: False  # reorder the per-image entries too, as before static_state
     beam_reorder_all, _ = timed(beam)
@@ -89,7 +97,7 @@ def main() -> None:
         results[name] = (timed(beam), timed(sampling))
     (beam_cached, caps_cached), (sample_cached, ids_cached) = results["cached"]
     (beam_prefix, caps_prefix), (sample_prefix, ids_prefix) = results["prefix"]
-    same = [a for a, _ in caps_cached] == [b for b, _ in caps_prefix]
+    same = [d.text for d in caps_cached] == [d.text for d in caps_prefix]
     print(f"{model.cfg.model_id}, {args.n} images, {args.threads} threads")
     print(f"beam {args.beam}:  cached {args.n / beam_cached:7.1f} img/s   prefix {args.n / beam_prefix:7.1f} img/s   "
           f"speed-up {beam_prefix / beam_cached:.2f}x   same captions: {same}")

@@ -37,8 +37,9 @@ class Captioner:
     """A loaded captioning model. Thread-compatible, not thread-safe: use one per thread."""
 
     def __init__(self, model_path: str | Path | None = None, device: str = "auto", beam: int | None = None,
-                 length_penalty: float | None = None) -> None:
-        """``beam`` / ``length_penalty``: None = the model's own decoding settings (chosen on its dev split)."""
+                 length_penalty: float | None = None, concept_force: float | None = None) -> None:
+        """``beam`` / ``length_penalty`` / ``concept_force``: None = the model's own decoding settings
+        (chosen on its dev split)."""
         path = Path(model_path) if model_path is not None else default_model_path()
         self.device = pick_device(device)
         try:
@@ -52,6 +53,7 @@ class Captioner:
         self.model_path = path
         self.beam = self.model.cfg.beam_size if beam is None else beam
         self.length_penalty = self.model.cfg.length_penalty if length_penalty is None else length_penalty
+        self.concept_force = self.model.cfg.concept_force if concept_force is None else concept_force
         # Mixed precision on GPUs; the CPU stays in float32 (bfloat16 there is slower on most CPUs).
         self._autocast = self.device.type in ("cuda", "mps")
 
@@ -73,7 +75,8 @@ class Captioner:
         batch = batch.to(self.device, non_blocking=True)
         with torch.inference_mode(), torch.autocast(self.device.type, enabled=self._autocast):
             feats, concepts = self.model.encode(batch)
-            decoded = self.model.decode_features(feats.float(), self.beam, self.length_penalty, concepts)
+            decoded = self.model.decode_features(feats.float(), self.beam, self.length_penalty, concepts,
+                                                 self.concept_force)
         return [Described(d.text, d.score, tuple(Concept(w.word, round(float(p), 4)) for w, p in d.concepts))
                 for d in decoded]
 

@@ -58,6 +58,31 @@ def test_a_few_epochs_lower_the_loss_and_keep_the_best(tiny_dataset, tmp_path):
     assert [r["epoch"] for r in log] == [1, 2, 3, 4] and all("BLEU-4" in r["dev"] for r in log)
 
 
+def test_a_concept_model_trains_copies_and_resumes(tiny_dataset, tmp_path):
+    """The recipe's kind of model: a fine-tuned top block, a concept head over the original one, a decoder
+    that reads 3 concepts and copies them; cross-entropy then self-critical, interrupted and resumed."""
+    concepts = dict(TINY_MODEL, fine_tune_blocks=1, concept_head=True, concept_slots=3)
+    splits = _splits(tiny_dataset)
+    cfg = _config(epochs=3, scst_epochs=1, scst_lr=1e-4)
+
+    def stop_at_step_4(event):
+        if event.get("phase") == "train" and event.get("step") == 4:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "concepts"
+    with pytest.raises(KeyboardInterrupt):
+        train(splits, ModelConfig(**concepts), cfg, out, cache_root=tmp_path / "cache", on_progress=stop_at_step_4)
+    result = train(splits, ModelConfig(), TrainConfig(), out, cache_root=tmp_path / "cache", resume=out / "last.ckpt")
+    assert result.history[-1]["epoch"] == "scst-1"
+    model, _ = load_model(result.best_path)
+    assert model.cfg.concept_slots == 3 and model.concepts is not None
+    cat = next(it for it in splits.train + splits.dev if it.key == "chelsea.jpg")
+    from photocap.model.preprocess import load_image
+
+    (decoded,) = model.caption(load_image(cat.image, 224).unsqueeze(0))
+    assert decoded.concepts[0][0].word == "cat" and "cat" in decoded.text.split()  # copied, not generated
+
+
 def test_interrupted_run_resumes_to_the_same_weights(tiny_dataset, tmp_path):
     straight = _run(tiny_dataset, tmp_path / "straight", tmp_path / "cache", epochs=3)
 
@@ -143,6 +168,19 @@ def test_train_and_evaluate_commands(tiny_dataset, tmp_path):
                                  "--cache-dir", str(tmp_path / "cache")])
     assert result.exit_code == 0, result.output
     assert "beam 3, length penalty 1" in result.output  # the model's own beam width
+    assert "distinct captions" in result.output and "repeat a 3-word phrase" in result.output
+
+    objects = tmp_path / "objects.json"
+    objects.write_text(json.dumps({"chelsea.jpg": [["cat", 50000]], "coffee.jpg": [["cup", 20000]],
+                                   "astronaut.jpg": [["person", 90000]]}))
+    result = runner.invoke(cli, ["evaluate", "--data", "folder", str(tiny_dataset), "--split", "all", "--model",
+                                 str(out / "best.safetensors"), "--objects", str(objects), "--json",
+                                 "--cache-dir", str(tmp_path / "cache")])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.stdout.strip().splitlines()[-1])
+    assert scores["images"] == 8 and scores["captions"] == 8  # every image of the set, train and dev alike
+    assert scores["objects_total"] == 3 and scores["nonperson_total"] == 2
+    assert 1 <= scores["distinct"] <= 8 and scores["words_used"] >= 1 and scores["repeats"] == 0
 
 
 def test_training_data_with_nothing_usable_is_a_clear_error(tmp_path):

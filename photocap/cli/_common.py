@@ -55,6 +55,13 @@ length_penalty_option = click.option(
     help="Rank beams by log-prob / (words + 1) ** L; higher favours longer captions. "
     "Default: the model's own (chosen on its dev split).",
 )
+concept_force_option = click.option(
+    "--concept-force",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="Make the caption name the photo's top concept when the classifier is at least this sure "
+    "(0 = never). Default: the model's own (chosen on its dev splits).",
+)
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object per line, for scripts."
 )

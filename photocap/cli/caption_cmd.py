@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from photocap.cli._common import (
-    batch_size_option, beam_option, device_option, echo_json, json_option, length_penalty_option, model_option,
-    user_errors, warn,
+    batch_size_option, beam_option, concept_force_option, device_option, echo_json, json_option,
+    length_penalty_option, model_option, user_errors, warn,
 )
 
 
@@ -36,21 +36,28 @@ def _expand(paths: tuple[Path, ...]) -> list[Path]:
 @json_option
 @beam_option
 @length_penalty_option
+@concept_force_option
+@click.option("--concepts", "show_concepts", is_flag=True,
+              help="Also print each photo's concepts (what the ImageNet classifier sees) as a third column.")
 @batch_size_option
 @device_option
 @model_option
 def caption(paths: tuple[Path, ...], as_json: bool, beam: int | None, length_penalty: float | None,
-            batch_size: int, device: str, model_path: Path | None) -> None:
+            concept_force: float | None, show_concepts: bool, batch_size: int, device: str,
+            model_path: Path | None) -> None:
     """Caption image files (or folders, recursively) and print the captions.
 
-    Prints ``path<TAB>caption`` per image; with --json, one object per line with
-    path, caption, score (mean log-probability per word) and model. Files that
-    are not readable images are reported on stderr and skipped.
+    Prints ``path<TAB>caption`` per image (``--concepts`` adds a third column,
+    ``word score, ...``); with --json, one object per line with path, caption,
+    score (mean log-probability per word), model and concepts (word and score,
+    best first). Files that are not readable images are reported on stderr and
+    skipped.
 
     \b
     Examples:
       photocap caption holiday.jpg
       photocap caption ~/Pictures/2024 --json > captions.jsonl
+      photocap caption *.jpg --concepts
       photocap caption *.jpg --beam 5 --device cpu
     """
     from photocap.records import CaptionFailure
@@ -61,7 +68,8 @@ def caption(paths: tuple[Path, ...], as_json: bool, beam: int | None, length_pen
     with user_errors():
         from photocap.inference import Captioner
 
-        captioner = Captioner(model_path, device=device, beam=beam, length_penalty=length_penalty)
+        captioner = Captioner(model_path, device=device, beam=beam, length_penalty=length_penalty,
+                              concept_force=concept_force)
         ok = failed = 0
         for result in captioner.caption_paths(files, batch_size=batch_size):
             if isinstance(result, CaptionFailure):
@@ -71,6 +79,9 @@ def caption(paths: tuple[Path, ...], as_json: bool, beam: int | None, length_pen
             ok += 1
             if as_json:
                 echo_json(result.to_dict())
+            elif show_concepts:
+                listed = ", ".join(f"{c.word} {c.score:.2f}" for c in result.concepts)
+                click.echo(f"{result.path}\t{result.caption}\t{listed}")
             else:
                 click.echo(f"{result.path}\t{result.caption}")
     if ok == 0:

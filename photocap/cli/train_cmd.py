@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from photocap.cli._common import (
-    beam_option, db_option, device_option, echo_json, json_option, length_penalty_option, model_option, resolve_db,
-    user_errors, warn,
+    beam_option, concept_force_option, db_option, device_option, echo_json, json_option, length_penalty_option,
+    model_option, resolve_db, user_errors, warn,
 )
 
 DATA_KINDS = ("flickr8k", "coco", "folder")
@@ -218,20 +218,27 @@ def train(kind: str, path: Path, db_path: Path | None, out_dir: Path, arch: str 
 @click.command()
 @click.option("--data", "kind", type=click.Choice(DATA_KINDS), required=True, help="Dataset layout.")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
-@click.option("--split", type=click.Choice(["dev", "test", "train"]), default="dev", show_default=True)
+@click.option("--split", type=click.Choice(["dev", "test", "train", "all"]), default="dev", show_default=True,
+              help="Which split to score; 'all' for a small set that is all dev (e.g. 80 COCO photos).")
 @model_option
 @beam_option
 @length_penalty_option
+@concept_force_option
 @device_option
 @click.option("--limit", type=click.IntRange(0), default=0, help="Score only the first N images (0 = all).")
+@click.option("--objects", "objects_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Object annotations (objects.json, or COCO instances JSON) to count how often a caption names "
+              "the photo's largest object. Default: objects.json in the dataset folder, if there is one.")
 @click.option("--samples", type=click.IntRange(0), default=5, show_default=True,
               help="Sample captions to print beside their references.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
 @json_option
 def evaluate(kind: str, path: Path, split: str, model_path: Path | None, beam: int | None,
-             length_penalty: float | None, device: str, limit: int, samples: int, cache_dir: Path | None,
-             as_json: bool) -> None:
-    """Score a model with the COCO caption metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr).
+             length_penalty: float | None, concept_force: float | None, device: str, limit: int,
+             objects_file: Path | None, samples: int, cache_dir: Path | None, as_json: bool) -> None:
+    """Score a model with the COCO caption metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr), and say how
+    varied its captions are: distinct captions, words used, captions that repeat a 3-word phrase,
+    and (with object annotations) how often a caption names the photo's largest object.
 
     Uses pycocoevalcap (Java is needed for its tokenizer and METEOR; on Debian:
     apt-get install default-jre-headless).
@@ -239,6 +246,7 @@ def evaluate(kind: str, path: Path, split: str, model_path: Path | None, beam: i
     \b
     Examples:
       photocap evaluate --data flickr8k ~/data/flickr8k --split dev
+      photocap evaluate --data flickr8k ~/data/coco-dev --split all     # reads coco-dev/objects.json
       photocap evaluate --data flickr8k ~/data/flickr8k --model runs/f8k/best.safetensors --beam 5 --json
       photocap evaluate --data flickr8k ~/data/flickr8k --length-penalty 0   # rank beams by plain log-prob
     """
@@ -246,16 +254,21 @@ def evaluate(kind: str, path: Path, split: str, model_path: Path | None, beam: i
         from photocap.errors import PhotocapError
         from photocap.inference import Captioner
         from photocap.settings import cache_dir as default_cache_dir
+        from photocap.training.captionstats import caption_stats, load_largest_objects
         from photocap.training.loop import encode_split_features, evaluate_features
         from photocap.training.metrics import METRICS
 
         splits = _load_splits(kind, path)
-        items = getattr(splits, split)
+        items = [*splits.train, *splits.dev, *splits.test] if split == "all" else getattr(splits, split)
         if limit:
             items = items[:limit]
         if not items:
             raise PhotocapError(f"the {split} split of {path} is empty")
-        captioner = Captioner(model_path, device=device, beam=beam, length_penalty=length_penalty)
+        if objects_file is None and path.is_dir() and (path / "objects.json").is_file():
+            objects_file = path / "objects.json"
+        largest = load_largest_objects(objects_file, (it.key for it in items)) if objects_file else None
+        captioner = Captioner(model_path, device=device, beam=beam, length_penalty=length_penalty,
+                              concept_force=concept_force)
         beam, length_penalty = captioner.beam, captioner.length_penalty
         bar = _Bar(quiet=as_json)
         kept, feats = encode_split_features(captioner.model, items, cache_dir or default_cache_dir() / "features",
@@ -263,15 +276,24 @@ def evaluate(kind: str, path: Path, split: str, model_path: Path | None, beam: i
         bar.close()
         scores, predictions = evaluate_features(
             captioner.model, kept, feats, beam=beam, length_penalty=length_penalty, device=captioner.device,
-            tokenize="ptb", metrics=METRICS)
+            tokenize="ptb", metrics=METRICS, concept_force=captioner.concept_force)
+        stats = caption_stats(predictions, largest)
     result = {"model": captioner.model_id, "split": split, "images": len(kept), "beam": beam,
-              "length_penalty": length_penalty, **scores}
+              "length_penalty": length_penalty, "concept_force": captioner.concept_force, **scores,
+              **{k: v for k, v in stats.to_dict().items() if v is not None}}
     if as_json:
         echo_json(result)
         return
-    click.echo(f"{captioner.model_id} on {len(kept)} {split} images, beam {beam}, length penalty {length_penalty:g}")
+    click.echo(f"{captioner.model_id} on {len(kept)} {split} images, beam {beam}, length penalty {length_penalty:g}"
+               + (f", concept force {captioner.concept_force:g}" if captioner.concept_force else ""))
     for name, value in scores.items():
         click.echo(f"  {name:8s} {value:.3f}")
+    click.echo(f"  distinct captions       {stats.distinct} of {stats.captions}")
+    click.echo(f"  words used              {stats.words_used}")
+    click.echo(f"  repeat a 3-word phrase  {stats.repeats}")
+    if stats.objects_total:
+        click.echo(f"  name the largest object {stats.objects_named} of {stats.objects_total}; "
+                   f"not a person: {stats.nonperson_named} of {stats.nonperson_total}")
     for item in kept[:samples]:
         click.echo(f"\n{item.key}\n  model: {predictions[item.key]}")
         for ref in item.captions[:3]:

@@ -12,6 +12,8 @@ def default_recipe() -> tuple[ModelConfig, TrainConfig]:
         encoder="efficientnet-lite2", fine_tune_blocks=1, arch="transformer",
         d_model=256, num_layers=3, num_heads=4, ff_dim=1024, memory_layers=1, transformer_dropout=0.2,
         beam_size=3, length_penalty=1.0,  # chosen on dev: CIDEr 0.559 against 0.540 with plain log-prob
+        concept_head=True, concept_slots=5,  # the decoder reads and may copy the photo's top 5 concepts
+        no_repeat_ngram=3,
     )
     train = TrainConfig(
         epochs=4, batch_size=64, lr=5e-4, warmup_steps=500, label_smoothing=0.1, patience=2,
