@@ -23,6 +23,10 @@ class IndexDatabaseError(PhotocapError):
     """The SQLite index cannot be opened, migrated or written."""
 
 
+class QueryError(PhotocapError):
+    """A search query photocap refuses to run (too long, too many words)."""
+
+
 class MetadataError(PhotocapError):
     """Metadata could not be read from or written into a photo."""
 

@@ -13,7 +13,7 @@ from photocap.errors import ModelError
 from photocap.model.checkpoint import CheckpointError, load_model
 from photocap.model.preprocess import describe_image_error, open_image, to_tensor
 from photocap.records import CaptionFailure, CaptionResult, Concept, Described
-from photocap.settings import default_model_path
+from photocap.settings import MODEL_ENV, default_model_path, env_model_path
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,17 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def _model_hint(given: str | Path | None, path: Path) -> str:
+    """What to do about a model file that failed to load, by where its path came from."""
+    if given is not None:
+        return ""
+    if env_model_path() is not None:
+        return f" ${MODEL_ENV} names this file: point it at a photocap model file, or unset it."
+    if not path.exists():
+        return " The bundled model is missing from this installation; reinstall photocap or pass --model PATH."
+    return " The bundled model file is damaged; reinstall photocap or pass --model PATH."
+
+
 class Captioner:
     """A loaded captioning model. Thread-compatible, not thread-safe: use one per thread."""
 
@@ -45,11 +56,7 @@ class Captioner:
         try:
             self.model, self.info = load_model(path, self.device)
         except CheckpointError as exc:
-            hint = "" if model_path is not None else (
-                " The bundled model is missing from this installation; reinstall photocap "
-                "or pass --model PATH."
-            )
-            raise ModelError(f"{exc}.{hint}") from exc
+            raise ModelError(f"{exc}.{_model_hint(model_path, path)}") from exc
         self.model_path = path
         self.beam = self.model.cfg.beam_size if beam is None else beam
         self.length_penalty = self.model.cfg.length_penalty if length_penalty is None else length_penalty

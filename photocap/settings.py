@@ -46,9 +46,12 @@ def bundled_models_dir() -> Path:
     return here.parent / "models"
 
 
+def env_model_path() -> Path | None:
+    """The model ``$PHOTOCAP_MODEL`` names, if it is set."""
+    env = os.environ.get(MODEL_ENV)
+    return Path(env).expanduser() if env else None
+
+
 def default_model_path() -> Path:
     """The model used when none is named: ``$PHOTOCAP_MODEL`` if set, else the bundled one."""
-    env = os.environ.get(MODEL_ENV)
-    if env:
-        return Path(env).expanduser()
-    return bundled_models_dir() / DEFAULT_MODEL_FILE
+    return env_model_path() or bundled_models_dir() / DEFAULT_MODEL_FILE

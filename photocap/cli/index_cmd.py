@@ -193,7 +193,23 @@ def format_summary(s: IndexSummary) -> str:
 # --------------------------------------------------------------------------- search
 
 
-@click.command()
+class _QueryCommand(click.Command):
+    """A command whose words may start with '-' (``cat -sofa``: exclude a word) without being
+    taken for options; a mistyped ``--option`` is still an error (words after ``--`` never are)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        known = {name for param in self.params for name in (*param.opts, *param.secondary_opts)}
+        known |= set(self.get_help_option_names(ctx))
+        for arg in args:
+            if arg == "--":
+                break
+            if arg.startswith("--") and len(arg) > 2 and arg.split("=", 1)[0] not in known:
+                longs = sorted(name for name in known if name.startswith("--"))
+                raise click.NoSuchOption(arg.split("=", 1)[0], possibilities=longs, ctx=ctx)
+        return super().parse_args(ctx, args)
+
+
+@click.command(cls=_QueryCommand, context_settings={"ignore_unknown_options": True})
 @click.argument("query", nargs=-1, required=True)
 @db_option
 @click.option("--limit", type=click.IntRange(1, 100_000), default=20, show_default=True,

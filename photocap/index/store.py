@@ -13,7 +13,9 @@ opening is cheap).
 Search: an FTS5 table over captions (external content, kept in sync by
 triggers) with the ``porter unicode61`` tokenizer, so word forms match ("dogs
 running" finds "a dog runs"); results are ranked by bm25. User text is turned
-into a safe FTS5 query by :func:`fts_query`; no input raises an SQL error.
+into a safe FTS5 query by :func:`fts_query`; no input raises an SQL error (a query
+over :data:`MAX_QUERY_CHARS` characters or :data:`MAX_QUERY_TERMS` distinct words is
+refused with a QueryError, since FTS5's cost grows with every term).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from photocap.errors import IndexDatabaseError
+from photocap.errors import IndexDatabaseError, QueryError
 from photocap.index.migrations import MIGRATIONS, migrate
 
 DEFAULT_BUSY_TIMEOUT_S = 10.0
@@ -36,6 +38,10 @@ MIN_PREFIX_LEN = 3  # an unstarred last word is prefix-matched from this length 
 # bm25 costs about a microsecond per matching row; a query matching more rows than this
 # is ranked among its most recently indexed RANK_WINDOW matches (see CaptionIndex.search).
 RANK_WINDOW = 1000
+# A search is a few words; these bound what FTS5 is asked to do with pasted text (repeated words
+# are merged first, so only distinct ones count). 64 OR'ed words take about 50 ms.
+MAX_QUERY_CHARS = 10_000
+MAX_QUERY_TERMS = 64
 # Words too common in captions to narrow a search; dropped from a query that has other words.
 STOPWORDS = frozenset(
     "a an the of on in at to with and is are its it this that by for from near into".split()
@@ -184,6 +190,11 @@ def fts_query(text: str, *, prefix_last: bool = True) -> str | None:
     "the", "on" ...) are dropped when other words remain. Stemming applies to
     every word.
     """
+    if len(text) > MAX_QUERY_CHARS:
+        raise QueryError(
+            f"The search is {len(text):,} characters long; photocap searches at most "
+            f"{MAX_QUERY_CHARS:,}. Use a few words."
+        )
     groups: list[tuple[list[str], list[str]]] = [([], [])]
     pending_not = False
     last_word_slot: tuple[list[str], int] | None = None
@@ -203,10 +214,10 @@ def fts_query(text: str, *, prefix_last: bool = True) -> str | None:
             words = _WORD.findall(phrase)
             if not words:
                 continue
-            term = '"' + " ".join(words) + '"'
+            term = '"' + " ".join(words).lower() + '"'
             is_plain_word = False
         else:
-            term = f'"{word}"' + ("*" if m.group("star") else "")
+            term = f'"{word.lower()}"' + ("*" if m.group("star") else "")
             is_plain_word = not m.group("star")
         positive, negative = groups[-1]
         if m.group("neg") or pending_not:
@@ -223,9 +234,11 @@ def fts_query(text: str, *, prefix_last: bool = True) -> str | None:
                 terms[i] += "*"
         elif len(terms) > 1 and _bare(terms[i]) not in STOPWORDS:
             terms[i] = ""  # a word still being typed, too short to expand: ignore it for now
-    parts = []
+    parts: list[str] = []
+    terms = 0
     for positive, negative in groups:
-        positive[:] = [t for t in positive if t]
+        positive[:] = dict.fromkeys(t for t in positive if t)  # "dog dog dog": one term, not three
+        negative[:] = dict.fromkeys(negative)
         content = [t for t in positive if _bare(t) not in STOPWORDS]
         if content:
             positive[:] = content  # "a dog on the beach" -> dog beach (phrases keep every word)
@@ -234,7 +247,14 @@ def fts_query(text: str, *, prefix_last: bool = True) -> str | None:
         expr = " ".join(positive)
         if negative:
             expr += " NOT " + (negative[0] if len(negative) == 1 else "(" + " OR ".join(negative) + ")")
-        parts.append(expr)
+        if expr not in parts:
+            parts.append(expr)
+            terms += sum(1 + t.count(" ") for t in (*positive, *negative))  # a phrase: its words
+    if terms > MAX_QUERY_TERMS:
+        raise QueryError(
+            f"The search has {terms} words to match (repeats count once, a phrase each of its "
+            f"words); photocap searches at most {MAX_QUERY_TERMS}. Use fewer words."
+        )
     if not parts:
         return None
     if len(parts) == 1:

@@ -17,6 +17,33 @@ from photocap.errors import MetadataError
 TEMP_SUFFIX = ".photocap-tmp"
 
 
+def name_max(folder: Path) -> int:
+    """The longest file name (in bytes) the file system under ``folder`` takes (255 if unknown)."""
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+def fits(path: Path) -> bool:
+    """Whether ``path``'s name is short enough for its folder's file system."""
+    return len(os.fsencode(path.name)) <= name_max(path.parent)
+
+
+def temp_name(target: Path) -> str:
+    """A hidden temp name beside ``target``, shortened so it is never longer than the limit.
+
+    ``.NAME.<random>.photocap-tmp``, with NAME cut (at a character boundary) where the whole
+    would pass the file system's name limit: a photo with a 250-byte name still gets one.
+    """
+    tail = f".{secrets.token_hex(4)}{TEMP_SUFFIX}"
+    room = name_max(target.parent) - len(tail) - 1
+    name = target.name
+    while name and len(os.fsencode(name)) > room:
+        name = name[: max(0, min(len(name) - 1, room))]
+    return f".{name}{tail}"
+
+
 def signature(path: Path) -> tuple[int, int, int] | None:
     """Size, mtime and inode: what must not change between reading and replacing a file."""
     try:
@@ -55,7 +82,7 @@ def replace(
     of an existing target are carried over.
     """
     folder = target.parent
-    temp = folder / f".{target.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+    temp = folder / temp_name(target)
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as exc:

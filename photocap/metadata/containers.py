@@ -6,7 +6,7 @@ reader and writer never need to know a container's layout.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from photocap.errors import MetadataError
@@ -71,7 +71,7 @@ class Embedded:
     kind: str
     exif: bytes | None = None  # TIFF-structured; for TIFF files, the whole file
     exif_prefix: bytes = b""  # an ``Exif\\0\\0`` prefix the chunk had (WebP/PNG)
-    xmp: bytes | None = None
+    xmp: list[bytes] = field(default_factory=list)  # every XMP packet, in file order (normally one)
     photoshop: bytes | None = None  # JPEG APP13 payload, without its identifier
     photoshop_segments: int = 0
 
@@ -83,7 +83,7 @@ def extract(kind: str, data: bytes) -> Embedded:
         return Embedded(
             kind,
             exif=parsed.get(jpeg.APP1, jpeg.EXIF_ID),
-            xmp=parsed.get(jpeg.APP1, jpeg.XMP_ID),
+            xmp=parsed.get_all(jpeg.APP1, jpeg.XMP_ID),
             photoshop=parsed.get(jpeg.APP13, jpeg.PHOTOSHOP_ID),
             photoshop_segments=parsed.count(jpeg.APP13, jpeg.PHOTOSHOP_ID),
         )
@@ -96,10 +96,11 @@ def extract(kind: str, data: bytes) -> Embedded:
         chunks = webp.parse(data)
         raw = webp.get(chunks, b"EXIF")
         prefix, blob = exif.strip_header(raw) if raw is not None else (b"", None)
-        return Embedded(kind, exif=blob, exif_prefix=prefix, xmp=webp.get(chunks, b"XMP "))
+        return Embedded(kind, exif=blob, exif_prefix=prefix, xmp=webp.get_all(chunks, b"XMP "))
     if kind == "tiff":
         tiff.TiffBlob(data).read_ifd(tiff.TiffBlob(data).ifd0_offset)
-        return Embedded(kind, exif=data, xmp=exif.read_xmp(data))
+        packet = exif.read_xmp(data)
+        return Embedded(kind, exif=data, xmp=[] if packet is None else [packet])
     raise MetadataError(f"photocap can't read metadata embedded in {kind} files")
 
 
@@ -133,7 +134,7 @@ def same_image(kind: str, old: bytes, new: bytes) -> bool:
     if kind == "jpeg":
         return jpeg.parse(old).image == jpeg.parse(new).image
     if kind == "png":
-        return png.image_chunks(old) == png.image_chunks(new)
+        return png.image_chunks(old) == png.image_chunks(new) and png.trailer(old) == png.trailer(new)
     if kind == "webp":
         return webp.image_chunks(old) == webp.image_chunks(new)
     if kind == "tiff":  # append-only: everything but the IFD0 offset is an unchanged prefix

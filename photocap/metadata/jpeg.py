@@ -62,6 +62,9 @@ class Jpeg:
         i = self.find(marker, ident)
         return None if i is None else self.segments[i].payload[len(ident) :]
 
+    def get_all(self, marker: int, ident: bytes) -> list[bytes]:
+        return [s.payload[len(ident) :] for s in self.segments if s.marker == marker and s.payload.startswith(ident)]
+
     def encode(self) -> bytes:
         return SOI + b"".join(seg.encode() for seg in self.segments) + self.image
 
@@ -189,8 +192,11 @@ def rebuild(
         i = jpeg.find(APP1, XMP_ID)
         if i is None:
             jpeg.segments.insert(_insert_at(jpeg), Segment(APP1, XMP_ID + xmp))
-        else:
+        else:  # the new packet holds every packet's properties: one segment replaces them all
             jpeg.segments[i] = Segment(APP1, XMP_ID + xmp)
+            jpeg.segments[i + 1 :] = [
+                s for s in jpeg.segments[i + 1 :] if not (s.marker == APP1 and s.payload.startswith(XMP_ID))
+            ]
     if photoshop is not None:
         i = jpeg.find(APP13, PHOTOSHOP_ID)
         if i is None:

@@ -1,4 +1,8 @@
-"""PNG chunk surgery: the XMP ``iTXt`` chunk (and an existing ``eXIf``); pixels untouched."""
+"""PNG chunk surgery: the XMP ``iTXt`` chunk (and an existing ``eXIf``); pixels untouched.
+
+Bytes after the ``IEND`` chunk (some tools append data there) are kept as they are.
+A file with several XMP chunks gets one merged chunk where the first was.
+"""
 
 from __future__ import annotations
 
@@ -74,12 +78,15 @@ def _is_xmp(chunk: Chunk) -> bool:
     return chunk.type == b"iTXt" and chunk.data.startswith(XMP_KEYWORD + b"\x00")
 
 
-def get_xmp(chunks: list[Chunk]) -> bytes | None:
+def get_xmp(chunks: list[Chunk]) -> list[bytes]:
+    """The text of every XMP chunk, in file order (normally one)."""
+    packets = []
     for chunk in chunks:
         if _is_xmp(chunk):
             found = _itxt_fields(chunk.data)
-            return found[1] if found else None
-    return None
+            if found:
+                packets.append(found[1])
+    return packets
 
 
 def get_exif(chunks: list[Chunk]) -> bytes | None:
@@ -92,6 +99,7 @@ def get_exif(chunks: list[Chunk]) -> bytes | None:
 def rebuild(data: bytes, *, xmp: bytes | None = None, exif: bytes | None = None) -> bytes:
     """``data`` with the XMP iTXt chunk set (in place, else before IDAT) and eXIf replaced."""
     chunks = parse(data)
+    trailer = data[len(SIGNATURE) + sum(len(c.encode()) for c in chunks) :]
     if xmp is not None:
         new = Chunk(b"iTXt", XMP_KEYWORD + b"\x00\x00\x00\x00\x00" + xmp)
         index = next((i for i, c in enumerate(chunks) if _is_xmp(c)), None)
@@ -100,12 +108,18 @@ def rebuild(data: bytes, *, xmp: bytes | None = None, exif: bytes | None = None)
             chunks.insert(first_idat, new)
         else:
             chunks[index] = new
+            chunks[index + 1 :] = [c for c in chunks[index + 1 :] if not _is_xmp(c)]
     if exif is not None:
         index = next((i for i, c in enumerate(chunks) if c.type == b"eXIf"), None)
         if index is None:
             raise MetadataError("the PNG has no eXIf chunk to update")
         chunks[index] = Chunk(b"eXIf", exif)
-    return SIGNATURE + b"".join(c.encode() for c in chunks)
+    return SIGNATURE + b"".join(c.encode() for c in chunks) + trailer
+
+
+def trailer(data: bytes) -> bytes:
+    """The bytes after the IEND chunk."""
+    return data[len(SIGNATURE) + sum(len(c.encode()) for c in parse(data)) :]
 
 
 def image_chunks(data: bytes) -> list[bytes]:

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from photocap.errors import MetadataError
-from photocap.metadata import containers, exif, fields, iptc, sidecar, xmp
+from photocap.metadata import containers, exif, fields, guard, iptc, sidecar, xmp
 
 MAX_SIDECAR = 16 * 1024 * 1024
+# The XMP properties photocap writes: where a file's packets disagree on these, the write settles it.
+_WRITTEN_KEYS = frozenset(xmp.key_of(prop) for prop in fields.XMP_PROPERTIES.values())
 
 
 @dataclass(frozen=True)
@@ -61,24 +63,43 @@ class Location:
     iptc: iptc.IptcBlock | None = None
     embedded: containers.Embedded | None = None
     problems: dict[str, str] = field(default_factory=dict)  # block ("XMP", "EXIF", "IPTC") -> why
+    others: list[tuple[str, str]] = field(default_factory=list)  # (tag, value) of a duplicate XMP packet
 
 
-def _read_xmp_into(loc: Location, packet: bytes | None) -> None:
-    if packet is None:
+def merged_xmp(packets: list[bytes]) -> xmp.XmpDoc:
+    """One document from a file's XMP packets (normally one; a file may carry duplicates).
+
+    MetadataError if a packet does not parse or two disagree on a property photocap does not
+    write (the caption and provenance properties are about to be replaced anyway).
+    """
+    return xmp.merge([xmp.parse(packet) for packet in packets], _WRITTEN_KEYS)
+
+
+def _read_xmp_into(loc: Location, packets: list[bytes]) -> None:
+    if not packets:
         return
     try:
-        loc.doc = xmp.parse(packet)
+        docs = [xmp.parse(packet) for packet in packets]
     except MetadataError as exc:
         loc.problems["XMP"] = str(exc)
         return
-    for tag in (fields.XMP_DESCRIPTION, fields.XMP_ALT_TEXT, *fields.PROVENANCE_TAGS):
-        value = xmp.get(loc.doc, fields.XMP_PROPERTIES[tag])
-        if value is None:
-            continue
-        if tag in fields.PROVENANCE_TAGS:
-            loc.provenance[tag] = value.strip()
-        elif value.strip():
-            loc.tags[tag] = value
+    for doc in docs:  # a description in any packet counts (exiftool shows them all)
+        for tag in (fields.XMP_DESCRIPTION, fields.XMP_ALT_TEXT, *fields.PROVENANCE_TAGS):
+            value = xmp.get(doc, fields.XMP_PROPERTIES[tag])
+            if value is None:
+                continue
+            if tag in fields.PROVENANCE_TAGS:
+                loc.provenance.setdefault(tag, value.strip())
+            elif not value.strip():
+                continue
+            elif tag not in loc.tags:
+                loc.tags[tag] = value
+            elif value.strip() != loc.tags[tag].strip():
+                loc.others.append((tag, value))
+    try:
+        loc.doc = xmp.merge(docs, _WRITTEN_KEYS)
+    except MetadataError as exc:
+        loc.problems["XMP"] = str(exc)
 
 
 def read_embedded(kind: str, data: bytes) -> Location:
@@ -117,8 +138,23 @@ def read_sidecar(path: Path) -> Location:
     if len(packet) > MAX_SIDECAR:
         loc.problems["XMP"] = "the sidecar is implausibly large"
         return loc
-    _read_xmp_into(loc, packet)
+    _read_xmp_into(loc, [packet])
     return loc
+
+
+def require_file(path: Path) -> None:
+    """MetadataError unless ``path`` is a regular file (never opens a FIFO, which would block)."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise MetadataError(f"{path}: no such file") from None
+    if not stat.S_ISREG(mode):
+        what = "a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else (
+            "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "not a regular file")
+        raise MetadataError(f"{path}: not a photo file: it is {what}")
 
 
 def _read_head(path: Path) -> bytes:
@@ -145,18 +181,17 @@ def build_report(
         for block, problem in loc.problems.items():
             report.warnings.append(f"{loc.name} {block}: {problem}")
         for spec in fields.CAPTION_TAGS:
-            value = loc.tags.get(spec.name)
-            if value is None:
-                continue
-            report.values.append(
-                FieldValue(
-                    spec.name,
-                    value,
-                    loc.name,
-                    by_photocap=fields.caption_digest(value) in digests,
-                    placeholder=fields.is_placeholder(value),
+            found = [loc.tags[spec.name]] if spec.name in loc.tags else []
+            for value in found + [v for tag, v in loc.others if tag == spec.name]:
+                report.values.append(
+                    FieldValue(
+                        spec.name,
+                        value,
+                        loc.name,
+                        by_photocap=fields.caption_digest(value) in digests,
+                        placeholder=fields.is_placeholder(value),
+                    )
                 )
-            )
         if report.photocap_source is None and loc.provenance.get(fields.XMP_PHOTOCAP_SOURCE):
             report.photocap_source = loc.provenance[fields.XMP_PHOTOCAP_SOURCE]
             report.photocap_model = loc.provenance.get(fields.XMP_PHOTOCAP_MODEL)
@@ -194,10 +229,10 @@ def inspect(
     return kind, data, (embedded + side if embeddable else side + embedded), side_path
 
 
+@guard.guarded("read its metadata")
 def read_metadata(path: str | Path) -> MetadataReport:
     """What photocap finds in a photo's metadata; MetadataError if it can't be read at all."""
     path = Path(path)
-    if not path.is_file():
-        raise MetadataError(f"{path}: no such file")
+    require_file(path)
     kind, _, locations, side_path = inspect(path)
     return build_report(path, kind, containers.can_embed(path, kind), side_path, locations)

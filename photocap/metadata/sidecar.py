@@ -8,9 +8,11 @@ than a second one created.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from photocap.errors import MetadataError
+from photocap.metadata import atomic
 
 NAMES = ("ext", "base")
 
@@ -32,11 +34,22 @@ def candidates(photo: Path, name: str = "ext") -> list[Path]:
 def find(photo: Path, name: str = "ext") -> Path | None:
     """An existing sidecar of the photo, the preferred naming first."""
     for path in candidates(photo, name):
-        if path.is_file():
+        if atomic.fits(path) and path.is_file():  # a name over the limit can't exist
             return path
     return None
 
 
 def target(photo: Path, name: str = "ext") -> Path:
     """The sidecar to write: an existing one, else a new one with the preferred name."""
-    return find(photo, name) or candidates(photo, name)[0]
+    found = find(photo, name)
+    if found is not None:
+        return found
+    path = candidates(photo, name)[0]
+    if not atomic.fits(path):
+        size, limit = len(os.fsencode(path.name)), atomic.name_max(path.parent)
+        other = "base" if name == "ext" else "ext"
+        raise MetadataError(
+            f"{photo}: can't write a sidecar: its name would be {size} bytes, over the file "
+            f"system's limit of {limit}; rename the photo (or try --sidecar-name {other})"
+        )
+    return path

@@ -53,6 +53,10 @@ def get(chunks: list[Chunk], fourcc: bytes) -> bytes | None:
     return next((c.data for c in chunks if c.fourcc == fourcc), None)
 
 
+def get_all(chunks: list[Chunk], fourcc: bytes) -> list[bytes]:
+    return [c.data for c in chunks if c.fourcc == fourcc]
+
+
 def _canvas(chunks: list[Chunk]) -> tuple[int, int, bool]:
     """Width, height and has-alpha of a simple-format file, from its bitstream header."""
     for chunk in chunks:
@@ -95,6 +99,8 @@ def rebuild(data: bytes, *, exif: bytes | None = None, xmp: bytes | None = None)
         index = next((i for i, c in enumerate(chunks) if c.fourcc == fourcc), None)
         if index is not None:
             chunks[index] = Chunk(fourcc, payload)
+            if fourcc == b"XMP ":  # the new packet merges every XMP chunk's: it replaces them all
+                chunks[index + 1 :] = [c for c in chunks[index + 1 :] if c.fourcc != fourcc]
             continue
         # After the image chunks (and after EXIF, for XMP); unknown chunks stay last.
         last = max(i for i, c in enumerate(chunks) if c.fourcc in IMAGE_CHUNKS | {b"VP8X", b"EXIF"})

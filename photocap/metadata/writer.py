@@ -22,6 +22,7 @@ from photocap.metadata import (
     containers,
     exif,
     fields,
+    guard,
     iptc,
     jpeg,
     reader,
@@ -86,6 +87,8 @@ def _provenance(doc: xmp.XmpDoc, text: str, model: str | None) -> list[str]:
 def _up_to_date(loc: reader.Location | None, tags: list[str], text: str, model: str | None) -> bool:
     if loc is None:
         return False
+    if loc.embedded is not None and len(loc.embedded.xmp) > 1:
+        return False  # duplicate XMP packets: collapse them into one
     if any(loc.tags.get(t, "").strip() != text for t in tags):
         return False
     if loc.provenance.get(fields.XMP_PHOTOCAP_DIGEST) != fields.caption_digest(text):
@@ -155,7 +158,7 @@ def _plan_embed(
     plan = _Plan("embed", path, tags, old=data)
     if _up_to_date(loc, tags, text, model):
         return plan
-    doc = xmp.parse(emb.xmp) if emb.xmp is not None else xmp.new_doc(f"photocap {_version()}")
+    doc = reader.merged_xmp(emb.xmp) if emb.xmp else xmp.new_doc(f"photocap {_version()}")
     for tag in tags:
         if tag in fields.XMP_PROPERTIES:
             xmp.set_value(doc, fields.XMP_PROPERTIES[tag], text)
@@ -180,7 +183,7 @@ def _verify_embed(
     """A verifier for the temp file of an embedded write."""
     emb = loc.embedded
     assert emb is not None
-    old_props = xmp.properties(xmp.parse(emb.xmp)) if emb.xmp is not None else {}
+    old_props = xmp.properties(reader.merged_xmp(emb.xmp)) if emb.xmp else {}
     old_exif = tiff.fingerprint(emb.exif) if emb.exif is not None else {}
     exif_changing = exif.changed_keys({t: text for t in plan.tags if t in exif.TEXT_TAGS})
     exif_changing.add(f"IFD0:0x{exif.TAG_XMP:04x}")
@@ -284,6 +287,7 @@ def _choose_target(
     return "sidecar", why
 
 
+@guard.guarded("write the caption into it")
 def write_caption(
     path: str | Path,
     text: str,
@@ -313,8 +317,7 @@ def write_caption(
     text = _clean(text)
     given = Path(path)
     real = Path(os.path.realpath(given))
-    if not real.is_file():
-        raise MetadataError(f"{given}: no such file")
+    reader.require_file(real)
     expected = atomic.signature(real)
     kind, data, locations, side_path = reader.inspect(real, sidecar_name=sidecar_name)
     report = reader.build_report(real, kind, data is not None, side_path, locations)

@@ -32,17 +32,36 @@ X_DEFAULT = "x-default"
 PACKET_BEGIN = "<?xpacket begin='\ufeff' id='W5M0MpCehiHzreSzNTczkc9d'?>"
 PACKET_END = "<?xpacket end='w'?>"
 MAX_PACKET = 16 * 1024 * 1024
+# Real packets nest about ten deep (xmpMM:History > rdf:Seq > rdf:li > stEvt:...); thousands of
+# levels are hostile, and would exhaust the stack of every recursive walk over the tree.
+MAX_DEPTH = 100
+
+
+class _TooDeep(Exception):
+    pass
 
 
 class _Builder(ET.TreeBuilder):
-    """A tree builder that keeps comments and records the namespace prefixes used."""
+    """A tree builder that keeps comments, records the namespace prefixes used, and refuses
+    elements nested more than :data:`MAX_DEPTH` deep."""
 
     def __init__(self) -> None:
         super().__init__(insert_comments=True, insert_pis=True)
         self.prefixes: dict[str, str] = {}
+        self.depth = 0
 
     def start_ns(self, prefix: str, uri: str) -> None:
         self.prefixes.setdefault(uri, prefix)
+
+    def start(self, tag, attrs):  # type: ignore[no-untyped-def]
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise _TooDeep
+        return super().start(tag, attrs)
+
+    def end(self, tag):  # type: ignore[no-untyped-def]
+        self.depth -= 1
+        return super().end(tag)
 
 
 @dataclass
@@ -87,6 +106,14 @@ def parse(packet: bytes) -> XmpDoc:
         ) from exc
     except ET.ParseError as exc:
         raise MetadataError(f"the XMP packet is not well-formed XML ({exc})") from exc
+    except _TooDeep:
+        raise MetadataError(
+            f"the XMP packet nests elements more than {MAX_DEPTH} deep; refusing to read it"
+        ) from None
+    except (LookupError, ValueError) as exc:  # expat: an unknown or multi-byte declared encoding
+        raise MetadataError(
+            f"the XMP packet declares an encoding photocap can't read ({exc}); XMP must be UTF-8"
+        ) from exc
     if root.tag != RDF and root.find(f".//{RDF}") is None:
         raise MetadataError("the XMP packet has no rdf:RDF element")
     return XmpDoc(root, builder.prefixes)
@@ -210,6 +237,72 @@ def properties(doc: XmpDoc) -> dict[str, object]:
 
 def key_of(prop: XmpProperty) -> str:
     return _key(prop)
+
+
+def _alt_langs(element: ET.Element) -> dict[str | None, ET.Element] | None:
+    alt = element.find(ALT)
+    return None if alt is None else {li.get(LANG): li for li in alt.findall(LI)}
+
+
+def _comparable(value: ET.Element | str) -> tuple:
+    """A property's value, alike for ``a="x"`` and ``<a>x</a>``."""
+    if isinstance(value, str):
+        return ("text", value)
+    if len(value) == 0 and not value.attrib:
+        return ("text", value.text or "")
+    return ("tree", _canonical(value))
+
+
+def merge(docs: list[XmpDoc], replaceable: set[str]) -> XmpDoc:
+    """One document holding every property of several packets of one file (normally one).
+
+    The first document is kept as it is; each later packet's properties it lacks are added
+    to its first rdf:Description.  Two different values of one property are a MetadataError,
+    except for the ``replaceable`` keys (about to be overwritten), where the first value wins
+    and a later lang-alt's other languages are added to it.
+    """
+    first = docs[0]
+    if len(docs) == 1:
+        return first
+    target = _descriptions(first)
+    home = target[0] if target else ET.SubElement(_rdf(first), DESCRIPTION, {ABOUT: ""})
+    have: dict[str, ET.Element | str] = {}
+    for desc in _descriptions(first):
+        have.update({k: v for k, v in desc.attrib.items() if k != ABOUT})
+        have.update({c.tag: c for c in desc if isinstance(c.tag, str) and c.tag not in have})
+    for doc in docs[1:]:
+        for uri, prefix in doc.prefixes.items():
+            first.prefixes.setdefault(uri, prefix)
+        for desc in _descriptions(doc):
+            props: list[tuple[str, ET.Element | str]] = [
+                (k, v) for k, v in desc.attrib.items() if k != ABOUT
+            ]
+            props += [(c.tag, c) for c in desc if isinstance(c.tag, str)]
+            for key, value in props:
+                old = have.get(key)
+                if old is None:
+                    have[key] = value
+                    if isinstance(value, str):
+                        home.set(key, value)
+                    else:
+                        home.append(value)
+                    continue
+                if _comparable(old) == _comparable(value):
+                    continue
+                if key not in replaceable:
+                    raise MetadataError(
+                        f"the file has {len(docs)} XMP packets that disagree on {key}; photocap "
+                        "won't choose between them (merge them with another tool first)"
+                    )
+                old_langs = None if isinstance(old, str) else _alt_langs(old)
+                new_langs = None if isinstance(value, str) else _alt_langs(value)
+                if old_langs is not None and new_langs is not None:
+                    alt = old.find(ALT)  # type: ignore[union-attr]
+                    for lang, li in new_langs.items():
+                        if lang not in old_langs:
+                            alt.append(li)  # type: ignore[union-attr]
+                            old_langs[lang] = li
+    return first
 
 
 # --- serialising ---------------------------------------------------------------------------

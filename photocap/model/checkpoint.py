@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import torch
 
 from photocap.model.concepts import ConceptSet
 from photocap.model.config import ModelConfig
+from photocap.model.encoder import ENCODERS
 from photocap.model.network import CaptionModel
 from photocap.model.statedict import cast_like, mismatch
 from photocap.model.vocab import Vocabulary
@@ -96,13 +98,38 @@ def save_model(model: CaptionModel, path: str | Path, *, half: bool = True,
     return path
 
 
+def _require_file(path: Path) -> None:
+    """CheckpointError unless ``path`` is a regular file; a FIFO or device is never opened."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise CheckpointError(f"model file not found: {path}") from None
+    except OSError as exc:
+        raise CheckpointError(f"can't read the model file {path}: {exc.strerror or exc}") from exc
+    if stat.S_ISDIR(mode):
+        raise CheckpointError(f"{path} is a folder, not a model file; name the .safetensors file in it")
+    if not stat.S_ISREG(mode):
+        what = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "not a regular file"
+        raise CheckpointError(f"{path} is {what}, not a model file")
+
+
+def _shapes(path: Path) -> dict[str, torch.Tensor]:
+    """The file's tensors as empty "meta" tensors of their shapes, read from the header only."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return {k: torch.empty(fh.get_slice(k).get_shape(), device="meta") for k in fh.keys()}
+    except (SafetensorError, OSError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: cannot read weights: {exc}") from exc
+
+
 def read_header(path: str | Path) -> ModelHeader:
     """Config, vocabulary, info and concept set of a model file, without loading its weights."""
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"model file not found: {path}")
+    _require_file(path)
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
@@ -121,6 +148,13 @@ def read_header(path: str | Path) -> ModelHeader:
         concepts = ConceptSet.from_dict(json.loads(meta["concepts"])) if "concepts" in meta else None
     except (KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: malformed model header: {exc}") from exc
+    if cfg.encoder not in ENCODERS:
+        raise CheckpointError(
+            f"{path}: malformed model header: unknown encoder {cfg.encoder!r}; "
+            f"this photocap knows {', '.join(ENCODERS)}"
+        )
+    if not isinstance(info, dict):
+        raise CheckpointError(f"{path}: malformed model header: info must be a JSON object")
     if cfg.vocab_size != len(vocab):
         raise CheckpointError(
             f"{path}: config says {cfg.vocab_size} words but the vocabulary has {len(vocab)}"
@@ -141,16 +175,24 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Ca
 
     path = Path(path)
     header = read_header(path)
-    info = header.info
-    model = CaptionModel(header.cfg, header.vocab, pretrained_encoder=False, concepts=header.concepts)
+    cfg, vocab, info, concepts = header.cfg, header.vocab, header.info, header.concepts
+    with torch.device("meta"):  # the config's shapes, without allocating: a huge config costs nothing
+        skeleton = CaptionModel(cfg, vocab, pretrained_encoder=False, concepts=concepts)
+    problem = mismatch(skeleton.state_dict(), _shapes(path), "config")
+    if problem:
+        raise CheckpointError(f"{path} does not match its config: {problem}")
+    model = CaptionModel(cfg, vocab, pretrained_encoder=False, concepts=concepts)
     try:
         tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{path}: cannot read weights: {exc}") from exc
+    bad = next((k for k, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()), None)
+    if bad is not None:
+        raise CheckpointError(
+            f"{path}: the weights hold NaN or infinite values (first: {bad}); the file is damaged "
+            "or its training diverged"
+        )
     expected = model.state_dict()
-    problem = mismatch(expected, tensors, "config")
-    if problem:
-        raise CheckpointError(f"{path} does not match its config: {problem}")
     state = cast_like(expected, tensors)
     model.load_state_dict(state, strict=True)
     return model.to(device).eval(), info

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -10,6 +11,71 @@ ARCHES = ("show-tell", "show-attend-tell", "transformer")
 ATTENTIONS = ("soft", "hard")
 # Encoders that only work at one input size (the resolution their ImageNet weights need).
 FIXED_IMAGE_SIZE = {"inception-v3": 299}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one config field may hold: its type, and a range (for text: its length) or choices."""
+
+    kind: type  # bool, int, float or str
+    low: float = 0
+    high: float = math.inf
+    choices: tuple[str, ...] = ()
+
+    def check(self, name: str, value: Any) -> None:
+        """ValueError naming the field if ``value`` breaks the rule."""
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        if self.kind is bool:
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be true or false, not {shown}")
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float) if self.kind is float else self.kind):
+            kind = {int: "a whole number", float: "a number", str: "text"}[self.kind]
+            raise ValueError(f"{name} must be {kind}, not {shown}")
+        if self.choices:
+            if value not in self.choices:
+                raise ValueError(f"unknown {name} {shown}; choose one of {', '.join(self.choices)}")
+            return
+        if self.kind is float and not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, not {shown}")
+        size, unit = (len(value), " characters long") if self.kind is str else (value, "")
+        if not self.low <= size <= self.high:
+            raise ValueError(f"{name} must be {self.low:g} to {self.high:g}{unit}, not {shown}")
+
+
+# Every field's rule: a model file is untrusted input, and a value out of range would crash
+# or exhaust memory when the network is built or decodes (a new field adds its line here;
+# tests/test_checkpoint.py checks that every field has one). The bounds are far beyond any
+# sensible model but small enough to build: the weights must still match the config.
+RULES: dict[str, Rule] = {
+    "version": Rule(int, 1, CONFIG_VERSION),
+    "model_id": Rule(str, 1, 200),
+    "encoder": Rule(str, 1, 64),  # checked against the known encoders where they are built
+    "image_size": Rule(int, 32, 1024),
+    "feature_dim": Rule(int, 1, 8192),
+    "fine_tune_blocks": Rule(int, 0, 64),
+    "concept_head": Rule(bool),
+    "arch": Rule(str, choices=ARCHES),
+    "vocab_size": Rule(int, 0, 1_000_000),
+    "embed_dim": Rule(int, 1, 8192),
+    "hidden_dim": Rule(int, 1, 8192),
+    "attention_dim": Rule(int, 1, 8192),
+    "attention": Rule(str, choices=ATTENTIONS),
+    "dropout": Rule(float, 0.0, 1.0),
+    "d_model": Rule(int, 1, 8192),
+    "num_layers": Rule(int, 1, 64),
+    "num_heads": Rule(int, 1, 128),
+    "ff_dim": Rule(int, 1, 32768),
+    "memory_layers": Rule(int, 0, 64),
+    "transformer_dropout": Rule(float, 0.0, 1.0),
+    "concept_slots": Rule(int, 0, 64),
+    "concept_words": Rule(int, 0, 100_000),
+    "max_len": Rule(int, 1, 200),
+    "beam_size": Rule(int, 1, 20),
+    "length_penalty": Rule(float, 0.0, 2.0),
+    "no_repeat_ngram": Rule(int, 0, 16),
+    "concept_force": Rule(float, 0.0, 1.0),
+}
 
 
 @dataclass
@@ -67,30 +133,21 @@ class ModelConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Raise ValueError for settings that do not go together (call again after editing fields)."""
-        if self.arch not in ARCHES:
-            raise ValueError(f"unknown decoder arch {self.arch!r}; choose one of {', '.join(ARCHES)}")
-        if self.attention not in ATTENTIONS:
-            raise ValueError(f"unknown attention {self.attention!r}; choose one of {', '.join(ATTENTIONS)}")
+        """Raise ValueError naming the field for a value out of :data:`RULES` or settings that
+        do not go together (call again after editing fields)."""
+        for f in fields(self):
+            rule = RULES.get(f.name)
+            if rule is not None:
+                rule.check(f.name, getattr(self, f.name))
         if self.attention == "hard" and self.arch != "show-attend-tell":
             raise ValueError(f"hard attention needs the show-attend-tell decoder, not {self.arch}")
-        if self.beam_size < 1:
-            raise ValueError(f"beam_size must be at least 1, not {self.beam_size}")
-        if not 0.0 <= self.length_penalty <= 2.0:
-            raise ValueError(f"length_penalty must be between 0 and 2, not {self.length_penalty}")
+        if self.arch == "transformer" and self.d_model % self.num_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be a multiple of num_heads ({self.num_heads})")
         if self.concept_head and not self.encoder.startswith("efficientnet-lite"):
             raise ValueError(f"concept_head needs an EfficientNet-Lite encoder (its ImageNet classifier ships), "
                              f"not {self.encoder}")
-        if self.concept_slots < 0:
-            raise ValueError(f"concept_slots must be 0 or more, not {self.concept_slots}")
-        if self.concept_words < 0:
-            raise ValueError(f"concept_words must be 0 or more, not {self.concept_words}")
         if self.concept_slots and not (self.concept_head and self.arch == "transformer"):
             raise ValueError("concept_slots needs concept_head and the transformer decoder")
-        if self.no_repeat_ngram < 0:
-            raise ValueError(f"no_repeat_ngram must be 0 or more, not {self.no_repeat_ngram}")
-        if not 0.0 <= self.concept_force <= 1.0:
-            raise ValueError(f"concept_force must be between 0 and 1, not {self.concept_force}")
         if self.concept_force and not self.concept_head:
             raise ValueError("concept_force needs concept_head")
         size = FIXED_IMAGE_SIZE.get(self.encoder)
@@ -103,7 +160,11 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
         """Build from JSON data; unknown keys are an error (they mean a newer or foreign file)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"the model config must be a JSON object, not {type(data).__name__}")
         version = data.get("version", CONFIG_VERSION)
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise ValueError(f"version must be a whole number, not {version!r:.60}")
         if version > CONFIG_VERSION:
             raise ValueError(
                 f"model config version {version} is newer than this photocap understands "
