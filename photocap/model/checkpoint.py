@@ -131,7 +131,9 @@ def read_header(path: str | Path) -> tuple[ModelConfig, Vocabulary, dict[str, An
         cfg = ModelConfig.from_dict(json.loads(meta["config"]))
         vocab = Vocabulary.from_dict(json.loads(meta["vocab"]))
         info = json.loads(meta.get("info", "{}"))
-    except (KeyError, ValueError, TypeError) as exc:
+    except KeyError as exc:
+        raise CheckpointError(f"{path}: malformed model header: it has no {exc.args[0]!r} entry") from exc
+    except (ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: malformed model header: {exc}") from exc
     if cfg.encoder not in ENCODERS:
         raise CheckpointError(
