@@ -367,3 +367,21 @@ def test_the_bundled_model_hint_only_when_it_is_the_bundled_model(tmp_path, monk
     assert inference._model_hint(missing, missing) == ""
     monkeypatch.setenv("PHOTOCAP_MODEL", str(missing))
     assert "$PHOTOCAP_MODEL" in inference._model_hint(None, missing)
+
+
+def test_a_photo_that_does_not_decode_is_never_written(tmp_path):
+    """Rebuilt headers could turn a broken photo into a different, decodable one: refused instead."""
+    webp_file = _file(tmp_path, "broken.webp", "webp", [corpus.RICH_XMP])
+    data = bytearray(webp_file.read_bytes())
+    data[15] ^= 0x40  # "VP8X" -> "VP8\x18": Pillow can't read it; a fresh VP8X would "repair" it
+    webp_file.write_bytes(bytes(data))
+    png_file = _file(tmp_path, "badcrc.png", "png", [corpus.RICH_XMP])
+    data = bytearray(png_file.read_bytes())
+    crc_at = data.index(b"tEXt") + 4 + len(b"Author\x00Ana")
+    data[crc_at] ^= 0xFF  # the CRC of an ancillary chunk
+    png_file.write_bytes(bytes(data))
+    for path in (webp_file, png_file):
+        before = path.read_bytes()
+        with pytest.raises(MetadataError, match="does not decode.*left as it is"):
+            write_caption(path, CAPTION)
+        assert path.read_bytes() == before
