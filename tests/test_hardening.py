@@ -344,16 +344,16 @@ def test_model_errors_say_where_the_path_came_from(tiny_model_path, tmp_path, sa
     assert "bundled model" not in out.stderr and "Traceback" not in out.stderr
     folder = tmp_path / "models"
     folder.mkdir()
-    out = photocap("caption", "--model", str(folder), photo)
-    assert out.returncode == 1 and "is a folder, not a model file" in out.stderr
+    result = CliRunner().invoke(cli, ["caption", "--model", str(folder), photo])
+    assert result.exit_code == 1 and "is a folder, not a model file" in result.output
     fifo = tmp_path / "model.fifo"
     os.mkfifo(fifo)
     t0 = time.monotonic()
     out = photocap("caption", "--model", str(fifo), photo, timeout=60)  # never opened: no hang
     assert out.returncode == 1 and "is a FIFO (named pipe), not a model file" in out.stderr
     assert time.monotonic() - t0 < 60
-    out = photocap("caption", "--model", str(tmp_path / "nope.safetensors"), photo)
-    assert out.returncode == 1 and "model file not found" in out.stderr
+    result = CliRunner().invoke(cli, ["caption", "--model", str(tmp_path / "nope.safetensors"), photo])
+    assert result.exit_code == 1 and "model file not found" in result.output
 
 
 def test_the_bundled_model_hint_only_when_it_is_the_bundled_model(tmp_path, monkeypatch):
