@@ -235,7 +235,7 @@ def search(query: tuple[str, ...], db_path: Path | None, limit: int, as_json: bo
     from photocap.index.store import CaptionIndex
 
     text = " ".join(query)
-    with user_errors(), CaptionIndex.open(resolve_db(db_path), create=False) as idx:
+    with user_errors(), CaptionIndex.open(resolve_db(db_path), create=False, readonly_ok=True) as idx:
         hits = idx.search(text, limit=limit, highlight=_markers(as_json or paths_only))
         total = idx.count_matches(text) if len(hits) == limit else len(hits)
         empty_index = not hits and not idx.has_captions()
@@ -349,7 +349,7 @@ def db_status(db_path: Path | None, as_json: bool) -> None:
     """Counts (captions by source, missing, failed), model ids and size of the index."""
     from photocap.index.store import CaptionIndex
 
-    with user_errors(), CaptionIndex.open(resolve_db(db_path), create=False) as idx:
+    with user_errors(), CaptionIndex.open(resolve_db(db_path), create=False, readonly_ok=True) as idx:
         s = idx.stats()
     if as_json:
         echo_json(s)
@@ -370,7 +370,7 @@ def db_backup(dest: Path, db_path: Path | None) -> None:
     """Copy the index to DEST safely, even while it is being written."""
     from photocap.index.store import CaptionIndex
 
-    with user_errors(), CaptionIndex.open(resolve_db(db_path), create=False) as idx:
+    with user_errors(), CaptionIndex.open(resolve_db(db_path), create=False, readonly_ok=True) as idx:
         target = idx.backup(dest)
     click.echo(f"Backed up the index to {target}.")
 

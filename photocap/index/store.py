@@ -42,6 +42,9 @@ RANK_WINDOW = 1000
 # are merged first, so only distinct ones count). 64 OR'ed words take about 50 ms.
 MAX_QUERY_CHARS = 10_000
 MAX_QUERY_TERMS = 64
+# SQLite reports a full disk as a "disk I/O error" when the WAL index can't grow: with less free
+# space than this, that error is told as a full disk.
+DISK_FULL_BELOW = 1 << 20
 # Words too common in captions to narrow a search; dropped from a query that has other words.
 STOPWORDS = frozenset(
     "a an the of on in at to with and is are its it this that by for from near into".split()
@@ -238,6 +241,7 @@ def fts_query(text: str, *, prefix_last: bool = True) -> str | None:
     terms = 0
     for positive, negative in groups:
         positive[:] = dict.fromkeys(t for t in positive if t)  # "dog dog dog": one term, not three
+        positive[:] = [t for t in positive if not (t.endswith("*") and t[:-1] in positive)]  # dog dog*
         negative[:] = dict.fromkeys(negative)
         content = [t for t in positive if _bare(t) not in STOPWORDS]
         if content:
@@ -287,11 +291,14 @@ class CaptionIndex:
         *,
         create: bool = True,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT_S,
+        readonly_ok: bool = False,
     ) -> CaptionIndex:
         """Open (and create or migrate) the index at ``db_path``.
 
         Creates the parent folder. With ``create=False`` a missing file is an
-        error telling the user to index something first. Raises
+        error telling the user to index something first. ``readonly_ok``: the
+        caller only reads, so an index it cannot write (a read-only file, folder
+        or file system) is opened read-only instead of refused. Raises
         :class:`IndexDatabaseError` with what to do when the file cannot be
         opened, is not a database, is locked, or is from a newer photocap.
         """
@@ -332,7 +339,16 @@ class CaptionIndex:
         except sqlite3.Error as exc:
             if conn is not None:
                 conn.close()
-            raise _database_error(path, exc) from exc
+            error = _database_error(path, exc)
+            why = _cannot_write(path) if path.exists() else None
+            if why is None:
+                raise error from exc
+            if readonly_ok:
+                return cls(_connect_read_only(path, busy_timeout, error), path)
+            raise IndexDatabaseError(
+                f"The index {path} can't be written: {why}. `photocap search` and `photocap db "
+                "backup` still read it; to change it, make it writable or use --db / PHOTOCAP_DB."
+            ) from exc
         return cls(conn, path)
 
     def close(self) -> None:
@@ -733,6 +749,44 @@ class CaptionIndex:
         return target
 
 
+def _cannot_write(path: Path) -> str | None:
+    """Why the index file cannot be written (WAL needs the file, its folder and the file system)."""
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return "its file system is mounted read-only"
+    except OSError:
+        pass
+    if not os.access(path, os.W_OK):
+        return "the file is read-only"
+    if not os.access(path.parent, os.W_OK):
+        return f"its folder {path.parent} is read-only"
+    return None
+
+
+def _connect_read_only(path: Path, busy_timeout: float, error: IndexDatabaseError) -> sqlite3.Connection:
+    """A read-only connection to an index photocap cannot write; ``error`` if even that fails.
+
+    A WAL database needs its ``-shm`` file to be read; where that cannot be created (a read-only
+    folder or file system) the file is opened as immutable, which is right there: nothing can
+    change it while it is read.
+    """
+    from urllib.parse import quote
+
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    for extra in ("", "&immutable=1"):
+        conn = None
+        try:
+            conn = sqlite3.connect(uri + extra, uri=True, timeout=busy_timeout, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            migrate(conn, MIGRATIONS)  # only checks: an index that needs upgrading can't be read here
+            return conn
+        except sqlite3.Error:
+            if conn is not None:
+                conn.close()
+    raise error
+
+
 def _abs(path: str | os.PathLike[str]) -> str:
     return os.path.abspath(os.fspath(path))
 
@@ -759,6 +813,20 @@ def _database_error(path: Path, exc: sqlite3.Error) -> IndexDatabaseError:
             f"Cannot open the index {path} ({text}). Check that the folder exists and is "
             "writable, or use --db / PHOTOCAP_DB."
         )
-    if "disk" in low and "full" in low:
-        return IndexDatabaseError(f"The disk holding the index {path} is full. Free space and retry.")
+    if "disk" in low and ("full" in low or "i/o" in low):
+        free = _free_bytes(path)
+        if "full" in low or (free is not None and free < DISK_FULL_BELOW):
+            left = "" if free is None else f" ({free // 1024:,} KiB free)"
+            return IndexDatabaseError(
+                f"The disk holding the index {path} is full{left}. Nothing already in the index was "
+                "lost; free some space and run the command again to continue."
+            )
     return IndexDatabaseError(f"Index database error in {path}: {text}")
+
+
+def _free_bytes(path: Path) -> int | None:
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize

@@ -158,6 +158,10 @@ def _plan_embed(
     plan = _Plan("embed", path, tags, old=data)
     if _up_to_date(loc, tags, text, model):
         return plan
+    try:  # only into a photo that decodes: rewritten headers could "repair" a broken one into another
+        _decode(path, kind)
+    except MetadataError as exc:
+        raise MetadataError(f"{path}: {exc}; left as it is") from exc
     doc = reader.merged_xmp(emb.xmp) if emb.xmp else xmp.new_doc(f"photocap {_version()}")
     for tag in tags:
         if tag in fields.XMP_PROPERTIES:

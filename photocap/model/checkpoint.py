@@ -146,7 +146,9 @@ def read_header(path: str | Path) -> ModelHeader:
         vocab = Vocabulary.from_dict(json.loads(meta["vocab"]))
         info = json.loads(meta.get("info", "{}"))
         concepts = ConceptSet.from_dict(json.loads(meta["concepts"])) if "concepts" in meta else None
-    except (KeyError, ValueError, TypeError) as exc:
+    except KeyError as exc:
+        raise CheckpointError(f"{path}: malformed model header: it has no {exc.args[0]!r} entry") from exc
+    except (ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: malformed model header: {exc}") from exc
     if cfg.encoder not in ENCODERS:
         raise CheckpointError(

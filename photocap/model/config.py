@@ -40,7 +40,8 @@ class Rule:
             raise ValueError(f"{name} must be a finite number, not {shown}")
         size, unit = (len(value), " characters long") if self.kind is str else (value, "")
         if not self.low <= size <= self.high:
-            raise ValueError(f"{name} must be {self.low:g} to {self.high:g}{unit}, not {shown}")
+            low, high = (f"{int(x):,}" if self.kind is not float else f"{x:g}" for x in (self.low, self.high))
+            raise ValueError(f"{name} must be {low} to {high}{unit}, not {shown}")
 
 
 # Every field's rule: a model file is untrusted input, and a value out of range would crash
