@@ -262,3 +262,24 @@ def test_bundle_script_keeps_the_best_decoding_and_its_scores(tiny_dataset, tmp_
                                                                                     best["length_penalty"])
     assert info["dev_scores"]["CIDEr"] == pytest.approx(best["CIDEr"], abs=1e-3)
     assert {t.dtype for t in load_file(str(out)).values() if t.is_floating_point()} == {torch.float16}
+
+
+
+def test_bundle_script_chooses_the_concept_force_over_every_dev_set(tiny_dataset, tmp_path):
+    concepts = dict(TINY_MODEL, concept_head=True, concept_slots=3)
+    trained = train(_splits(tiny_dataset), ModelConfig(**concepts), _config(epochs=2), tmp_path / "run",
+                    cache_root=tmp_path / "cache").best_path
+    out = tmp_path / "bundled.safetensors"
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bundle_model.py"), str(trained), "--kind", "folder",
+                           "--data", str(tiny_dataset), "--also-dev", f"folder:{tiny_dataset}", "--model-id", "tiny-c1",
+                           "--length-penalties", "1", "--concept-forces", "0,0.5", "--cache-dir", str(tmp_path / "cache"),
+                           "--out", str(out)], capture_output=True, text=True, check=True)
+    tried = [json.loads(line) for line in done.stdout.splitlines() if line.startswith('{"beam"')]
+    assert [(t["concept_force"], t["set"]) for t in tried] == [
+        (0.0, f"{tiny_dataset.name} dev"), (0.0, tiny_dataset.name), (0.5, f"{tiny_dataset.name} dev"),
+        (0.5, tiny_dataset.name)]
+    assert tried[1]["images"] == 8  # the extra set is scored whole
+    mean = {f: sum(t["CIDEr"] for t in tried if t["concept_force"] == f) / 2 for f in (0.0, 0.5)}
+    model, info = load_model(out)
+    assert model.cfg.concept_force == max(mean, key=mean.get)
+    assert set(info["dev_sets"]) == {f"{tiny_dataset.name} dev", tiny_dataset.name}
