@@ -80,3 +80,23 @@ def test_constrained_search_names_the_required_word_and_leaves_other_rows_alone(
 def test_an_impossible_constraint_falls_back_to_the_best_caption():
     (text,) = _search(no_repeat_ngram=3, required=[[ID["ball"]]], banned=(ID["ball"],))
     assert text == _search(no_repeat_ngram=3)[0]
+
+
+def test_a_bonus_weighs_the_required_word_against_the_best_caption_without_it():
+    plain = _search(no_repeat_ngram=3)[0]
+    forced = _search(no_repeat_ngram=3, required=[[ID["ball"]]])[0]
+    assert "ball" in forced.split() and forced != plain
+    assert _search(no_repeat_ngram=3, required=[[ID["ball"]]], required_bonus=[0.01])[0] == plain  # not worth it
+    assert _search(no_repeat_ngram=3, required=[[ID["ball"]]], required_bonus=[5.0])[0] == forced
+
+
+def test_an_id_that_writes_the_same_word_counts_as_that_word_for_repeats():
+    """A copied concept "black" (id 99 here) followed by "jacket" repeats "a black jacket" too."""
+    from photocap.model.beam import _blocked
+
+    history = [ID["a"], ID["black"], ID["jacket"], ID["is"], ID["wearing"], ID["a"], ID["black"]]
+    assert _blocked(history, 3, ()) == {ID["jacket"]}
+    copied = [ID["a"], 99, ID["jacket"], ID["is"], ID["wearing"], ID["a"], ID["black"]]
+    assert _blocked(copied, 3, ()) == set()
+    assert _blocked(copied, 3, (), {99: ID["black"]}) == {ID["jacket"]}
+    assert _blocked(copied[:-1] + [99], 3, (), {99: ID["black"]}) == {ID["jacket"]}

@@ -37,15 +37,21 @@ def _log_probs(logits: torch.Tensor, banned: tuple[int, ...]) -> torch.Tensor:
     return logits.log_softmax(dim=-1)
 
 
-def _blocked(history: list[int], ngram: int, once: tuple[tuple[int, ...], ...]) -> set[int]:
+def _blocked(history: list[int], ngram: int, once: tuple[tuple[int, ...], ...],
+             same: dict[int, int] | None = None) -> set[int]:
     """Words that may not follow ``history``: those completing an n-gram it already holds,
-    and every id of a ``once`` group one of whose ids it already holds."""
+    and every id of a ``once`` group one of whose ids it already holds. ``same`` maps ids
+    that write the same word as another id (a copied concept "shirt" and the word "shirt")
+    to that id, for the n-gram rule."""
     out: set[int] = set()
     if ngram and len(history) >= ngram - 1:
-        prefix = tuple(history[len(history) - ngram + 1:]) if ngram > 1 else ()
-        for j in range(len(history) - ngram + 1):
-            if tuple(history[j : j + ngram - 1]) == prefix:
-                out.add(history[j + ngram - 1])
+        words = [same.get(t, t) for t in history] if same else history
+        prefix = tuple(words[len(words) - ngram + 1:]) if ngram > 1 else ()
+        for j in range(len(words) - ngram + 1):
+            if tuple(words[j : j + ngram - 1]) == prefix:
+                out.add(words[j + ngram - 1])
+        if same and out:
+            out.update(k for k, w in same.items() if w in out)
     for group in once:
         if any(w in group for w in history):
             out.update(group)
@@ -66,21 +72,26 @@ def beam_search(
     concepts: ConceptInput | None = None,
     no_repeat_ngram: int = 0,
     required: Sequence[Sequence[int]] | None = None,
+    required_bonus: Sequence[float] | None = None,
     once: tuple[tuple[int, ...], ...] = (),
+    same_words: Sequence[dict[int, int]] | None = None,
 ) -> list[Hypothesis]:
     """Best caption per image of ``feats`` (B, P, C) (and ``concepts``, for a decoder that reads them).
 
     Hypotheses are ranked by summed log-probability divided by
     ``(words + 1) ** length_penalty`` (0 = plain log-probability). ``banned_ids``
     (e.g. <pad>, <start>, <unk>) are never emitted; no caption repeats a phrase of
-    ``no_repeat_ngram`` words (0 = allowed); of each ``once`` group of ids at most one
-    is emitted, once. A batch item stops once it has ``beam_size`` finished
+    ``no_repeat_ngram`` words (0 = allowed), counting the ids that ``same_words[i]`` maps
+    to another id as that id; of each ``once`` group of ids at most one is emitted, once. A batch item stops once it has ``beam_size`` finished
     hypotheses; unfinished ones count at ``max_len``.
 
-    ``required[i]``, when not empty, is a set of ids of which image i's caption must hold
+    ``required[i]``, when not empty, is a set of ids of which image i's caption should hold
     one: constrained beam search (Anderson et al. 2017) with two banks of ``beam_size``
-    beams, those that hold a required id and those that do not yet. Only the first bank's
-    endings count; the second bank's best ending is used only if no caption could hold one.
+    beams, those that hold a required id and those that do not yet. Without
+    ``required_bonus`` the best caption that holds one wins (the other bank's best is used
+    only if none could); with it, a caption that holds one gets ``required_bonus[i]`` added
+    to its rank, and the best of both banks wins: a required word that does not fit the
+    photo (the decoder finds every sentence with it unlikely) is left out.
     """
     b, k = feats.size(0), beam_size
     device = feats.device
@@ -111,7 +122,9 @@ def beam_search(
             logp = forced
         elif no_repeat_ngram or once:
             alive_rows = torch.isfinite(scores.view(-1)).nonzero().view(-1).tolist()
-            cells = [(r, w) for r in alive_rows for w in _blocked(history[r], no_repeat_ngram, once) if w < v]
+            cells = [(r, w) for r in alive_rows
+                     for w in _blocked(history[r], no_repeat_ngram, once, same_words[r // per] if same_words else None)
+                     if w < v]
             if cells:
                 rows_, cols_ = zip(*cells)
                 logp[list(rows_), list(cols_)] = float("-inf")
@@ -165,8 +178,14 @@ def beam_search(
         tokens = next_words.view(-1)
         history = [history[r] + [w] for r, w in zip(rows.tolist(), tokens.tolist())]
         scores = next_scores
-    return [max(f or fb, key=ranking) if (f or fb) else Hypothesis([], float("-inf"))
-            for f, fb in zip(finished, fallback)]
+    out = []
+    for i, (f, fb) in enumerate(zip(finished, fallback)):
+        if required_bonus is None or not constrained[i] or not f or not fb:
+            out.append(max(f or fb, key=ranking) if (f or fb) else Hypothesis([], float("-inf")))
+            continue
+        named = max(f, key=ranking)
+        out.append(named if ranking(named) + required_bonus[i] >= ranking(max(fb, key=ranking)) else max(fb, key=ranking))
+    return out
 
 
 @torch.no_grad()

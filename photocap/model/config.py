@@ -76,6 +76,7 @@ RULES: dict[str, Rule] = {
     "length_penalty": Rule(float, 0.0, 2.0),
     "no_repeat_ngram": Rule(int, 0, 16),
     "concept_force": Rule(float, 0.0, 1.0),
+    "concept_bonus": Rule(float, 0.0, 100.0),
 }
 
 
@@ -126,9 +127,14 @@ class ModelConfig:
     beam_size: int = 3  # beam width (1 = greedy)
     length_penalty: float = 0.0  # beams ranked by log-prob / (words + 1) ** length_penalty (0 = plain sum)
     no_repeat_ngram: int = 3  # a caption never repeats a phrase of this many words (0 = allowed)
-    # Constrained beam search: when the photo's top concept scores at least this, the caption must
-    # name it (copy models: the concept itself; others: its word, if the vocabulary has it). 0 = off.
+    # Constrained beam search: when the photo's top concept scores at least this, beam search also
+    # looks for the best caption that names it (copy models: the concept itself; others: its word,
+    # if the vocabulary has it). 0 = off.
     concept_force: float = 0.0
+    # ... and that caption is kept if its rank plus concept_bonus x the concept's score is at least
+    # the best other caption's (ranks are mean log-probabilities per word with length_penalty 1):
+    # how much a sure concept is worth. 0 = always keep it (hard constraint).
+    concept_bonus: float = 0.0
 
     def __post_init__(self) -> None:
         self.validate()

@@ -106,7 +106,7 @@ class CaptionModel(nn.Module):
         return render(ids, self.vocab, words, self.cfg.concept_slots)
 
     def _constraints(self, concepts: ConceptInput | None, force: float) -> list[list[int]] | None:
-        """Per photo, the ids of which its caption must hold one: its top concept's, if it scores >= ``force``."""
+        """Per photo, the ids of which its caption should hold one: its top concept's, if it scores >= ``force``."""
         if not force or concepts is None:
             return None
         out = []
@@ -123,15 +123,30 @@ class CaptionModel(nn.Module):
             out.append(ids)
         return out
 
+    def _same_words(self, concepts: ConceptInput) -> list[dict[int, int]]:
+        """Per photo: its copy ids whose concept is a word of the vocabulary -> that word's id."""
+        v, slots = len(self.vocab), self.cfg.concept_slots
+        out = []
+        for row in range(len(concepts)):
+            same = {}
+            for k, concept in enumerate(self.concept_words(concepts, row)[:slots]):
+                one, many = copy_ids(v, slots, k)
+                for cid, text in ((one, concept.word), (many, concept.plural)):
+                    if text in self.vocab.stoi:
+                        same[cid] = self.vocab.stoi[text]
+            out.append(same)
+        return out
+
     @torch.no_grad()
     def decode_features(self, feats: torch.Tensor, beam_size: int | None = None,
                         length_penalty: float | None = None, concepts: ConceptInput | None = None,
-                        concept_force: float | None = None) -> list[Decoded]:
+                        concept_force: float | None = None, concept_bonus: float | None = None) -> list[Decoded]:
         """Grid features (B, P, C) (+ concepts) -> one :class:`Decoded` per photo, via beam search.
 
-        ``beam_size`` / ``length_penalty`` / ``concept_force`` default to the model's own."""
+        ``beam_size`` / ``length_penalty`` / ``concept_force`` / ``concept_bonus`` default to the model's own."""
         cfg = self.cfg
         force = cfg.concept_force if concept_force is None else concept_force
+        bonus = cfg.concept_bonus if concept_bonus is None else concept_bonus
         slots = cfg.concept_slots
         v = len(self.vocab)
         hyps: list[Hypothesis] = beam_search(
@@ -142,7 +157,10 @@ class CaptionModel(nn.Module):
             concepts=concepts.top(max(slots, 1)) if concepts is not None and slots else None,
             no_repeat_ngram=cfg.no_repeat_ngram,
             required=self._constraints(concepts, force),
+            required_bonus=([bonus * float(p) for p in concepts.scores[:, 0]]
+                            if bonus and concepts is not None else None),
             once=tuple(copy_ids(v, slots, k) for k in range(slots)),
+            same_words=self._same_words(concepts) if slots and concepts is not None else None,
         )
         out = []
         for row, h in enumerate(hyps):

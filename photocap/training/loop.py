@@ -186,10 +186,11 @@ def encode_split_features(model: CaptionModel, items: Sequence[CaptionedImage], 
 
 def caption_features(model: CaptionModel, items: Sequence[CaptionedImage], feats: torch.Tensor,
                      *, beam: int | None, device: torch.device, batch_size: int = 100,
-                     length_penalty: float | None = None, concept_force: float | None = None) -> dict[str, Decoded]:
+                     length_penalty: float | None = None, concept_force: float | None = None,
+                     concept_bonus: float | None = None) -> dict[str, Decoded]:
     """Caption cached ``feats`` with beam search: item key -> :class:`Decoded`.
 
-    ``beam`` / ``length_penalty`` / ``concept_force``: None = the model's own (``model.cfg``)."""
+    ``beam`` / ``length_penalty`` / ``concept_force`` / ``concept_bonus``: None = the model's own."""
     model.eval()
     out: dict[str, Decoded] = {}
     with torch.no_grad():
@@ -198,7 +199,8 @@ def caption_features(model: CaptionModel, items: Sequence[CaptionedImage], feats
             chunk = grid_features(model, cached)  # (b, P, C)
             concepts = model.concepts_from_trunk(cached)
             for item, decoded in zip(items[start : start + batch_size],
-                                     model.decode_features(chunk, beam, length_penalty, concepts, concept_force)):
+                                     model.decode_features(chunk, beam, length_penalty, concepts, concept_force,
+                                                           concept_bonus)):
                 out[item.key] = decoded
     return out
 
@@ -206,15 +208,16 @@ def caption_features(model: CaptionModel, items: Sequence[CaptionedImage], feats
 def evaluate_features(model: CaptionModel, items: Sequence[CaptionedImage], feats: torch.Tensor,
                       *, beam: int | None, device: torch.device, batch_size: int = 100,
                       tokenize: str = "simple", metrics: Sequence[str] = ("BLEU", "CIDEr"),
-                      length_penalty: float | None = None,
-                      concept_force: float | None = None) -> tuple[dict[str, float], dict[str, str]]:
+                      length_penalty: float | None = None, concept_force: float | None = None,
+                      concept_bonus: float | None = None) -> tuple[dict[str, float], dict[str, str]]:
     """Caption ``feats`` with beam search and score against the items' references.
 
-    ``beam`` / ``length_penalty`` / ``concept_force``: None = the model's own (``model.cfg``)."""
+    ``beam`` / ``length_penalty`` / ``concept_force`` / ``concept_bonus``: None = the model's own."""
     from photocap.training.metrics import score_captions
 
     decoded = caption_features(model, items, feats, beam=beam, device=device, batch_size=batch_size,
-                               length_penalty=length_penalty, concept_force=concept_force)
+                               length_penalty=length_penalty, concept_force=concept_force,
+                               concept_bonus=concept_bonus)
     predictions = {key: d.text for key, d in decoded.items()}
     references = {it.key: list(it.captions) for it in items}
     return score_captions(predictions, references, metrics=tuple(metrics), tokenize=tokenize), predictions
