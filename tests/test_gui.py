@@ -18,7 +18,7 @@ from photocap.gui import desktop  # noqa: E402
 from photocap.gui.models import PathRole, RecordRole  # noqa: E402
 from photocap.gui.window import MainWindow  # noqa: E402
 from photocap.index.store import CaptionIndex, PhotoUpdate  # noqa: E402
-from photocap.pipeline import IndexOptions  # noqa: E402
+from photocap.library.pipeline import IndexOptions  # noqa: E402
 
 from conftest import SAMPLE_CAPTIONS  # noqa: E402
 
@@ -276,7 +276,7 @@ def test_empty_state_then_add_folder_indexes_with_progress(qtbot, make_window, t
     assert not window.banner.isVisible()
     assert window.pages.currentWidget() is window.splitter
     assert sorted(result_names(window)) == sorted(SAMPLE_CAPTIONS)
-    assert "Indexing finished" in window.statusBar().currentMessage()
+    assert window.statusBar().currentMessage().startswith("Indexed 4 photos")
     with CaptionIndex.open(db) as index:
         records = list(index.iter_photos())
     assert len(records) == 4 and all(r.caption and r.source == "model" for r in records)
@@ -285,7 +285,7 @@ def test_empty_state_then_add_folder_indexes_with_progress(qtbot, make_window, t
 def test_cancel_stops_indexing(qtbot, make_window, tmp_path, photo_dir, tiny_model_path, monkeypatch):
     import threading
 
-    from photocap import pipeline
+    from photocap.library import pipeline
 
     # Hold the run at its start until Cancel was clicked, so a fast run cannot finish first.
     gate = threading.Event()
@@ -306,7 +306,7 @@ def test_cancel_stops_indexing(qtbot, make_window, tmp_path, photo_dir, tiny_mod
     gate.set()
     qtbot.waitUntil(lambda: window.worker is None, timeout=INDEX_WAIT_MS)
     assert window.last_result is not None and window.last_result.stopped
-    assert "cancelled" in window.statusBar().currentMessage()
+    assert window.statusBar().currentMessage().startswith("Stopped after")
     assert window.add_button.isEnabled()
     with CaptionIndex.open(db) as index:
         assert not index.has_captions()

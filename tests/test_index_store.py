@@ -87,7 +87,7 @@ def test_move_file_and_folder_keeps_captions(index: CaptionIndex, tmp_path: Path
     assert index.search("cat")[0].record.path == str(tmp_path / "new" / "x" / "b.jpg")
 
 
-def test_missing_search_and_prune(index: CaptionIndex, tmp_path: Path) -> None:
+def test_missing_search_and_delete(index: CaptionIndex, tmp_path: Path) -> None:
     present = tmp_path / "here.jpg"
     present.write_bytes(b"x")
     gone = tmp_path / "gone.jpg"
@@ -96,7 +96,8 @@ def test_missing_search_and_prune(index: CaptionIndex, tmp_path: Path) -> None:
     assert index.get(gone).missing
     assert index.search("red") == [] and index.count_matches("red") == 0
     assert len(index.search("red", include_missing=True)) == 2
-    assert index.prune() == 1  # gone deleted; present came back: unflagged
+    assert index.mark_missing([present], missing=False) == 1  # it came back
+    assert index.delete([gone]) == 1
     assert index.get(gone) is None
     assert index.get(present).missing is False
     assert index.count_matches("red") == 1

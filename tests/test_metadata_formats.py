@@ -49,7 +49,8 @@ def write_and_check(
     after = exiftool(path)
     for tag in fields:
         assert after.get(tag) == caption, (tag, after.get(tag))
-    assert after.get("XMP-photocap:DescriptionSource", "").startswith("photocap ")
+    assert after.get("XMP-photocap:DescriptionSource") == str(kw.get("source", "model"))
+    assert after.get("XMP-photocap:Writer", "").startswith("photocap ")
     assert "ExifTool:Warning" not in after or after["ExifTool:Warning"] == before.get("ExifTool:Warning")
     assert {k: v for k, v in lost_tags(before, after).items() if k not in allow} == {}
     with Image.open(path) as im:

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from photocap.index.store import CaptionIndex, PhotoRecord
-from photocap.pipeline import IndexOptions
-from photocap.watch import (
+from photocap.library.pipeline import IndexOptions
+from photocap.library.watch import (
     CAPTIONED,
     CAUGHT_UP,
     ERROR,
