@@ -26,6 +26,7 @@ ALLOWED_SKIPS: dict[str, bool] = {
     r"^shared Flickr8k not here$": True,  # a data set CI does not have
     r"^root can read anything$": True,  # CI containers run as root
     r"^no process priorities here$": True,  # not POSIX
+    r"^needs Linux /proc$": False,
     r"^the X11 libraries are installed here$": True,  # the missing-library case cannot happen
 }
 NEVER = re.compile(r"could not import 'photocap")

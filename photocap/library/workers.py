@@ -5,20 +5,20 @@ main process. It is the only code that creates worker processes, replaces a pool
 worker crashed (a file that kills the image decoder), and gives up with a typed
 :class:`~photocap.errors.DecodePoolError` when fresh pools keep breaking.
 
-Workers never outlive the process that started them: each one asks the kernel to kill it
-when its parent dies (Linux ``PR_SET_PDEATHSIG``) and, everywhere, a watcher thread ends it
-as soon as its parent changes. Their parent is the ``forkserver`` on Linux, which exits
-when photocap does (even on SIGKILL: its pipe from photocap reaches end of file), so a
-killed ``photocap index`` leaves no process behind holding its terminal or pipe.
+Workers never outlive the process that started them, even when it is killed outright
+(SIGKILL): each pool has a pipe whose only writing end photocap holds, and a thread in each
+worker waits on its reading end; when photocap dies the kernel closes the writing end, the
+read ends with end-of-file, and the worker exits. (Their parent is the ``forkserver`` on
+Linux, which every worker keeps alive, so "my parent died" would never fire.) The
+forkserver and the resource tracker then exit as well: a killed ``photocap index --json |
+jq`` leaves no process holding the pipe.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
@@ -28,19 +28,17 @@ from photocap.errors import DecodePoolError
 from photocap.library.photofile import register_heif
 
 WORKER_NICENESS = 10
-PARENT_POLL_S = 0.5
 MAX_BARREN_POOLS = 4  # consecutive pools that broke before any job came back: give up
-PR_SET_PDEATHSIG = 1
 
 
-def _init_worker() -> None:
+def _init_worker(lifeline: Any) -> None:
     """Set up a decode worker: die with the parent, leave Ctrl-C to it, run at low priority.
 
     Decoding is throughput work that fills whatever CPU is idle, while the model's
     intra-op threads wait on each other, so a decoder holding one of their cores stalls
     them all (and a lower priority keeps a background index from slowing the desktop).
     """
-    _die_with_parent()
+    _die_with(lifeline)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(os, "nice"):
         try:
@@ -50,26 +48,17 @@ def _init_worker() -> None:
     register_heif()
 
 
-def _die_with_parent() -> None:
-    parent = os.getppid()
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass  # the watcher thread below still ends it
-    if os.getppid() != parent or parent == 1:
-        os._exit(0)  # the parent died while this worker was starting
+def _die_with(lifeline: Any) -> None:
+    """Exit as soon as ``lifeline`` (the reading end of the pool's pipe) reaches end of file."""
 
     def watch() -> None:
-        while True:
-            time.sleep(PARENT_POLL_S)
-            if os.getppid() != parent:
-                os._exit(0)
+        try:
+            while True:
+                lifeline.recv_bytes()
+        except (EOFError, OSError):
+            os._exit(0)
 
-    threading.Thread(target=watch, name="photocap-parent-watch", daemon=True).start()
+    threading.Thread(target=watch, name="photocap-lifeline", daemon=True).start()
 
 
 class InlineExecutor(Executor):
@@ -89,15 +78,24 @@ def default_workers() -> int:
     return max(1, min(8, (os.cpu_count() or 2) - 1))
 
 
-def make_process_pool(workers: int) -> Executor:
-    """A process pool of decode workers (``forkserver`` on Linux: safe when the caller has
-    threads, e.g. Qt; else ``spawn``)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+class _ProcessPool:
+    """A process pool of decode workers and the pipe that ties their lives to this process
+    (``forkserver`` on Linux: safe when the caller has threads, e.g. Qt; else ``spawn``)."""
 
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
+    def __init__(self, workers: int) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        methods = multiprocessing.get_all_start_methods()
+        ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        self._reader, self._writer = ctx.Pipe(duplex=False)  # the writing end never leaves this process
+        self.executor = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                            initargs=(self._reader,))
+
+    def shutdown(self, wait: bool) -> None:
+        self.executor.shutdown(wait=wait, cancel_futures=True)
+        self._writer.close()  # idle workers that linger exit too
+        self._reader.close()
 
 
 def is_crash(exc: BaseException) -> bool:
@@ -119,6 +117,7 @@ class DecodePool:
         self.workers = default_workers() if workers is None else max(0, workers)
         self.generation = 0
         self._executor: Executor | None = None
+        self._processes: _ProcessPool | None = None
         self._barren = 0  # consecutive generations that broke without a result
         self._results_this_generation = 0
         self.ever_worked = False  # some job came back from a worker: a crash now is a file's fault
@@ -130,7 +129,11 @@ class DecodePool:
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> tuple[Future[Any], int]:
         if self._executor is None:
-            self._executor = InlineExecutor() if self.inline else make_process_pool(self.workers)
+            if self.inline:
+                self._executor = InlineExecutor()
+            else:
+                self._processes = _ProcessPool(self.workers)
+                self._executor = self._processes.executor
         return self._executor.submit(fn, *args), self.generation
 
     def got_result(self) -> None:
@@ -149,11 +152,9 @@ class DecodePool:
             return  # already replaced
         self._barren = 0 if self._results_this_generation else self._barren + 1
         self._results_this_generation = 0
-        old, self._executor = self._executor, None
+        self._close(wait=False)
         self.generation += 1
         self.replaced += 1
-        if old is not None:
-            old.shutdown(wait=False, cancel_futures=True)
         if self._barren >= MAX_BARREN_POOLS:
             raise DecodePoolError(
                 "The image decoding worker processes keep failing to start or crashing; "
@@ -161,6 +162,11 @@ class DecodePool:
             )
 
     def shutdown(self, wait: bool = True) -> None:
-        if self._executor is not None:
+        self._close(wait)
+
+    def _close(self, wait: bool) -> None:
+        if self._processes is not None:
+            self._processes.shutdown(wait)
+        elif self._executor is not None:
             self._executor.shutdown(wait=wait, cancel_futures=True)
-            self._executor = None
+        self._executor = self._processes = None
