@@ -29,6 +29,7 @@ from photocap.library.watch import (
     MISSING,
     MOVED,
     STOPPED,
+    WRITTEN,
     WatchEvent,
     Watcher,
     WatchOptions,
@@ -313,6 +314,16 @@ def test_own_metadata_writes_trigger_nothing(watched, db, counting, sample_photo
         assert sorted(os.listdir(watched)) == ["meta.jpg", "pic.bmp", "pic.bmp.xmp"]  # no temp files
         assert not events.of(FAILED)
         assert all(e.path != str(sidecar) for e in events.items)
+        assert len(events.of(WRITTEN, photo)) == 1
+    from photocap.library.pipeline import index_folders
+
+    def no_model():  # type: ignore[no-untyped-def]
+        raise AssertionError("the model must not be loaded")
+
+    with CaptionIndex.open(db) as idx:  # the watcher's writes left nothing for `photocap index`
+        s = index_folders([watched], idx, no_model, IndexOptions(workers=0))
+        assert (s.unchanged, s.changed, s.new, s.captioned) == (2, 0, 0, 0)
+        assert idx.stats()["write_owed"] == 0
 
 
 def test_restart_catches_up(watched, db, counting, sample_photos):

@@ -76,14 +76,15 @@ def _loads(soname: str) -> bool:
     return True
 
 
-def missing_libraries(loads: Callable[[str], bool] = _loads) -> list[str]:
+def missing_libraries(loads: Callable[[str], bool] | None = None) -> list[str]:
     """The xcb plugin's system libraries the dynamic loader cannot find (sonames)."""
+    probe = loads or _loads
     bundled = _bundled_libs()
-    return [name for name in XCB_LIBRARIES if name not in bundled and not loads(name)]
+    return [name for name in XCB_LIBRARIES if name not in bundled and not probe(name)]
 
 
 def missing_message(environ: Mapping[str, str] | None = None, argv: list[str] | None = None,
-                    loads: Callable[[str], bool] = _loads) -> str | None:
+                    loads: Callable[[str], bool] | None = None) -> str | None:
     """Why the desktop app cannot start on X11 here and what to install; None if it can."""
     if platform_name(environ, argv) != "xcb":
         return None

@@ -143,6 +143,7 @@ class PhotoUpdate:
     source: CaptionSource | None = None  # with a caption
     error: str | None = None
     write_owed: bool | None = None  # None keeps the stored flag
+    replaces_user: bool = False  # this model caption replaces a user caption (as ``force`` does)
 
 
 _KEEP_CAPTION = (
@@ -570,7 +571,8 @@ class CaptionIndex:
                 args["write_owed"] = None if u.write_owed is None else int(u.write_owed)
                 args["path"] = _abs(u.path)
                 args["now"] = now
-                args["force"] = 1 if force else 0
+                args["force"] = 1 if force or u.replaces_user else 0
+                del args["replaces_user"]
                 self._conn.execute(_UPSERT_SQL, args)
                 n += 1
         return n

@@ -61,6 +61,8 @@ class Decider:
         record = self.index.get(entry.path) if change is not FileChange.NEW else None
         if self._persons_caption_stays(record, probe):
             return Decision(update, Outcome.KEPT if change is FileChange.CHANGED else Outcome.UNCHANGED)
+        if record is not None and record.source is CaptionSource.USER:
+            update = replace(update, replaces_user=True)  # --recaption --force, or no person's words
         if (change is FileChange.CHANGED and record is not None and record.caption is not None
                 and record.content_hash == probe.content_hash and not self.recaption):
             return Decision(update, Outcome.KEPT)

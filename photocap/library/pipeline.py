@@ -109,6 +109,7 @@ class _Item:
     entry: ScanEntry
     change: FileChange
     probe: ProbeResult | None = None
+    update: PhotoUpdate | None = None  # the row decided after the probe, for the model's caption
 
 
 class _Run:
@@ -221,6 +222,7 @@ class _Run:
             return
         decision = self.decider.decide(item.entry, item.change, probe)
         if decision.outcome is None:
+            item.update = decision.update
             sched.add(item, Step.DECODE, decode_file, item.entry.path, self.image_size(), first=True)
             return
         self.finish(item, decision)
@@ -244,7 +246,7 @@ class _Run:
         if decoded.error:
             self.fail(item, decoded.error)
             return
-        self.batch.append((item, decoded.to_pil(), facts(item.entry, item.probe)))
+        self.batch.append((item, decoded.to_pil(), item.update or facts(item.entry, item.probe)))
 
     # ------------------------------------------------------------- the model
     def image_size(self) -> int:
