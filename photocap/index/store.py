@@ -396,6 +396,12 @@ class CaptionIndex:
         for row in self._conn.execute(sql + " ORDER BY path", args):
             yield PhotoRecord.from_row(row)
 
+    def list_photos(self, *, limit: int, offset: int = 0, include_missing: bool = True) -> list[PhotoRecord]:
+        """One page of all records in path order (the GUI's listing with an empty search)."""
+        sql = f"SELECT {_COLUMNS} FROM photos" + ("" if include_missing else " WHERE missing = 0")
+        rows = self._conn.execute(sql + " ORDER BY path LIMIT ? OFFSET ?", (max(0, limit), max(0, offset)))
+        return [PhotoRecord.from_row(r) for r in rows.fetchall()]
+
     def fingerprints(self, under: str | os.PathLike[str] | None = None) -> dict[str, Fingerprint]:
         """path -> stored (size, mtime_ns, missing), for the incremental check of a whole tree."""
         sql = f"SELECT path, {_FP_COLUMNS} FROM photos"
