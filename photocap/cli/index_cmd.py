@@ -257,10 +257,9 @@ def prune(folders: tuple[Path, ...], db_path: Path | None, gone_folders: bool, d
     """
     from photocap.index.store import CaptionIndex
     from photocap.library import sync
-    from photocap.library.scan import normalise_roots
 
     with user_errors(), CaptionIndex.open(resolve_db(db_path), create=False) as idx:
-        unders = [r.path for r in normalise_roots(folders, must_exist=False)] if folders else [None]
+        unders = [r.path for r in sync.library_roots(idx, folders, must_exist=False)] if folders else [None]
         result = sync.prune(idx, unders, gone_folders=gone_folders, dry_run=dry_run)
     removed, gone, kept_folders = len(result.removed), list(result.removed), result.kept_in_gone_folders
     if as_json:

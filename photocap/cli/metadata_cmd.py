@@ -117,7 +117,6 @@ def write(
     """
     from photocap.index.store import CaptionIndex
     from photocap.library import sync
-    from photocap.library.scan import normalise_roots
     from photocap.library.summary import Tally, format_write_summary
 
     db = resolve_db(db_path)
@@ -140,7 +139,7 @@ def write(
             click.echo(_describe(o))
 
     with user_errors(), CaptionIndex.open(db) as idx:
-        roots = normalise_roots(paths)
+        roots = sync.library_roots(idx, paths)
         for root in roots:
             if os.path.isdir(root.path) and idx.count(root.path) == 0:
                 warn(f"{root.alias or root.path}: no indexed photos under this folder")

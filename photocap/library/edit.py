@@ -22,7 +22,7 @@ from photocap.index.store import CaptionIndex, PhotoUpdate
 from photocap.library import sync
 from photocap.library.photofile import probe_file
 from photocap.library.pipeline import CaptionerFactory, IndexOptions, Progress, index_files
-from photocap.library.scan import is_image_path, resolve
+from photocap.library.scan import is_image_path
 from photocap.library.summary import IndexSummary
 from photocap.records import CaptionSource, FileOutcome, Outcome, SkipReason
 
@@ -62,7 +62,7 @@ def set_caption(
     ask, then call :func:`write_caption_of` with ``force``), or FAILED.
     """
     caption = clean_caption(text)
-    p = resolve(path)
+    p = sync.indexed_path(index, path)
     problem = _ensure_indexed(index, p)
     if problem is not None:
         return (problem,)
@@ -75,7 +75,7 @@ def set_caption(
 
 def write_caption_of(index: CaptionIndex, path: str | os.PathLike[str], write: sync.WriteOptions) -> FileOutcome:
     """Write the caption the index holds for ``path`` into the file (whoever's it is)."""
-    p = resolve(path)
+    p = sync.indexed_path(index, path)
     record = index.get(p)
     if record is None:
         raise NotIndexedError(p)
@@ -101,7 +101,7 @@ def clear_captions(
     emit = on_outcome or (lambda o: None)
     withdrawn: dict[str, str] = {}
     for raw in paths:
-        p = resolve(raw)
+        p = sync.indexed_path(index, raw)
         record = index.get(p)
         if record is None:
             emit(FileOutcome(p, Outcome.SKIPPED, skip=SkipReason.NOT_INDEXED, reason="not in the index"))

@@ -37,7 +37,7 @@ from photocap.library import sync
 from photocap.library.decide import Decider, Decision, facts
 from photocap.library.photofile import DecodedImage, ProbeResult, decode_file, probe_file
 from photocap.library.runlog import Progress, RunLog
-from photocap.library.scan import ScanEntry, ScanStats, is_image_path, normalise_roots, scan, supported_suffixes
+from photocap.library.scan import ScanEntry, ScanStats, is_image_path, scan, supported_suffixes
 from photocap.library.schedule import Done, Scheduler, Step
 from photocap.library.summary import IndexSummary
 from photocap.library.workers import DecodePool
@@ -325,9 +325,8 @@ def index_folders(
     :class:`DecodePool` to use (the watcher's); by default the run starts its own.
     """
     opt = options or IndexOptions()
-    resolved = normalise_roots(roots)
+    resolved = sync.library_roots(index, roots)
     run = _Run(index, captioner_factory, opt, on_progress, should_stop, pool)
-    sync.rekey_aliases(index, resolved)
     paths = [r.path for r in resolved]
     known: dict[str, Fingerprint] = {}
     for root in paths:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from photocap.errors import MetadataError
 from photocap.index.store import CaptionIndex, Fingerprint, PhotoRecord, PhotoUpdate
 from photocap.library.photofile import FileDescription, ProbeResult
-from photocap.library.scan import Root, content_hash, is_under
+from photocap.library.scan import Root, content_hash, normalise_roots, resolve
 from photocap.metadata import atomic
 from photocap.metadata.provenance import Owner
 from photocap.metadata.stock import normalise
@@ -243,6 +243,24 @@ def prune(index: CaptionIndex, unders: Iterable[str | None], *, gone_folders: bo
 
 
 # --------------------------------------------------------------------------- roots and temp files
+
+
+def library_roots(
+    index: CaptionIndex, paths: Iterable[str | os.PathLike[str]], *, must_exist: bool = True
+) -> list[Root]:
+    """THE way a command turns the folders it was given into roots of the library: resolved
+    (:func:`photocap.library.scan.normalise_roots`), and records an older photocap stored under
+    a root's link name re-keyed to the resolved paths (:func:`rekey_aliases`)."""
+    roots = normalise_roots(paths, must_exist=must_exist)
+    rekey_aliases(index, roots)
+    return roots
+
+
+def indexed_path(index: CaptionIndex, path: str | os.PathLike[str]) -> str:
+    """The path the index knows a photo by: as given (made absolute) if it has that record,
+    else resolved (the path a new record gets)."""
+    given = os.path.abspath(os.path.expanduser(os.fspath(path)))
+    return given if index.get(given) is not None else resolve(given)
 
 
 def rekey_aliases(index: CaptionIndex, roots: Iterable[Root]) -> int:
