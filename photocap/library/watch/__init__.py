@@ -1,7 +1,8 @@
 """``photocap watch``: keep the index (and, optionally, the photos' metadata) current while
 photos arrive.
 
-* ``watcher``  :class:`Watcher`: lifecycle, filesystem events, hand-over to the pipeline
+* ``watcher``  :class:`Watcher`: lifecycle, the worker thread, catch-up, hand-over to the pipeline
+* ``changes``  what a filesystem event means: settle-queue entries, caption moves, missing flags
 * ``settle``   the settle queue: a file is read only once it is completely written
 * ``roots``    the watched folders on a watchdog observer; lost and returning drives
 * ``events``   :class:`WatchEvent` values, made from the pipeline's per-file outcomes

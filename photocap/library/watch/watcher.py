@@ -30,7 +30,6 @@ from typing import Any
 
 from photocap.errors import MissingRootError, PhotocapError
 from photocap.index.store import CaptionIndex
-from photocap.library import sync
 from photocap.library.pipeline import (
     CaptionerFactory,
     CaptionerLike,
@@ -40,14 +39,11 @@ from photocap.library.pipeline import (
     index_files,
     index_folders,
 )
-from photocap.library.scan import normalise_roots, scan, wanted
+from photocap.library.scan import normalise_roots
 from photocap.library.summary import format_index_summary
 from photocap.library.watch.events import (
     CAUGHT_UP,
     ERROR,
-    MISSING,
-    MOVED,
-    SKIPPED,
     STARTED,
     STOPPED,
     EventKind,
@@ -55,7 +51,8 @@ from photocap.library.watch.events import (
     WatchEvent,
     event_for,
 )
-from photocap.library.watch.roots import RawEvent, RootEvents, RootState, RootWatcher, WatchedRoot
+from photocap.library.watch.changes import ChangeHandler
+from photocap.library.watch.roots import RawEvent, RootEvents, RootWatcher, WatchedRoot
 from photocap.library.watch.settle import SettleQueue, SettleRules
 from photocap.library.workers import DecodePool, default_workers
 from photocap.records import Outcome, Stage
@@ -144,6 +141,8 @@ class Watcher:
         self._index: CaptionIndex | None = None
         self._pool: DecodePool | None = None
         self._settle = SettleQueue(self.options.settle_rules)
+        self._changes = ChangeHandler(self._roots, self._settle, self.options.index, self._require_index,
+                                      self._emit)
         self._next_root_check = 0.0
         # Counters for logs and tests: filesystem events handled, settled files found already
         # indexed as they are (our own metadata writes, touches), pipeline runs.
@@ -269,105 +268,14 @@ class Watcher:
             return
         deadline = time.monotonic() + 0.5  # keep the settle checks going under a flood
         while True:
-            self._handle(*item)
+            self.stats["events"] += 1
+            self._changes.handle(*item)
             if self._stop.is_set() or time.monotonic() > deadline:
                 return
             try:
                 item = self._events.get_nowait()
             except queue.Empty:
                 return
-
-    def _handle(self, kind: str, src: str, dest: str | None, is_dir: bool) -> None:
-        self.stats["events"] += 1
-        try:
-            if kind == "moved" and dest:
-                self._on_moved(src, dest, is_dir)
-            elif kind == "deleted":
-                self._on_deleted(src, is_dir)
-            elif is_dir:
-                if kind == "created":
-                    self._queue_folder(src)
-            else:
-                self._touch(src)
-        except PhotocapError:
-            raise
-        except OSError as exc:  # a file that vanished mid-way etc.: the next event sorts it out
-            self._emit(SKIPPED, path=src, reason=exc.strerror or str(exc))
-
-    def _wanted(self, path: str) -> bool:
-        root = self._roots.of(path)
-        if root is None or root.state is not RootState.WATCHING:
-            return False
-        opt = self.options.index
-        return wanted(path, root.path, exclude=opt.exclude)
-
-    def _touch(self, path: str) -> None:
-        """A file was created or written: (re)start its settle time."""
-        if not self._wanted(path):
-            return
-        follow = self.options.index.follow_symlinks
-        try:
-            st = os.stat(path) if follow else os.lstat(path)
-        except FileNotFoundError:
-            self._settle.forget(path)
-            return
-        if not os.path.isfile(path) or (not follow and os.path.islink(path)):
-            return
-        self._settle.touch(path, st.st_size, st.st_mtime_ns)
-
-    def _queue_folder(self, folder: str) -> None:
-        """A folder was created, copied or moved in: queue every photo in it."""
-        root = self._roots.of(folder)
-        if root is None or root.state is not RootState.WATCHING:
-            return
-        if any(part.startswith(".") for part in os.path.relpath(folder, root.path).split(os.sep)):
-            return
-        opt = self.options.index
-        for entry in scan([folder], exclude=opt.exclude, follow_symlinks=opt.follow_symlinks):
-            self._touch(entry.path)
-
-    def _on_moved(self, src: str, dest: str, is_dir: bool) -> None:
-        index = self._require_index()
-        if is_dir:
-            self._settle.forget_under(src)
-            if self._roots.of(src) is None:  # moved in from outside
-                self._queue_folder(dest)
-                return
-            if self._roots.of(dest) is None:  # moved out of the watched folders
-                self._on_deleted(src, True)
-                return
-            moved = index.move_path(src, dest)
-            if moved:
-                self._emit(MOVED, path=src, dest=dest, reason=f"{moved} photo(s)")
-            self._queue_folder(dest)  # photos there that the index did not know yet
-            return
-        was_pending = self._settle.forget(src)
-        record = index.fingerprint(src) if self._roots.of(src) is not None else None
-        dest_ok = self._wanted(dest)
-        if record is not None and not dest_ok:
-            self._on_deleted(src, False)  # renamed to a non-photo name or moved out
-            return
-        if record is not None and index.move_path(src, dest):
-            self._emit(MOVED, path=src, dest=dest)
-        if dest_ok or was_pending:
-            self._touch(dest)  # checks it is what the index now says (cheap if so)
-
-    def _on_deleted(self, path: str, is_dir: bool) -> None:
-        if any(r.path == path for r in self.roots):  # a watched folder itself went away
-            for root in self._roots.check():
-                self._settle.forget_under(root.path)
-            return
-        if self._roots.of(path) is None:
-            return
-        index = self._require_index()
-        if is_dir:
-            self._settle.forget_under(path)
-            outcomes = sync.flag_gone_under(index, path)
-        else:
-            self._settle.forget(path)
-            outcomes = sync.flag_gone(index, [path])
-        for o in outcomes:
-            self._emit(MISSING, path=o.path)
 
     # ------------------------------------------------------------- the pipeline
     def _process(self, paths: list[str]) -> None:
