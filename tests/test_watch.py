@@ -425,3 +425,15 @@ def test_cli_prints_captions_and_stops_on_sigterm(tmp_path, db, tiny_model_path,
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_symlinked_folder_is_watched_as_its_target(tmp_path, db, counting, sample_photos):
+    target = tmp_path / "data" / "photos"
+    target.mkdir(parents=True)
+    link = tmp_path / "Pictures"
+    link.symlink_to(target, target_is_directory=True)
+    with running([link], db, counting) as (w, _):
+        assert [r.path for r in w.roots] == [str(target)]
+        (link / "via-link.jpg").write_bytes(jpeg_bytes(sample_photos, 25))
+        rec = wait_for(lambda: captioned(db, target / "via-link.jpg"), "the photo under its resolved path")
+        assert rec.path == str(target / "via-link.jpg") and record(db, link / "via-link.jpg") is None
