@@ -444,9 +444,9 @@ class CaptionIndex:
 
     def owed_writes(self, under: str | os.PathLike[str] | None = None) -> list[str]:
         """Paths (below folder ``under``, or all) whose caption is still to be written into
-        the file, in path order."""
+        the file, in path order (files flagged missing are left for when they are back)."""
         where, args = self._under_clause(under)
-        sql = "SELECT path FROM photos WHERE write_owed = 1 AND caption IS NOT NULL"
+        sql = "SELECT path FROM photos WHERE write_owed = 1 AND caption IS NOT NULL AND missing = 0"
         if where:
             sql += " AND " + " AND ".join(where)
         return [r[0] for r in self._conn.execute(sql + " ORDER BY path", args)]
