@@ -40,7 +40,8 @@ def description_fields(path: str) -> str:
         report = read_metadata(path)
     except Exception as exc:  # noqa: BLE001 - unreadable metadata is shown, not raised
         return f"unreadable ({exc})"
-    found = [f"{v.tag} ({v.location}{', photocap' if v.by_photocap else ''})"
+    who = {"photocap-user": ", yours via photocap", "photocap-model": ", model via photocap"}
+    found = [f"{v.tag} ({v.location}{who.get(str(v.owner), '')})"
              for v in report.values if not v.placeholder]
     return "\n".join(found) if found else "none"
 

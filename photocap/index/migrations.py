@@ -80,10 +80,19 @@ m003_photos_missing_index = (
     "CREATE INDEX photos_missing ON photos(missing) WHERE missing = 1",
 )
 
+m004_photos_write_owed = (
+    # "Caption stored" and "caption written into the file" are two states: a photo whose
+    # caption was committed with --write-metadata owes a write until the file holds it, so a
+    # run killed between the commit and the write finishes the write when it is run again.
+    "ALTER TABLE photos ADD COLUMN write_owed INTEGER NOT NULL DEFAULT 0",
+    "CREATE INDEX photos_write_owed ON photos(write_owed) WHERE write_owed = 1",
+)
+
 MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("m001_photos", m001_photos),
     ("m002_captions_fts", m002_captions_fts),
     ("m003_photos_missing_index", m003_photos_missing_index),
+    ("m004_photos_write_owed", m004_photos_write_owed),
 )
 
 

@@ -30,8 +30,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from photocap.errors import IndexDatabaseError, QueryError
+from photocap.errors import IndexDatabaseError, NotIndexedError, QueryError
 from photocap.index.migrations import MIGRATIONS, migrate
+from photocap.records import CaptionSource
 
 DEFAULT_BUSY_TIMEOUT_S = 10.0
 MIN_PREFIX_LEN = 3  # an unstarred last word is prefix-matched from this length on
@@ -52,7 +53,7 @@ STOPWORDS = frozenset(
 
 _COLUMNS = (
     "id, path, size, mtime_ns, content_hash, width, height, taken_at, camera, caption, "
-    "score, model, captioned_at, source, missing, error, indexed_at"
+    "score, model, captioned_at, source, missing, error, indexed_at, write_owed"
 )
 
 
@@ -78,10 +79,11 @@ class PhotoRecord:
     score: float | None  # model score (mean log-prob per token); None for user captions
     model: str | None  # model id for model captions
     captioned_at: str | None  # ISO 8601 UTC
-    source: str | None  # "model" | "user"; None while uncaptioned (e.g. it failed)
+    source: CaptionSource | None  # None while uncaptioned (e.g. it failed)
     missing: bool  # file was not found at the last full index
     error: str | None  # why the last attempt to caption it failed
     indexed_at: str
+    write_owed: bool = False  # the caption is still to be written into the file (--write-metadata)
 
     @property
     def mtime(self) -> float:
@@ -90,12 +92,15 @@ class PhotoRecord:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["mtime"] = self.mtime
+        d["source"] = str(self.source) if self.source is not None else None
         return d
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> PhotoRecord:
-        values = list(row[:17])
+        values = list(row[:18])
+        values[13] = CaptionSource(values[13]) if values[13] is not None else None
         values[14] = bool(values[14])
+        values[17] = bool(values[17])
         return cls(*values)
 
 
@@ -144,8 +149,10 @@ class PhotoUpdate:
     caption: str | None = None
     score: float | None = None
     model: str | None = None
-    source: str | None = None  # "model" | "user" with a caption
+    source: CaptionSource | None = None  # with a caption
     error: str | None = None
+    write_owed: bool | None = None  # None keeps the stored flag
+    replaces_user: bool = False  # this model caption replaces a user caption (as ``force`` does)
 
 
 _KEEP_CAPTION = (
@@ -153,10 +160,12 @@ _KEEP_CAPTION = (
 )
 _UPSERT_SQL = f"""
 INSERT INTO photos (path, size, mtime_ns, content_hash, width, height, taken_at, camera,
-                    caption, score, model, captioned_at, source, missing, error, indexed_at)
+                    caption, score, model, captioned_at, source, missing, error, indexed_at,
+                    write_owed)
 VALUES (:path, :size, :mtime_ns, :content_hash, :width, :height, :taken_at, :camera,
         :caption, :score, :model, CASE WHEN :caption IS NULL THEN NULL ELSE :now END,
-        CASE WHEN :caption IS NULL THEN NULL ELSE :source END, 0, :error, :now)
+        CASE WHEN :caption IS NULL THEN NULL ELSE :source END, 0, :error, :now,
+        coalesce(:write_owed, 0))
 ON CONFLICT(path) DO UPDATE SET
     size = excluded.size,
     mtime_ns = excluded.mtime_ns,
@@ -172,7 +181,8 @@ ON CONFLICT(path) DO UPDATE SET
     source = CASE WHEN {_KEEP_CAPTION} THEN photos.source ELSE excluded.source END,
     missing = 0,
     error = excluded.error,
-    indexed_at = excluded.indexed_at
+    indexed_at = excluded.indexed_at,
+    write_owed = coalesce(:write_owed, photos.write_owed)
 """
 
 # One lexical item of a search string: a "quoted phrase", or a word (optionally
@@ -422,6 +432,12 @@ class CaptionIndex:
         for row in self._conn.execute(sql + " ORDER BY path", args):
             yield PhotoRecord.from_row(row)
 
+    def list_photos(self, *, limit: int, offset: int = 0, include_missing: bool = True) -> list[PhotoRecord]:
+        """One page of all records in path order (the GUI's listing with an empty search)."""
+        sql = f"SELECT {_COLUMNS} FROM photos" + ("" if include_missing else " WHERE missing = 0")
+        rows = self._conn.execute(sql + " ORDER BY path LIMIT ? OFFSET ?", (max(0, limit), max(0, offset)))
+        return [PhotoRecord.from_row(r) for r in rows.fetchall()]
+
     def fingerprints(self, under: str | os.PathLike[str] | None = None) -> dict[str, Fingerprint]:
         """path -> stored (size, mtime_ns, missing), for the incremental check of a whole tree."""
         sql = f"SELECT path, {_FP_COLUMNS} FROM photos"
@@ -448,15 +464,28 @@ class CaptionIndex:
         ).fetchall()
         return [PhotoRecord.from_row(r) for r in rows]
 
-    def count(self, *, include_missing: bool = True) -> int:
-        sql = "SELECT count(*) FROM photos" + ("" if include_missing else " WHERE missing = 0")
-        return self._conn.execute(sql).fetchone()[0]
+    def count(self, under: str | os.PathLike[str] | None = None, *, include_missing: bool = True) -> int:
+        """How many photos (strictly below folder ``under``, if given)."""
+        where, args = self._under_clause(under)
+        if not include_missing:
+            where.append("missing = 0")
+        sql = "SELECT count(*) FROM photos" + (" WHERE " + " AND ".join(where) if where else "")
+        return self._conn.execute(sql, args).fetchone()[0]
 
     def has_captions(self) -> bool:
         """True if any photo has a caption (for "nothing indexed yet" hints)."""
         return self._conn.execute(
             "SELECT 1 FROM photos WHERE caption IS NOT NULL LIMIT 1"
         ).fetchone() is not None
+
+    def owed_writes(self, under: str | os.PathLike[str] | None = None) -> list[str]:
+        """Paths (below folder ``under``, or all) whose caption is still to be written into
+        the file, in path order (files flagged missing are left for when they are back)."""
+        where, args = self._under_clause(under)
+        sql = "SELECT path FROM photos WHERE write_owed = 1 AND caption IS NOT NULL AND missing = 0"
+        if where:
+            sql += " AND " + " AND ".join(where)
+        return [r[0] for r in self._conn.execute(sql + " ORDER BY path", args)]
 
     def _under_clause(self, under: str | os.PathLike[str] | None) -> tuple[list[str], list[Any]]:
         if under is None:
@@ -577,21 +606,27 @@ class CaptionIndex:
         n = 0
         with self.transaction(), self._errors():
             for u in updates:
-                if u.caption is not None and u.source not in ("model", "user"):
+                if u.caption is not None and u.source not in (CaptionSource.MODEL, CaptionSource.USER):
                     raise ValueError(f"caption source must be 'model' or 'user', not {u.source!r}")
                 args = asdict(u)
+                args["source"] = str(u.source) if u.source is not None else None
+                args["write_owed"] = None if u.write_owed is None else int(u.write_owed)
                 args["path"] = _abs(u.path)
                 args["now"] = now
-                args["force"] = 1 if force else 0
+                args["force"] = 1 if force or u.replaces_user else 0
+                del args["replaces_user"]
                 self._conn.execute(_UPSERT_SQL, args)
                 n += 1
         return n
 
-    def set_user_caption(self, path: str | os.PathLike[str], caption: str) -> PhotoRecord:
+    def set_user_caption(
+        self, path: str | os.PathLike[str], caption: str, *, write_owed: bool = False
+    ) -> PhotoRecord:
         """Store ``caption`` as the user's own for ``path`` (already in the index).
 
-        The model never replaces it unless re-captioning with force. Raises
-        :class:`IndexDatabaseError` if the photo is not in the index.
+        The model never replaces it unless re-captioning with force. ``write_owed``
+        records, in the same transaction, that it is still to be written into the file.
+        Raises :class:`NotIndexedError` if the photo is not in the index.
         """
         text = " ".join(caption.split())
         if not text:
@@ -600,30 +635,14 @@ class CaptionIndex:
         with self.transaction(), self._errors():
             cur = self._conn.execute(
                 "UPDATE photos SET caption = ?, source = 'user', score = NULL, model = NULL, "
-                "captioned_at = ?, error = NULL WHERE path = ?",
-                (text, utc_now(), p),
+                "captioned_at = ?, error = NULL, write_owed = ? WHERE path = ?",
+                (text, utc_now(), int(write_owed), p),
             )
             if cur.rowcount == 0:
-                raise IndexDatabaseError(f"{p} is not in the index; index its folder first.")
+                raise NotIndexedError(p)
         record = self.get(p)
         assert record is not None
         return record
-
-    def copy_caption(self, source_record: PhotoRecord, dest_path: str | os.PathLike[str]) -> None:
-        """Give ``dest_path`` (already a row) the caption of ``source_record`` (a copy of the file)."""
-        with self.transaction(), self._errors():
-            self._conn.execute(
-                "UPDATE photos SET caption = ?, score = ?, model = ?, captioned_at = ?, source = ?, "
-                "error = NULL WHERE path = ?",
-                (
-                    source_record.caption,
-                    source_record.score,
-                    source_record.model,
-                    source_record.captioned_at,
-                    source_record.source,
-                    _abs(dest_path),
-                ),
-            )
 
     def move_path(self, old: str | os.PathLike[str], new: str | os.PathLike[str]) -> int:
         """Re-key a moved file, or every file below a moved folder; return rows moved.
@@ -655,6 +674,18 @@ class CaptionIndex:
                 moved += 1
         return moved
 
+    def set_write_owed(self, paths: Iterable[str | os.PathLike[str]], owed: bool) -> int:
+        """Record that the captions of ``paths`` are (or no longer are) still to be written
+        into the files; return rows changed."""
+        n = 0
+        with self.transaction(), self._errors():
+            for p in paths:
+                n += self._conn.execute(
+                    "UPDATE photos SET write_owed = ? WHERE path = ? AND write_owed != ?",
+                    (int(owed), _abs(p), int(owed)),
+                ).rowcount
+        return n
+
     def mark_missing(self, paths: Iterable[str | os.PathLike[str]], missing: bool = True) -> int:
         """Flag files (or, with ``missing=False``, unflag them); return rows changed."""
         n = 0
@@ -665,26 +696,6 @@ class CaptionIndex:
                     (int(missing), _abs(p), int(missing)),
                 ).rowcount
         return n
-
-    def prune(self, under: str | os.PathLike[str] | None = None) -> int:
-        """Delete the records of missing files (below ``under`` if given); return how many.
-
-        A record whose file has come back since it was flagged is unflagged
-        instead of deleted.
-        """
-        sql = "SELECT path FROM photos WHERE missing = 1"
-        where, args = self._under_clause(under)
-        if where:
-            sql += " AND " + " AND ".join(where)
-        paths = [r[0] for r in self._conn.execute(sql, args).fetchall()]
-        back = [p for p in paths if os.path.exists(p)]
-        returned = set(back)
-        gone = [p for p in paths if p not in returned]
-        with self.transaction(), self._errors():
-            self.mark_missing(back, missing=False)
-            for p in gone:
-                self._conn.execute("DELETE FROM photos WHERE path = ? AND missing = 1", (p,))
-        return len(gone)
 
     def delete(self, paths: Iterable[str | os.PathLike[str]]) -> int:
         """Forget photos entirely (their captions too); return how many rows went."""
@@ -711,6 +722,7 @@ class CaptionIndex:
             ).fetchall()
         )
         missing = c.execute("SELECT count(*) FROM photos WHERE missing = 1").fetchone()[0]
+        owed = c.execute("SELECT count(*) FROM photos WHERE write_owed = 1").fetchone()[0]
         failed = c.execute(
             "SELECT count(*) FROM photos WHERE error IS NOT NULL AND caption IS NULL"
         ).fetchone()[0]
@@ -724,6 +736,7 @@ class CaptionIndex:
             "uncaptioned": by_source.get("none", 0),
             "failed": failed,
             "missing": missing,
+            "write_owed": owed,
             "models": models,
             "db_bytes": self.path.stat().st_size if self.path.exists() else 0,
             "wal_bytes": wal.stat().st_size if wal.exists() else 0,
