@@ -26,9 +26,11 @@ class FakeCaptioner:
     model_id = "fake-v1"
     image_size = 32
 
-    def caption_images(self, images):  # type: ignore[no-untyped-def]
+    def describe_images(self, images):  # type: ignore[no-untyped-def]
+        from photocap.records import Described
+
         time.sleep(0.2)  # a model's batch, shortened
-        return [(f"a photo with {sum(img.tobytes()[:64]) % 997} red dots", -0.5) for img in images]
+        return [Described(f"a photo with {sum(img.tobytes()[:64]) % 997} red dots", -0.5) for img in images]
 
 
 def child(db: str, folder: str) -> None:

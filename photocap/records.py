@@ -19,6 +19,13 @@ class CaptionSource(StrEnum):
     USER = "user"  # a person wrote it (in photocap, or found in the photo's metadata)
 
 
+class MatchedBy(StrEnum):
+    """Why a search found a photo."""
+
+    WORDS = "words"  # the query's words are in its caption
+    CONCEPTS = "concepts"  # they name what the model's classifier sees in it (not in the caption)
+
+
 class Outcome(StrEnum):
     """What happened to one file in one run."""
 

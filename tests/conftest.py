@@ -83,6 +83,15 @@ def tiny_model_path(tmp_path_factory) -> Path:
     return save_model(model, tmp_path_factory.mktemp("model") / "tiny.safetensors")
 
 
+@pytest.fixture(scope="session")
+def tiny_concept_model_path(tmp_path_factory) -> Path:
+    """A real photocap model file with a concept head: a tiny transformer that reads and copies concepts."""
+    from photocap.model.checkpoint import save_model
+
+    model, _, _ = train_tiny_model("transformer", steps=120, concept_slots=3)
+    return save_model(model, tmp_path_factory.mktemp("model") / "tiny-concepts.safetensors")
+
+
 @pytest.fixture
 def photo_dir(tmp_path, sample_photos) -> Path:
     """A writable copy of the sample photos."""

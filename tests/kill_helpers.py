@@ -24,13 +24,15 @@ class FakeCaptioner:
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
 
-    def caption_images(self, images):  # type: ignore[no-untyped-def]
+    def describe_images(self, images):  # type: ignore[no-untyped-def]
+        from photocap.records import Described
+
         time.sleep(self.delay)
         words = ("red", "blue", "green", "small", "large", "quiet", "busy", "bright")
         out = []
         for img in images:
             h = hashlib.blake2b(img.tobytes(), digest_size=4).digest()
-            out.append((f"a {words[h[0] % 8]} {words[h[1] % 8]} photo of a {words[h[2] % 8]} scene", -0.5))
+            out.append(Described(f"a {words[h[0] % 8]} {words[h[1] % 8]} photo of a {words[h[2] % 8]} scene", -0.5))
         return out
 
 

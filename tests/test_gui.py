@@ -498,3 +498,20 @@ def test_none_refcount_workaround_keeps_the_app_alive(qtbot, make_window, indexe
         window.count_label.setText("x")
     window.run_search()
     assert window.model.rowCount() == 4
+
+
+def test_the_detail_pane_shows_what_the_model_sees(qtbot, make_window, tmp_path, photo_dir, tiny_concept_model_path):
+    """Indexed with a model that has concepts, a photo found by one ("pet": no caption says it)
+    shows them in the detail pane."""
+    from photocap.library.pipeline import default_captioner_factory, index_folders
+
+    db = tmp_path / "concepts.db"
+    with CaptionIndex.open(db) as index:
+        index_folders([photo_dir], index, default_captioner_factory(tiny_concept_model_path),
+                      IndexOptions(workers=0))
+    window = make_window(db, model_path=tiny_concept_model_path)
+    search(qtbot, window, "pet")
+    qtbot.waitUntil(lambda: result_names(window) == ["chelsea.jpg"], timeout=5000)
+    window.view.setCurrentIndex(window.model.index(0))
+    qtbot.waitUntil(lambda: window.detail.record is not None, timeout=5000)
+    assert window.detail.concepts_label.text().startswith("cat ")

@@ -45,9 +45,9 @@ class Factory:
             model_id = self.captioner.model_id
             image_size = self.captioner.image_size
 
-            def caption_images(self, images):
+            def describe_images(self, images):
                 outer.images += len(images)
-                return outer.captioner.caption_images(images)
+                return outer.captioner.describe_images(images)
 
         return Counting()
 

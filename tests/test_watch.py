@@ -58,9 +58,9 @@ class CountingCaptioner:
     def image_size(self) -> int:
         return self.real.image_size
 
-    def caption_images(self, images: Sequence[Any]) -> list[tuple[str, float]]:
+    def describe_images(self, images: Sequence[Any]) -> list[Any]:
         self.batches.append(len(images))
-        return self.real.caption_images(images)
+        return self.real.describe_images(images)
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from photocap.cli._common import (
     user_errors,
     warn,
 )
-from photocap.records import Outcome
+from photocap.records import MatchedBy, Outcome
 
 if TYPE_CHECKING:
     from photocap.index.store import SearchHit
@@ -197,7 +197,10 @@ class _QueryCommand(click.Command):
 def search(query: tuple[str, ...], db_path: Path | None, limit: int, as_json: bool, paths_only: bool) -> None:
     """Find photos whose caption matches QUERY, best match first.
 
-    Words match other forms of themselves ("dogs running" finds "a dog runs");
+    A photo is also found by what the model's classifier saw in it (its concepts:
+    "elephant" finds the elephant a caption missed, "animal" finds dogs and cats);
+    those results say what was seen. Words match other forms of themselves
+    ("dogs running" finds "a dog runs");
     the last word also matches as a prefix ("sun" finds "sunset"). Use "quotes"
     for an exact phrase, OR between alternatives, and -word to exclude a word.
     Any text is safe to type.
@@ -242,10 +245,14 @@ def _print_hit(hit: SearchHit, as_json: bool, paths_only: bool) -> None:
             "path": r.path, "caption": r.caption, "snippet": hit.snippet, "rank": round(hit.rank, 4),
             "source": r.source, "score": r.score, "model": r.model, "taken_at": r.taken_at,
             "camera": r.camera, "width": r.width, "height": r.height, "id": r.id,
+            "matched_by": str(hit.matched_by), "concepts": [c.to_dict() for c in hit.concepts],
         })
     else:
         click.echo(click.style(hit.record.path, bold=True))
-        click.echo(f"    {hit.snippet}" + ("  (yours)" if hit.record.source == "user" else ""))
+        seen = ""
+        if hit.matched_by is MatchedBy.CONCEPTS:  # say why: the caption does not hold the words
+            seen = "  (sees: " + ", ".join(f"{c.word} {c.score:.0%}" for c in hit.concepts[:3]) + ")"
+        click.echo(f"    {hit.snippet}" + ("  (yours)" if hit.record.source == "user" else "") + seen)
 
 
 # --------------------------------------------------------------------------- prune

@@ -50,7 +50,7 @@ from photocap.gui.workers import IndexWorker, ProgressInfo
 from photocap.index.store import CaptionIndex, PhotoRecord
 from photocap.library.pipeline import IndexOptions
 from photocap.library.summary import IndexSummary, format_index_summary
-from photocap.records import FileOutcome, Outcome, SkipReason
+from photocap.records import Concept, FileOutcome, Outcome, SkipReason
 
 SEARCH_DEBOUNCE_MS = 250
 REFRESH_THROTTLE_MS = 1000  # while indexing, re-run the current query at most this often
@@ -382,7 +382,16 @@ class MainWindow(QMainWindow):
         if self.detail.dirty and self.detail.record is not None and self.detail.record.path != record.path:
             if self.confirm_keep_edit():
                 self.detail.save()
-        self.detail.set_record(record)
+        self.detail.set_record(record, self._concepts(record))
+
+    def _concepts(self, record: PhotoRecord) -> tuple[Concept, ...]:
+        """What the index knows the model's classifier saw in ``record``'s photo."""
+        if self.index is None or record.concepts_model is None:
+            return ()
+        try:
+            return self.index.concepts(record.path)
+        except PhotocapError:
+            return ()  # a locked or damaged index: the caption is still worth showing
 
     def confirm_keep_edit(self) -> bool:
         """Ask whether to save the unsaved edit before showing another photo."""
@@ -539,7 +548,7 @@ class MainWindow(QMainWindow):
         record = self.index.get(path)
         if record is not None:
             self.model.update_record(record)
-            self.detail.set_record(record)
+            self.detail.set_record(record, self._concepts(record))
 
     # ================================================================ indexing
     @property

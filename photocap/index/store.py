@@ -32,9 +32,10 @@ from typing import Any, NamedTuple
 
 from photocap.errors import IndexDatabaseError, NotIndexedError, QueryError
 from photocap.index.migrations import MIGRATIONS, migrate
-from photocap.records import CaptionSource
+from photocap.records import CaptionSource, Concept, MatchedBy
 
 DEFAULT_BUSY_TIMEOUT_S = 10.0
+_MARK_OPEN, _MARK_CLOSE = "\x02", "\x03"  # snippet markers no caption holds (control characters)
 MIN_PREFIX_LEN = 3  # an unstarred last word is prefix-matched from this length on
 # bm25 costs about a microsecond per matching row; a query matching more rows than this
 # is ranked among its most recently indexed RANK_WINDOW matches (see CaptionIndex.search).
@@ -53,7 +54,7 @@ STOPWORDS = frozenset(
 
 _COLUMNS = (
     "id, path, size, mtime_ns, content_hash, width, height, taken_at, camera, caption, "
-    "score, model, captioned_at, source, missing, error, indexed_at, write_owed"
+    "score, model, captioned_at, source, missing, error, indexed_at, write_owed, concepts_model"
 )
 
 
@@ -84,6 +85,7 @@ class PhotoRecord:
     error: str | None  # why the last attempt to caption it failed
     indexed_at: str
     write_owed: bool = False  # the caption is still to be written into the file (--write-metadata)
+    concepts_model: str | None = None  # the model whose concepts the index holds (None: none yet)
 
     @property
     def mtime(self) -> float:
@@ -97,7 +99,7 @@ class PhotoRecord:
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> PhotoRecord:
-        values = list(row[:18])
+        values = list(row[:19])
         values[13] = CaptionSource(values[13]) if values[13] is not None else None
         values[14] = bool(values[14])
         values[17] = bool(values[17])
@@ -106,14 +108,18 @@ class PhotoRecord:
 
 @dataclass(frozen=True)
 class SearchHit:
-    """A search result: the photo, a snippet of its caption with matches highlighted, the rank."""
+    """A search result: the photo, a snippet of its caption with matches highlighted, the rank,
+    and why it matched (its caption, or only the concepts its model saw)."""
 
     record: PhotoRecord
     snippet: str
     rank: float  # bm25: lower (more negative) is better
+    matched_by: MatchedBy = MatchedBy.WORDS
+    concepts: tuple[Concept, ...] = ()  # what its model's classifier sees, best first
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.record.to_dict(), "snippet": self.snippet, "rank": self.rank}
+        return {**self.record.to_dict(), "snippet": self.snippet, "rank": self.rank,
+                "matched_by": str(self.matched_by), "concepts": [c.to_dict() for c in self.concepts]}
 
 
 class Fingerprint(NamedTuple):
@@ -153,6 +159,11 @@ class PhotoUpdate:
     error: str | None = None
     write_owed: bool | None = None  # None keeps the stored flag
     replaces_user: bool = False  # this model caption replaces a user caption (as ``force`` does)
+    # What the model's classifier sees (best first), replacing the stored concepts; None keeps them.
+    # ``concept_terms``: the words a search matches for them (the library decides which count).
+    concepts: tuple[Concept, ...] | None = None
+    concepts_model: str | None = None
+    concept_terms: str | None = None
 
 
 _KEEP_CAPTION = (
@@ -161,11 +172,11 @@ _KEEP_CAPTION = (
 _UPSERT_SQL = f"""
 INSERT INTO photos (path, size, mtime_ns, content_hash, width, height, taken_at, camera,
                     caption, score, model, captioned_at, source, missing, error, indexed_at,
-                    write_owed)
+                    write_owed, concepts_model, concept_terms)
 VALUES (:path, :size, :mtime_ns, :content_hash, :width, :height, :taken_at, :camera,
         :caption, :score, :model, CASE WHEN :caption IS NULL THEN NULL ELSE :now END,
         CASE WHEN :caption IS NULL THEN NULL ELSE :source END, 0, :error, :now,
-        coalesce(:write_owed, 0))
+        coalesce(:write_owed, 0), :concepts_model, :concept_terms)
 ON CONFLICT(path) DO UPDATE SET
     size = excluded.size,
     mtime_ns = excluded.mtime_ns,
@@ -182,7 +193,9 @@ ON CONFLICT(path) DO UPDATE SET
     missing = 0,
     error = excluded.error,
     indexed_at = excluded.indexed_at,
-    write_owed = coalesce(:write_owed, photos.write_owed)
+    write_owed = coalesce(:write_owed, photos.write_owed),
+    concepts_model = CASE WHEN :has_concepts THEN excluded.concepts_model ELSE photos.concepts_model END,
+    concept_terms = CASE WHEN :has_concepts THEN excluded.concept_terms ELSE photos.concept_terms END
 """
 
 # One lexical item of a search string: a "quoted phrase", or a word (optionally
@@ -535,7 +548,8 @@ class CaptionIndex:
                 (match, window - 1),
             ).fetchone()
             if floor is None:
-                rank, order, join = "captions_fts.rank", "captions_fts.rank", ""
+                # The caption's bm25 (the rank), then, for photos matched by concepts alone, theirs.
+                rank, order, join = "captions_fts.rank", "captions_fts.rank, bm25(captions_fts, 0.0, 1.0)", ""
                 args: tuple[Any, ...] = (match,)
             else:
                 rank, order = "0.0", "length(p.caption), p.id DESC"
@@ -556,16 +570,25 @@ class CaptionIndex:
                 "SELECT snippet(captions_fts, 0, ?, ?, '…', 16) FROM captions_fts "
                 "WHERE captions_fts MATCH ? AND rowid = ?"
             )
-            snippets = {}
+            snippets: dict[int, str] = {}
+            in_caption: set[int] = set()  # matched in the caption (else only by concept terms)
             for i in ids:  # one seek each; FTS5 does not narrow a MATCH by a rowid IN list
-                row = self._conn.execute(snippet_sql, (highlight[0], highlight[1], match, i)).fetchone()
+                row = self._conn.execute(snippet_sql, (_MARK_OPEN, _MARK_CLOSE, match, i)).fetchone()
                 if row:
-                    snippets[i] = row[0]
+                    if _MARK_OPEN in row[0]:
+                        in_caption.add(i)
+                    snippets[i] = row[0].replace(_MARK_OPEN, highlight[0]).replace(_MARK_CLOSE, highlight[1])
             records = {
                 r[0]: PhotoRecord.from_row(r)
                 for r in self._conn.execute(f"SELECT {_COLUMNS} FROM photos WHERE id IN ({marks})", ids)
             }
-        return [SearchHit(records[i], snippets.get(i, records[i].caption or ""), float(r))
+            concepts: dict[int, list[Concept]] = {}
+            for photo_id, word, score in self._conn.execute(
+                    f"SELECT photo_id, word, score FROM photo_concepts WHERE photo_id IN ({marks}) "
+                    "ORDER BY photo_id, rank", ids):
+                concepts.setdefault(photo_id, []).append(Concept(word, score))
+        return [SearchHit(records[i], snippets.get(i, records[i].caption or ""), float(r),
+                          MatchedBy.WORDS if i in in_caption else MatchedBy.CONCEPTS, tuple(concepts.get(i, ())))
                 for i, r in top if i in records]
 
     def count_matches(self, query: str, *, include_missing: bool = False) -> int:
@@ -614,10 +637,29 @@ class CaptionIndex:
                 args["path"] = _abs(u.path)
                 args["now"] = now
                 args["force"] = 1 if force or u.replaces_user else 0
-                del args["replaces_user"]
+                args["has_concepts"] = u.concepts is not None
+                del args["replaces_user"], args["concepts"]
                 self._conn.execute(_UPSERT_SQL, args)
+                if u.concepts is not None:
+                    self._set_concepts(args["path"], u.concepts)
                 n += 1
         return n
+
+    def _set_concepts(self, path: str, concepts: tuple[Concept, ...]) -> None:
+        (photo_id,) = self._conn.execute("SELECT id FROM photos WHERE path = ?", (path,)).fetchone()
+        self._conn.execute("DELETE FROM photo_concepts WHERE photo_id = ?", (photo_id,))
+        self._conn.executemany(
+            "INSERT INTO photo_concepts (photo_id, rank, word, score) VALUES (?, ?, ?, ?)",
+            [(photo_id, rank, c.word, float(c.score)) for rank, c in enumerate(concepts)],
+        )
+
+    def concepts(self, path: str | os.PathLike[str]) -> tuple[Concept, ...]:
+        """What the model's classifier sees in the photo at ``path``, best first (empty if nothing is known)."""
+        with self._errors():
+            rows = self._conn.execute(
+                "SELECT c.word, c.score FROM photo_concepts c JOIN photos p ON p.id = c.photo_id "
+                "WHERE p.path = ? ORDER BY c.rank", (_abs(path),)).fetchall()
+        return tuple(Concept(word, score) for word, score in rows)
 
     def set_user_caption(
         self, path: str | os.PathLike[str], caption: str, *, write_owed: bool = False
@@ -723,6 +765,7 @@ class CaptionIndex:
         )
         missing = c.execute("SELECT count(*) FROM photos WHERE missing = 1").fetchone()[0]
         owed = c.execute("SELECT count(*) FROM photos WHERE write_owed = 1").fetchone()[0]
+        with_concepts = c.execute("SELECT count(*) FROM photos WHERE concepts_model IS NOT NULL").fetchone()[0]
         failed = c.execute(
             "SELECT count(*) FROM photos WHERE error IS NOT NULL AND caption IS NULL"
         ).fetchone()[0]
@@ -737,6 +780,7 @@ class CaptionIndex:
             "failed": failed,
             "missing": missing,
             "write_owed": owed,
+            "with_concepts": with_concepts,
             "models": models,
             "db_bytes": self.path.stat().st_size if self.path.exists() else 0,
             "wal_bytes": wal.stat().st_size if wal.exists() else 0,

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 
 from photocap.index.store import CaptionIndex, PhotoRecord, PhotoUpdate
 from photocap.library import sync
+from photocap.library.concepts import with_concepts
 from photocap.library.photofile import ProbeResult
 from photocap.library.scan import ScanEntry
 from photocap.records import CaptionSource, FileChange, Outcome
@@ -42,8 +43,12 @@ def facts(entry: ScanEntry, probe: ProbeResult | None = None) -> PhotoUpdate:
                        width=p.width, height=p.height, taken_at=p.taken_at, camera=p.camera)
 
 
-def _with_caption(update: PhotoUpdate, other: PhotoRecord) -> PhotoUpdate:
-    return replace(update, caption=other.caption, score=other.score, model=other.model, source=other.source)
+def _with_caption(update: PhotoUpdate, other: PhotoRecord, index: CaptionIndex) -> PhotoUpdate:
+    """``update`` with ``other``'s caption and concepts (identical content: the same photo)."""
+    update = replace(update, caption=other.caption, score=other.score, model=other.model, source=other.source)
+    if other.concepts_model is None:
+        return update
+    return with_concepts(update, index.concepts(other.path), other.concepts_model)
 
 
 class Decider:
@@ -71,7 +76,7 @@ class Decider:
             if moved is not None:
                 return Decision(update, Outcome.MOVED, moved_from=moved.path)
             if copy_of is not None:
-                return Decision(_with_caption(update, copy_of), Outcome.COPIED, previous=copy_of.path)
+                return Decision(_with_caption(update, copy_of, self.index), Outcome.COPIED, previous=copy_of.path)
         adopted = sync.adoption(probe.description, recaption=self.recaption, force=self.force) if self.adopt else None
         if adopted is not None:
             return Decision(replace(update, caption=adopted.caption, source=adopted.source, model=adopted.model),

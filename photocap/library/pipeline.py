@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from photocap.index.store import CaptionIndex, Fingerprint, PhotoUpdate
 from photocap.library import sync
+from photocap.library.concepts import with_concepts
 from photocap.library.decide import Decider, Decision, facts
 from photocap.library.photofile import DecodedImage, ProbeResult, decode_file, probe_file
 from photocap.library.runlog import Progress, RunLog
@@ -42,7 +43,7 @@ from photocap.library.schedule import Done, Scheduler, Step
 from photocap.library.summary import IndexSummary
 from photocap.library.workers import DecodePool
 from photocap.model.preprocess import describe_image_error
-from photocap.records import CaptionSource, FileChange, FileOutcome, Outcome, ScanProblem
+from photocap.records import CaptionSource, Described, FileChange, FileOutcome, Outcome, ScanProblem
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -60,7 +61,7 @@ class CaptionerLike(Protocol):
     @property
     def image_size(self) -> int: ...
 
-    def caption_images(self, images: Sequence[Image.Image]) -> list[tuple[str, float]]: ...
+    def describe_images(self, images: Sequence[Image.Image]) -> list[Described]: ...
 
 
 CaptionerFactory = Callable[[], CaptionerLike]
@@ -263,16 +264,17 @@ class _Run:
         captioner = self.load_captioner()
         size = self.opt.batch_size
         batch, self.batch = self.batch[:size], self.batch[size:]
-        outputs = captioner.caption_images([img for _, img, _ in batch])
+        outputs = captioner.describe_images([img for _, img, _ in batch])
         model_id = captioner.model_id
         last = None
-        for (item, _, update), (text, score) in zip(batch, outputs):
-            text = " ".join(str(text).split())
+        for (item, _, update), described in zip(batch, outputs):
+            text, score = " ".join(described.caption.split()), described.score
             if not text:
                 self.fail(item, "the model produced no caption for this image")
                 continue
             row = replace(update, caption=text, score=float(score), model=model_id, source=CaptionSource.MODEL,
                           write_owed=True if self.opt.write_metadata else None)
+            row = with_concepts(row, described.concepts, model_id)
             self.pending.append((row, FileOutcome(item.entry.path, Outcome.CAPTIONED, change=item.change,
                                                   caption=text, source=CaptionSource.MODEL, model=model_id,
                                                   score=float(score))))
