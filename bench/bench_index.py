@@ -28,8 +28,8 @@ def no_model():
 
 def reindex(n: int) -> None:
     from photocap.index.store import CaptionIndex, PhotoUpdate
-    from photocap.pipeline import IndexOptions, index_folders
-    from photocap.scan import scan
+    from photocap.library.pipeline import IndexOptions, index_folders
+    from photocap.library.scan import scan
 
     root = BENCH_DIR / f"reindex-{n}"
     db = BENCH_DIR / f"reindex-{n}.db"
@@ -85,8 +85,8 @@ def throughput(n: int, model: Path | None, device: str, batch_size: int, workers
     from photocap.index.store import CaptionIndex
     from photocap.inference import Captioner
     from photocap.model.preprocess import open_image
-    from photocap.photofile import default_workers
-    from photocap.pipeline import IndexOptions, index_folders
+    from photocap.library.workers import default_workers
+    from photocap.library.pipeline import IndexOptions, index_folders
 
     folder = BENCH_DIR / "camera-4000x3000"
     t = time.perf_counter()

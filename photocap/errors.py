@@ -33,3 +33,23 @@ class MetadataError(PhotocapError):
 
 class DatasetError(PhotocapError):
     """A training or evaluation dataset is missing or has no usable rows."""
+
+
+class MissingRootError(PhotocapError):
+    """A folder or file given to index, watch or write is not there (an unmounted drive?)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{path}: no such file or folder (is the drive mounted?).")
+        self.path = path
+
+
+class DecodePoolError(PhotocapError):
+    """The image decoding worker processes keep failing to start or crashing."""
+
+
+class NotIndexedError(IndexDatabaseError):
+    """A photo the command needs is not in the index."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{path} is not in the index; index its folder first.")
+        self.path = path

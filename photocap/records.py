@@ -1,9 +1,74 @@
-"""Plain data that crosses layers. No behaviour beyond trivial conversions."""
+"""Plain values that cross layers: enums and frozen dataclasses, no behaviour beyond conversions.
+
+The library reports what it did to each file as one :class:`FileOutcome`; the
+metadata writer reports one :class:`WriteReport` per write. Front ends print or
+show these and never test their message text: the enums say what happened.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Any
+
+
+class CaptionSource(StrEnum):
+    """Whose words a caption is. Stored as text in the index and in the file's XMP."""
+
+    MODEL = "model"  # a captioning model wrote it
+    USER = "user"  # a person wrote it (in photocap, or found in the photo's metadata)
+
+
+class MatchedBy(StrEnum):
+    """Why a search found a photo."""
+
+    WORDS = "words"  # the query's words are in its caption
+    CONCEPTS = "concepts"  # they name what the model's classifier sees in it (not in the caption)
+
+
+class Outcome(StrEnum):
+    """What happened to one file in one run."""
+
+    CAPTIONED = "captioned"  # the model captioned it
+    UNCHANGED = "unchanged"  # nothing to do: same path, size and modification time
+    KEPT = "kept"  # the file changed but keeps its caption (same content, or a person's caption)
+    MOVED = "moved"  # a known photo at a new path: its caption (and a person's edits) followed
+    COPIED = "copied"  # identical content to an indexed photo: its caption, without the model
+    ADOPTED = "adopted"  # the description already in the file became its caption
+    WRITTEN = "written"  # the caption was written into the file or its sidecar
+    SKIPPED = "skipped"  # nothing was done, on purpose (``skip`` says why)
+    FAILED = "failed"  # it could not be done (``reason`` says why)
+    MISSING = "missing"  # the file is gone: flagged missing in the index
+    PRUNED = "pruned"  # the record of a file gone since an earlier run was removed
+    SET = "set"  # a person set its caption
+    CLEARED = "cleared"  # a person's caption was taken away: the model's is back
+
+
+class Stage(StrEnum):
+    """Which step an outcome belongs to (a file can have one of each in a run)."""
+
+    SCAN = "scan"
+    INDEX = "index"
+    WRITE = "write"
+
+
+class FileChange(StrEnum):
+    """How a scanned file compares with what the index knew of it."""
+
+    NEW = "new"  # a path the index did not know
+    CHANGED = "changed"  # size or modification time differ
+    SAME = "same"  # size and modification time as stored
+
+
+class SkipReason(StrEnum):
+    """Why nothing was done to a file (the ``skip`` of a SKIPPED outcome or a WriteReport)."""
+
+    PERSONS_DESCRIPTION = "persons_description"  # a person's description is there; --force replaces it
+    UP_TO_DATE = "up_to_date"  # the file already says exactly this
+    NO_CAPTION = "no_caption"  # the index has no caption for it yet
+    NOT_INDEXED = "not_indexed"  # the index does not know the photo
+    NOT_A_PHOTO = "not_a_photo"  # not a file photocap reads
+    NOT_PERSONS = "not_persons"  # clear-caption: the caption is not one a person set
 
 
 @dataclass(frozen=True)
@@ -48,16 +113,70 @@ class CaptionFailure:
     reason: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class WriteReport:
     """What a metadata write did (or would do, with ``dry_run``) to one photo."""
 
     path: str
     target: str  # "embed" | "sidecar" | "none"
     written_path: str | None = None  # the file actually changed (the photo or its sidecar)
-    fields: list[str] = field(default_factory=list)  # tags written, e.g. "EXIF:ImageDescription"
-    skipped: str | None = None  # reason nothing was written, e.g. "user description present"
+    fields: tuple[str, ...] = ()  # tags written, e.g. "EXIF:ImageDescription"
+    skipped: str | None = None  # why nothing was written, for people
+    skip: SkipReason | None = None  # ... and as a value, for programs
+    conflicts: tuple[str, ...] = ()  # PERSONS_DESCRIPTION: the tags holding it, "Tag (location)"
     dry_run: bool = False
 
+    @property
+    def changed_photo(self) -> bool:
+        """True when the photo file itself was rewritten (its fingerprint must be refreshed)."""
+        return self.skip is None and not self.dry_run and self.target == "embed"
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["fields"] = list(self.fields)
+        d["conflicts"] = list(self.conflicts)
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class FileOutcome:
+    """What one run did to one file: the value every front end prints or shows."""
+
+    path: str
+    outcome: Outcome
+    stage: Stage = Stage.INDEX
+    change: FileChange | None = None  # INDEX stage: how the file compared with the index
+    caption: str | None = None  # the caption the file has now (captioned, adopted, set ...)
+    source: CaptionSource | None = None
+    model: str | None = None
+    score: float | None = None
+    reason: str | None = None  # FAILED / SKIPPED: for people
+    skip: SkipReason | None = None  # SKIPPED: for programs
+    previous: str | None = None  # MOVED: the old path; COPIED: the photo whose caption it got
+    write: WriteReport | None = None  # WRITE stage: what the metadata writer did
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, without empty fields: ``{"event": outcome, "path": ..., ...}``."""
+        d: dict[str, Any] = {"event": str(self.outcome), "path": self.path, "stage": str(self.stage)}
+        extra = {"change": self.change, "caption": self.caption, "source": self.source,
+                 "model": self.model, "score": self.score, "reason": self.reason, "skip": self.skip,
+                 "previous": self.previous}
+        for name, value in extra.items():
+            if value is not None:
+                d[name] = str(value) if isinstance(value, StrEnum) else value
+        if self.write is not None:
+            d.update(target=self.write.target, written_path=self.write.written_path,
+                     fields=list(self.write.fields), dry_run=self.write.dry_run)
+        return d
+
+
+@dataclass(frozen=True)
+class ScanProblem:
+    """A folder or file the scan could not read."""
+
+    path: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "reason": self.reason}
+

@@ -10,6 +10,8 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+pytest_plugins = ["skip_policy"]  # a skip is allowed only for a listed reason (never photocap's own import)
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "photos"
 
@@ -79,6 +81,15 @@ def tiny_model_path(tmp_path_factory) -> Path:
 
     model, _, _ = train_tiny_model()
     return save_model(model, tmp_path_factory.mktemp("model") / "tiny.safetensors")
+
+
+@pytest.fixture(scope="session")
+def tiny_concept_model_path(tmp_path_factory) -> Path:
+    """A real photocap model file with a concept head: a tiny transformer that reads and copies concepts."""
+    from photocap.model.checkpoint import save_model
+
+    model, _, _ = train_tiny_model("transformer", steps=120, concept_slots=3)
+    return save_model(model, tmp_path_factory.mktemp("model") / "tiny-concepts.safetensors")
 
 
 @pytest.fixture

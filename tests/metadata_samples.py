@@ -149,7 +149,8 @@ def make_xmp_jpeg(path: Path) -> Path:
 
 def make_iptc_jpeg(path: Path) -> Path:
     gradient((80, 60)).save(path, "JPEG", quality=85)
-    exiftool_set(path, "-IPTC:Keywords=x", "-IPTC:By-line=y", "-IPTC:City=Lisbon")
+    # -IPTCDigest=new: Photoshop's digest of the IPTC data, as Photoshop and Lightroom leave it
+    exiftool_set(path, "-IPTC:Keywords=x", "-IPTC:By-line=y", "-IPTC:City=Lisbon", "-IPTCDigest=new")
     return path
 
 

@@ -18,7 +18,7 @@ from photocap.gui import desktop  # noqa: E402
 from photocap.gui.models import PathRole, RecordRole  # noqa: E402
 from photocap.gui.window import MainWindow  # noqa: E402
 from photocap.index.store import CaptionIndex, PhotoUpdate  # noqa: E402
-from photocap.pipeline import IndexOptions  # noqa: E402
+from photocap.library.pipeline import IndexOptions  # noqa: E402
 
 from conftest import SAMPLE_CAPTIONS  # noqa: E402
 
@@ -208,6 +208,45 @@ def test_save_can_write_caption_into_the_file(qtbot, make_window, indexed_db):
         record = index.get(path)
         assert record is not None and record.source == "user"
         assert record.size == os.stat(path).st_size  # fingerprint refreshed: no re-index needed
+    assert read_metadata(path).caption_owner == "photocap-user"  # the file says whose words they are
+
+
+def test_a_caption_saved_in_the_window_survives_a_lost_index(qtbot, make_window, indexed_db, tmp_path):
+    """Save (written into the file) -> the index is lost -> index --write-metadata keeps the words."""
+    from photocap.library.pipeline import index_folders
+    from photocap.metadata.reader import read_metadata
+
+    window = make_window(indexed_db)
+    search(qtbot, window, "rocket")
+    select(qtbot, window, "rocket.jpg")
+    detail = window.detail
+    detail.write_on_save.setChecked(True)
+    detail.editor.setPlainText("Artemis I on pad 39B, the night before launch")
+    qtbot.mouseClick(detail.save_button, Qt.MouseButton.LeftButton)
+    path = Path(window.current_path())
+    qtbot.waitUntil(lambda: not detail.dirty, timeout=WAIT_MS)
+    assert read_metadata(path).caption == "Artemis I on pad 39B, the night before launch"
+    with CaptionIndex.open(indexed_db) as index:  # the window's write left nothing to redo
+        s = index_folders([path.parent], index, _no_model, IndexOptions(workers=0))
+        assert (s.unchanged, s.changed, s.captioned) == (4, 0, 0)
+    window.close()
+    before = path.read_bytes()
+    rebuilt = tmp_path / "rebuilt.db"  # the index is lost; a new one is built from the files
+    with CaptionIndex.open(rebuilt) as index:
+        s = index_folders([path.parent], index, _fake_captioner, IndexOptions(workers=0, write_metadata=True))
+        record = index.get(path)
+    assert record.caption == "Artemis I on pad 39B, the night before launch" and record.source == "user"
+    assert s.adopted == 1 and path.read_bytes() == before
+
+
+def _no_model():
+    raise AssertionError("the model must not be loaded")
+
+
+def _fake_captioner():
+    from kill_helpers import FakeCaptioner
+
+    return FakeCaptioner()
 
 
 def test_actions_copy_open_reveal(qtbot, make_window, indexed_db):
@@ -276,7 +315,7 @@ def test_empty_state_then_add_folder_indexes_with_progress(qtbot, make_window, t
     assert not window.banner.isVisible()
     assert window.pages.currentWidget() is window.splitter
     assert sorted(result_names(window)) == sorted(SAMPLE_CAPTIONS)
-    assert "Indexing finished" in window.statusBar().currentMessage()
+    assert window.statusBar().currentMessage().startswith("Indexed 4 photos")
     with CaptionIndex.open(db) as index:
         records = list(index.iter_photos())
     assert len(records) == 4 and all(r.caption and r.source == "model" for r in records)
@@ -285,7 +324,7 @@ def test_empty_state_then_add_folder_indexes_with_progress(qtbot, make_window, t
 def test_cancel_stops_indexing(qtbot, make_window, tmp_path, photo_dir, tiny_model_path, monkeypatch):
     import threading
 
-    from photocap import pipeline
+    from photocap.library import pipeline
 
     # Hold the run at its start until Cancel was clicked, so a fast run cannot finish first.
     gate = threading.Event()
@@ -306,7 +345,7 @@ def test_cancel_stops_indexing(qtbot, make_window, tmp_path, photo_dir, tiny_mod
     gate.set()
     qtbot.waitUntil(lambda: window.worker is None, timeout=INDEX_WAIT_MS)
     assert window.last_result is not None and window.last_result.stopped
-    assert "cancelled" in window.statusBar().currentMessage()
+    assert window.statusBar().currentMessage().startswith("Stopped after")
     assert window.add_button.isEnabled()
     with CaptionIndex.open(db) as index:
         assert not index.has_captions()
@@ -406,6 +445,48 @@ def test_gui_command_help_and_missing_pyside6(monkeypatch):
     assert "pip install 'photocap[gui]'" in result.output
 
 
+GUI_WITHOUT_XCB = """
+import sys
+from photocap.gui import xcb
+xcb._loads = lambda name: name not in {"libxcb-cursor.so.0", "libxcb-icccm.so.4", "libxcb-keysyms.so.1"}
+from photocap.cli import cli
+sys.argv = ["photocap", "gui", "--db", sys.argv[1]]
+cli()
+"""
+
+
+def test_gui_without_the_xcb_libraries_says_what_to_install(tmp_path):
+    """On X11 without libxcb-cursor0/-icccm4/-keysyms1 (as a fresh Debian desktop): a message
+    naming the packages and exit status 1, not Qt's abort (SIGABRT)."""
+    import subprocess
+
+    env = {**os.environ, "QT_QPA_PLATFORM": "xcb", "DISPLAY": ":99"}
+    out = subprocess.run([sys.executable, "-c", GUI_WITHOUT_XCB, str(tmp_path / "i.db")], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1, (out.returncode, out.stderr)
+    for package in ("libxcb-cursor0", "libxcb-icccm4", "libxcb-keysyms1"):
+        assert package in out.stderr
+    assert "sudo apt-get install" in out.stderr
+
+
+def test_gui_on_this_machine_checks_the_real_libraries(tmp_path):
+    """The same check against the dynamic loader itself, on this machine."""
+    import subprocess
+
+    from photocap.gui import xcb
+
+    missing = xcb.missing_libraries()
+    if not missing:
+        pytest.skip("the X11 libraries are installed here")
+    env = {**os.environ, "QT_QPA_PLATFORM": "xcb", "DISPLAY": ":99"}
+    out = subprocess.run([sys.executable, "-c", "from photocap.cli import cli; cli()", "gui", "--db",
+                          str(tmp_path / "i.db")],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and all(xcb.XCB_LIBRARIES[m] in out.stderr for m in missing), out.stderr
+    assert xcb.missing_message({"QT_QPA_PLATFORM": "offscreen"}, []) is None
+    assert xcb.missing_message({"XDG_SESSION_TYPE": "wayland", "WAYLAND_DISPLAY": "wayland-0"}, []) is None
+
+
 
 def test_none_refcount_workaround_keeps_the_app_alive(qtbot, make_window, indexed_db):
     """PySide6 6.12.0 on CPython 3.11 loses a None reference per void call; the window guards it."""
@@ -417,3 +498,20 @@ def test_none_refcount_workaround_keeps_the_app_alive(qtbot, make_window, indexe
         window.count_label.setText("x")
     window.run_search()
     assert window.model.rowCount() == 4
+
+
+def test_the_detail_pane_shows_what_the_model_sees(qtbot, make_window, tmp_path, photo_dir, tiny_concept_model_path):
+    """Indexed with a model that has concepts, a photo found by one ("pet": no caption says it)
+    shows them in the detail pane."""
+    from photocap.library.pipeline import default_captioner_factory, index_folders
+
+    db = tmp_path / "concepts.db"
+    with CaptionIndex.open(db) as index:
+        index_folders([photo_dir], index, default_captioner_factory(tiny_concept_model_path),
+                      IndexOptions(workers=0))
+    window = make_window(db, model_path=tiny_concept_model_path)
+    search(qtbot, window, "pet")
+    qtbot.waitUntil(lambda: result_names(window) == ["chelsea.jpg"], timeout=5000)
+    window.view.setCurrentIndex(window.model.index(0))
+    qtbot.waitUntil(lambda: window.detail.record is not None, timeout=5000)
+    assert window.detail.concepts_label.text().startswith("cat ")

@@ -87,7 +87,7 @@ def test_move_file_and_folder_keeps_captions(index: CaptionIndex, tmp_path: Path
     assert index.search("cat")[0].record.path == str(tmp_path / "new" / "x" / "b.jpg")
 
 
-def test_missing_search_and_prune(index: CaptionIndex, tmp_path: Path) -> None:
+def test_missing_search_and_delete(index: CaptionIndex, tmp_path: Path) -> None:
     present = tmp_path / "here.jpg"
     present.write_bytes(b"x")
     gone = tmp_path / "gone.jpg"
@@ -96,7 +96,8 @@ def test_missing_search_and_prune(index: CaptionIndex, tmp_path: Path) -> None:
     assert index.get(gone).missing
     assert index.search("red") == [] and index.count_matches("red") == 0
     assert len(index.search("red", include_missing=True)) == 2
-    assert index.prune() == 1  # gone deleted; present came back: unflagged
+    assert index.mark_missing([present], missing=False) == 1  # it came back
+    assert index.delete([gone]) == 1
     assert index.get(gone) is None
     assert index.get(present).missing is False
     assert index.count_matches("red") == 1
@@ -198,3 +199,27 @@ def test_store_never_imports_torch_or_qt() -> None:
             "bad = [m for m in ('torch', 'PySide6', 'PIL', 'photocap.metadata') if m in sys.modules]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_write_owed_is_kept_with_the_caption_until_cleared(index: CaptionIndex, tmp_path: Path) -> None:
+    a, b, c = (tmp_path / "lib" / n for n in ("a.jpg", "b.jpg", "c.jpg"))
+    index.upsert_photos([row(a, "x", write_owed=True), row(b, "y"), row(c, "z", write_owed=True)])
+    assert index.owed_writes(under=tmp_path / "lib") == [str(a), str(c)]
+    index.upsert_photos([row(a, None, size=11)])  # a fingerprint refresh alone keeps the flag
+    assert index.get(a).write_owed and index.get(a).size == 11
+    index.mark_missing([c])
+    assert index.owed_writes() == [str(a)]  # a missing file waits until it is back
+    assert index.set_write_owed([a], False) == 1 and index.owed_writes() == []
+    index.set_user_caption(b, "mine", write_owed=True)
+    assert index.get(b).write_owed and index.stats()["write_owed"] == 2
+    assert [r.path for r in index.list_photos(limit=2, offset=1)] == [str(b), str(c)]
+    assert [r.path for r in index.list_photos(limit=5, include_missing=False)] == [str(a), str(b)]
+
+
+def test_a_model_caption_replaces_a_user_caption_only_when_told(index: CaptionIndex, tmp_path: Path) -> None:
+    p = tmp_path / "p.jpg"
+    index.upsert_photos([row(p, "mine", source="user")])
+    index.upsert_photos([row(p, "the model's")])
+    assert index.get(p).caption == "mine"
+    index.upsert_photos([PhotoUpdate(str(p), 10, 1_000, caption="the model's", source="model", replaces_user=True)])
+    assert index.get(p).caption == "the model's" and index.get(p).source == "model"

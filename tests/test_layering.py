@@ -25,8 +25,10 @@ def loaded_after_import(module: str) -> set[str]:
 
 
 @pytest.mark.parametrize("module", ["photocap", "photocap.settings", "photocap.cli", "photocap.index.store",
-                                    "photocap.metadata.writer", "photocap.metadata.reader", "photocap.scan",
-                                    "photocap.photofile", "photocap.pipeline"])
+                                    "photocap.metadata.writer", "photocap.metadata.reader",
+                                    "photocap.library", "photocap.library.scan", "photocap.library.photofile",
+                                    "photocap.library.workers", "photocap.library.pipeline",
+                                    "photocap.library.sync", "photocap.library.edit", "photocap.library.watch"])
 def test_light_modules_do_not_load_torch_or_qt(module):
     loaded = loaded_after_import(module)
     assert "torch" not in loaded
@@ -58,13 +60,14 @@ def _module_name(path: Path) -> str:
 RULES = [
     # (modules the rule applies to, forbidden import prefixes)
     ("photocap.model", ("photocap.errors", "photocap.records", "photocap.settings", "photocap.index",
-                        "photocap.metadata", "photocap.pipeline", "photocap.inference", "photocap.training",
+                        "photocap.metadata", "photocap.library", "photocap.inference", "photocap.training",
                         "photocap.cli", "photocap.gui", "click", "sqlite3", "sqlite_utils", "PySide6")),
     ("photocap.index", ("torch", "torchvision", "photocap.model", "photocap.inference", "photocap.metadata",
-                        "PySide6")),
+                        "photocap.library", "PySide6")),
     ("photocap.metadata", ("torch", "torchvision", "photocap.model", "photocap.inference", "photocap.index",
-                           "PySide6")),
-    ("photocap.training", ("photocap.index", "photocap.metadata", "photocap.pipeline", "photocap.cli",
+                           "photocap.library", "PySide6")),
+    ("photocap.library", ("torch", "torchvision", "PySide6", "click", "photocap.training")),
+    ("photocap.training", ("photocap.index", "photocap.metadata", "photocap.library", "photocap.cli",
                            "photocap.gui", "PySide6")),
     ("photocap.", ("photocap.cli",)),  # nothing imports the CLI ...
 ]
@@ -85,3 +88,48 @@ def test_static_import_rules():
         if not module.startswith(("photocap.gui", "photocap.cli")):
             problems.extend(f"{module} imports {n}" for n in _imports(path) if n.startswith("photocap.gui"))
     assert not problems, "\n".join(sorted(problems))
+
+
+def _guarded_imports(tree: ast.AST) -> list[str]:
+    """Modules imported inside ``try: ... except ImportError`` (or ModuleNotFoundError)."""
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Try):
+            continue
+        names = set()
+        for handler in node.handlers:
+            for n in ast.walk(handler.type) if handler.type is not None else ():
+                if isinstance(n, ast.Name):
+                    names.add(n.id)
+        if not names & {"ImportError", "ModuleNotFoundError"}:
+            continue
+        for stmt in node.body:
+            for n in ast.walk(stmt):
+                if isinstance(n, ast.Import):
+                    found += [a.name for a in n.names]
+                elif isinstance(n, ast.ImportFrom) and n.module:
+                    found.append(n.module)
+    return found
+
+
+def test_photocap_never_imports_itself_optionally():
+    """photocap's own modules are always there: no try/except ImportError around them."""
+    problems = []
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        problems += [f"{_module_name(path)}: {m}" for m in _guarded_imports(tree) if m.startswith("photocap")]
+    assert not problems, problems
+
+
+def test_tests_never_skip_when_photocap_fails_to_import():
+    """A test of photocap's code must fail, not skip, when photocap's module cannot be imported."""
+    problems = []
+    for path in (PACKAGE.parent / "tests").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "importorskip" and node.args
+                    and isinstance(node.args[0], ast.Constant) and str(node.args[0].value).startswith("photocap")):
+                problems.append(f"{path.name}:{node.lineno}")
+        problems += [f"{path.name}: {m}" for m in _guarded_imports(tree) if m.startswith("photocap")]
+    assert not problems, problems

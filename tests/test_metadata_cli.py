@@ -60,7 +60,8 @@ def test_write_folder_json(library) -> None:
     by_path = {Path(r["path"]).name: r for r in rows}
     assert by_path["coffee.jpg"]["target"] == "embed"
     assert by_path["anim.gif"]["target"] == "sidecar"
-    assert by_path["chelsea.jpg"]["skipped"] == "no caption yet"
+    assert by_path["chelsea.jpg"]["event"] == "skipped" and by_path["chelsea.jpg"]["skip"] == "no_caption"
+    assert by_path["coffee.jpg"]["event"] == "written" and by_path["coffee.jpg"]["source"] == "model"
     assert read_metadata(files["coffee"]).caption == CAPTION
     assert read_metadata(files["rocket"]).caption == "a rocket on a launch pad"
     assert (photos / "anim.gif.xmp").is_file()

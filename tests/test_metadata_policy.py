@@ -67,7 +67,8 @@ def test_sidecar_readable_by_exiftool_and_base_naming(tmp_path: Path) -> None:
     info = exiftool(side)
     assert info["XMP-dc:Description"] == CAPTION
     assert info["XMP-iptcCore:AltTextAccessibility"] == CAPTION
-    assert info["XMP-photocap:DescriptionSource"].startswith("photocap ")
+    assert info["XMP-photocap:DescriptionSource"] == "model"
+    assert info["XMP-photocap:Writer"].startswith("photocap ")
 
 
 @needs_exiftool

@@ -121,7 +121,8 @@ def test_field_table() -> None:
     assert fields.EXIF_DESCRIPTION in fields.tags_for("png", block_present={"EXIF": True}, windows=False)
     assert fields.tags_for("sidecar", block_present={}, windows=True) == [fields.XMP_DESCRIPTION, fields.XMP_ALT_TEXT]
     assert fields.EXIF_XP_COMMENT in fields.tags_for("webp", block_present={}, windows=True)
-    assert fields.is_placeholder("  OLYMPUS DIGITAL CAMERA  \x00") and not fields.is_placeholder("A dog")
+    assert fields.TAG_SPECS[fields.EXIF_USER_COMMENT].prose_only
+    assert not fields.TAG_SPECS[fields.EXIF_DESCRIPTION].prose_only
 
 
 def test_metadata_package_imports_nothing_heavy() -> None:

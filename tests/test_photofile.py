@@ -9,14 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from photocap.photofile import (
-    WORKER_NICENESS,
-    check_complete,
-    decode_file,
-    make_decode_pool,
-    probe_file,
-    read_exif_facts,
-)
+from photocap.library.photofile import check_complete, decode_file, probe_file, read_exif_facts
+from photocap.library.workers import WORKER_NICENESS, DecodePool
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "photos"
 
@@ -72,9 +66,10 @@ def test_check_complete_tells_a_half_copied_photo(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not hasattr(os, "nice"), reason="no process priorities here")
 def test_decode_workers_run_below_the_model_priority():
-    pool = make_decode_pool(1)
+    pool = DecodePool(1)
     try:
-        worker = pool.submit(os.nice, 0).result(timeout=60)  # os.nice(0) reports the niceness
+        fut, _ = pool.submit(os.nice, 0)
+        worker = fut.result(timeout=60)  # os.nice(0) reports the niceness
     finally:
         pool.shutdown()
     assert worker == min(19, os.nice(0) + WORKER_NICENESS)

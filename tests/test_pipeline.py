@@ -14,7 +14,7 @@ from PIL import Image
 from photocap.index.store import CaptionIndex
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "photos"
-from photocap.pipeline import (
+from photocap.library.pipeline import (
     IndexOptions,
     Progress,
     index_files,
@@ -45,9 +45,9 @@ class Factory:
             model_id = self.captioner.model_id
             image_size = self.captioner.image_size
 
-            def caption_images(self, images):
+            def describe_images(self, images):
                 outer.images += len(images)
-                return outer.captioner.caption_images(images)
+                return outer.captioner.describe_images(images)
 
         return Counting()
 
@@ -106,7 +106,7 @@ def test_unchanged_reindex_never_imports_torch(lib: Path, index: CaptionIndex, c
     index_folders([lib], index, Factory(captioner), OPT)
     code = (
         "import sys; from photocap.index.store import CaptionIndex; "
-        "from photocap.pipeline import index_folders, default_captioner_factory; "
+        "from photocap.library.pipeline import index_folders, default_captioner_factory; "
         f"s = index_folders([{str(lib)!r}], CaptionIndex.open({str(index.path)!r}), default_captioner_factory()); "
         "print(s.unchanged, 'torch' in sys.modules)"
     )
@@ -120,7 +120,7 @@ def test_touched_file_keeps_caption_changed_content_is_recaptioned(lib: Path, in
     before = index.get(rocket)
     os.utime(rocket, ns=(before.mtime_ns + 10**9, before.mtime_ns + 10**9))  # touched, same bytes
     s = index_folders([lib], index, no_model, OPT)
-    assert (s.changed, s.reused, s.captioned) == (1, 1, 0)
+    assert (s.changed, s.kept, s.captioned) == (1, 1, 0)
     after = index.get(rocket)
     assert after.caption == before.caption and after.mtime_ns == before.mtime_ns + 10**9
 
@@ -160,7 +160,7 @@ def test_copy_reuses_caption_without_the_model(lib: Path, index: CaptionIndex, c
     index_folders([lib], index, Factory(captioner), OPT)
     shutil.copy2(lib / "samples" / "coffee.jpg", lib / "copy-of-coffee.jpg")
     s = index_folders([lib], index, no_model, OPT)
-    assert (s.new, s.reused, s.moved) == (1, 1, 0)
+    assert (s.new, s.copied, s.moved) == (1, 1, 0)
     assert index.get(lib / "copy-of-coffee.jpg").caption == index.get(lib / "samples" / "coffee.jpg").caption
 
 
@@ -246,7 +246,7 @@ def test_worker_processes_and_progress(tmp_path: Path, index: CaptionIndex, capt
     assert phases[-1] == "done" and "index" in phases
     last = events[-1]
     assert last.total == 16 and last.done == 16
-    assert sum(len(e.captions) for e in events) == 15
+    assert sum(1 for e in events for o in e.outcomes if o.outcome == "captioned") == 15
 
 
 def test_exif_stored_in_index(tmp_path: Path, index: CaptionIndex, captioner) -> None:
@@ -260,7 +260,6 @@ def test_exif_stored_in_index(tmp_path: Path, index: CaptionIndex, captioner) ->
 
 
 def test_human_description_becomes_the_user_caption(tmp_path: Path, index: CaptionIndex) -> None:
-    pytest.importorskip("photocap.metadata.reader")
     exif = Image.Exif()
     exif[270] = "Grandma's roses in the back garden"  # EXIF ImageDescription, written by a person
     p = make_photo(tmp_path / "x" / "roses.jpg", 9, exif=exif.tobytes())
@@ -287,14 +286,13 @@ def test_index_files_for_the_watcher(tmp_path: Path, index: CaptionIndex, captio
 
 
 def test_missing_root_is_a_clear_error(tmp_path: Path, index: CaptionIndex) -> None:
-    from photocap.errors import PhotocapError
+    from photocap.errors import MissingRootError
 
-    with pytest.raises(PhotocapError, match="no such file or folder"):
+    with pytest.raises(MissingRootError, match="no such file or folder"):
         index_folders([tmp_path / "unmounted"], index, no_model, OPT)
 
 
 def test_write_metadata_refreshes_fingerprint(tmp_path: Path, index: CaptionIndex, captioner) -> None:
-    pytest.importorskip("photocap.metadata.writer")
     p = tmp_path / "m" / "w.jpg"
     p.parent.mkdir()
     shutil.copy2(EXAMPLES / "rocket.jpg", p)

@@ -1,4 +1,4 @@
-"""photocap.scan on real folders: filters, hidden files, excludes, symlinks and loops, hashes."""
+"""photocap.library.scan on real folders: filters, hidden files, excludes, symlinks and loops, hashes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from photocap.scan import ScanStats, content_hash, is_image_path, scan
+from photocap.library.scan import ScanStats, content_hash, is_image_path, scan
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:

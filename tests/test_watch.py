@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from photocap.index.store import CaptionIndex, PhotoRecord
-from photocap.pipeline import IndexOptions
-from photocap.watch import (
+from photocap.library.pipeline import IndexOptions
+from photocap.library.watch import (
     CAPTIONED,
     CAUGHT_UP,
     ERROR,
@@ -29,6 +29,7 @@ from photocap.watch import (
     MISSING,
     MOVED,
     STOPPED,
+    WRITTEN,
     WatchEvent,
     Watcher,
     WatchOptions,
@@ -57,9 +58,9 @@ class CountingCaptioner:
     def image_size(self) -> int:
         return self.real.image_size
 
-    def caption_images(self, images: Sequence[Any]) -> list[tuple[str, float]]:
+    def describe_images(self, images: Sequence[Any]) -> list[Any]:
         self.batches.append(len(images))
-        return self.real.caption_images(images)
+        return self.real.describe_images(images)
 
 
 @pytest.fixture(scope="module")
@@ -313,6 +314,16 @@ def test_own_metadata_writes_trigger_nothing(watched, db, counting, sample_photo
         assert sorted(os.listdir(watched)) == ["meta.jpg", "pic.bmp", "pic.bmp.xmp"]  # no temp files
         assert not events.of(FAILED)
         assert all(e.path != str(sidecar) for e in events.items)
+        assert len(events.of(WRITTEN, photo)) == 1
+    from photocap.library.pipeline import index_folders
+
+    def no_model():  # type: ignore[no-untyped-def]
+        raise AssertionError("the model must not be loaded")
+
+    with CaptionIndex.open(db) as idx:  # the watcher's writes left nothing for `photocap index`
+        s = index_folders([watched], idx, no_model, IndexOptions(workers=0))
+        assert (s.unchanged, s.changed, s.new, s.captioned) == (2, 0, 0, 0)
+        assert idx.stats()["write_owed"] == 0
 
 
 def test_restart_catches_up(watched, db, counting, sample_photos):
@@ -414,3 +425,15 @@ def test_cli_prints_captions_and_stops_on_sigterm(tmp_path, db, tiny_model_path,
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_symlinked_folder_is_watched_as_its_target(tmp_path, db, counting, sample_photos):
+    target = tmp_path / "data" / "photos"
+    target.mkdir(parents=True)
+    link = tmp_path / "Pictures"
+    link.symlink_to(target, target_is_directory=True)
+    with running([link], db, counting) as (w, _):
+        assert [r.path for r in w.roots] == [str(target)]
+        (link / "via-link.jpg").write_bytes(jpeg_bytes(sample_photos, 25))
+        rec = wait_for(lambda: captioned(db, target / "via-link.jpg"), "the photo under its resolved path")
+        assert rec.path == str(target / "via-link.jpg") and record(db, link / "via-link.jpg") is None

@@ -19,6 +19,8 @@ COMMANDS = {
     "db": "photocap.cli.index_cmd:db",
     "write": "photocap.cli.metadata_cmd:write",
     "read": "photocap.cli.metadata_cmd:read",
+    "set-caption": "photocap.cli.edit_cmd:set_caption",
+    "clear-caption": "photocap.cli.edit_cmd:clear_caption",
     "watch": "photocap.cli.watch_cmd:watch",
     "train": "photocap.cli.train_cmd:train",
     "evaluate": "photocap.cli.train_cmd:evaluate",
@@ -51,4 +53,5 @@ def cli() -> None:
       photocap search "dog on a beach"   find photos by caption
       photocap caption photo.jpg         caption files without indexing
       photocap write ~/Pictures          write captions into the photos' metadata
+      photocap set-caption "Mum" a.jpg   your own caption for a photo
     """

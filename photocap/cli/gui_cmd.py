@@ -21,8 +21,9 @@ def gui(db_path: Path | None, model_path: Path | None, device: str) -> None:
     save it as yours, or write it into the file. "Add folder..." captions a
     folder in the background. Needs PySide6: pip install 'photocap[gui]'.
     """
-    from photocap.gui.app import MISSING_QT, qt_available, run
+    from photocap.gui.app import run, startup_problem
 
-    if not qt_available():
-        raise click.ClickException(MISSING_QT)
+    problem = startup_problem()
+    if problem is not None:
+        raise click.ClickException(problem)
     sys.exit(run(resolve_db(db_path), model_path, device))

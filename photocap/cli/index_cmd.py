@@ -25,10 +25,12 @@ from photocap.cli._common import (
     user_errors,
     warn,
 )
+from photocap.records import MatchedBy, Outcome
 
 if TYPE_CHECKING:
     from photocap.index.store import SearchHit
-    from photocap.pipeline import IndexSummary, Progress
+    from photocap.library.pipeline import Progress
+    from photocap.library.summary import IndexSummary
 
 MAX_LISTED_FAILURES = 20
 
@@ -77,8 +79,10 @@ def index(
     run cost one `stat` and are not read. New and changed photos are captioned;
     a moved or renamed photo keeps its caption (and your edits); deleted photos
     are flagged missing, and removed from the index if still gone next time.
-    A description someone already wrote into a photo is kept as its caption.
-    Ctrl-C is safe: rerun to continue.
+    A description a person already wrote into a photo is kept as its caption
+    (cameras' stock texts such as "SANYO DIGITAL CAMERA" don't count).
+    Ctrl-C is safe: rerun to continue (with --write-metadata, the rerun also
+    writes the captions a killed run had stored but not yet written).
 
     \b
     Examples:
@@ -88,7 +92,7 @@ def index(
       photocap index ~/Pictures --json | jq -r 'select(.event=="captioned") | .caption'
     """
     from photocap.index.store import CaptionIndex
-    from photocap.pipeline import IndexOptions, default_captioner_factory, index_folders
+    from photocap.library.pipeline import IndexOptions, default_captioner_factory, index_folders
 
     if force and not recaption:
         raise click.UsageError("--force only makes sense with --recaption.")
@@ -113,20 +117,17 @@ def index(
 
 
 class _IndexReporter:
-    """Progress callback: a tqdm bar on stderr, or JSON events on stdout."""
+    """Progress callback: a tqdm bar on stderr, or one JSON object per outcome on stdout."""
 
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
         self.bar: Any = None
-        self.failures_seen = 0
 
     def __call__(self, p: Progress) -> None:
         if self.as_json:
-            for c in p.captions:
-                echo_json({"event": "captioned", **c.to_dict()})
-            for f in p.summary.failures[self.failures_seen:]:
-                echo_json({"event": "failed", "path": f.path, "reason": f.reason})
-            self.failures_seen = len(p.summary.failures)
+            for o in p.outcomes:
+                if o.outcome is not Outcome.UNCHANGED:
+                    echo_json(o.to_dict())
             return
         if self.bar is None:
             from tqdm import tqdm
@@ -151,9 +152,9 @@ class _IndexReporter:
             self.bar = None
 
     def finish(self, s: IndexSummary) -> None:
+        from photocap.library.summary import format_index_summary
+
         if self.as_json:
-            for f in s.failures[self.failures_seen:]:
-                echo_json({"event": "failed", "path": f.path, "reason": f.reason})
             echo_json({"event": "summary", **s.to_dict()})
             return
         for f in s.failures[:MAX_LISTED_FAILURES]:
@@ -161,33 +162,10 @@ class _IndexReporter:
         if len(s.failures) > MAX_LISTED_FAILURES:
             warn(f"... and {len(s.failures) - MAX_LISTED_FAILURES} more failures (see --json).")
         for f in s.write_failures[:MAX_LISTED_FAILURES]:
-            warn(f"metadata not written: {f.path}: {f.reason}")
-        for path, reason in s.scan_errors[:MAX_LISTED_FAILURES]:
-            warn(f"could not read folder: {path}: {reason}")
-        click.echo(format_summary(s))
-
-
-def format_summary(s: IndexSummary) -> str:
-    """One or two lines a person reads at the end of ``photocap index``."""
-    parts = [f"{s.new} new", f"{s.changed} changed", f"{s.unchanged} unchanged", f"{s.moved} moved",
-             f"{s.failed} failed"]
-    line = f"{'Stopped after' if s.stopped else 'Indexed'} {s.scanned} photos in {s.elapsed_s:.1f} s: " + ", ".join(parts) + "."
-    extra = []
-    if s.captioned:
-        extra.append(f"{s.captioned} captioned by {s.model}")
-    if s.adopted:
-        extra.append(f"{s.adopted} descriptions found in files kept as yours")
-    if s.reused:
-        extra.append(f"{s.reused} kept their caption (same content)")
-    if s.written:
-        extra.append(f"{s.written} written into files")
-    if s.missing:
-        extra.append(f"{s.missing} missing (run again or `photocap prune` to remove)")
-    if s.pruned:
-        extra.append(f"{s.pruned} removed (gone since an earlier run)")
-    if s.unsupported:
-        extra.append(f"{s.unsupported} HEIC/HEIF skipped (install the 'heif' extra: pip install 'photocap[heif]')")
-    return line + ("\n" + "; ".join(extra) + "." if extra else "")
+            warn(f"metadata not written: {f.reason}")
+        for e in s.scan_errors[:MAX_LISTED_FAILURES]:
+            warn(f"could not read folder: {e.path}: {e.reason}")
+        click.echo(format_index_summary(s))
 
 
 # --------------------------------------------------------------------------- search
@@ -219,7 +197,10 @@ class _QueryCommand(click.Command):
 def search(query: tuple[str, ...], db_path: Path | None, limit: int, as_json: bool, paths_only: bool) -> None:
     """Find photos whose caption matches QUERY, best match first.
 
-    Words match other forms of themselves ("dogs running" finds "a dog runs");
+    A photo is also found by what the model's classifier saw in it (its concepts:
+    "elephant" finds the elephant a caption missed, "animal" finds dogs and cats);
+    those results say what was seen. Words match other forms of themselves
+    ("dogs running" finds "a dog runs");
     the last word also matches as a prefix ("sun" finds "sunset"). Use "quotes"
     for an exact phrase, OR between alternatives, and -word to exclude a word.
     Any text is safe to type.
@@ -264,10 +245,14 @@ def _print_hit(hit: SearchHit, as_json: bool, paths_only: bool) -> None:
             "path": r.path, "caption": r.caption, "snippet": hit.snippet, "rank": round(hit.rank, 4),
             "source": r.source, "score": r.score, "model": r.model, "taken_at": r.taken_at,
             "camera": r.camera, "width": r.width, "height": r.height, "id": r.id,
+            "matched_by": str(hit.matched_by), "concepts": [c.to_dict() for c in hit.concepts],
         })
     else:
         click.echo(click.style(hit.record.path, bold=True))
-        click.echo(f"    {hit.snippet}" + ("  (yours)" if hit.record.source == "user" else ""))
+        seen = ""
+        if hit.matched_by is MatchedBy.CONCEPTS:  # say why: the caption does not hold the words
+            seen = "  (sees: " + ", ".join(f"{c.word} {c.score:.0%}" for c in hit.concepts[:3]) + ")"
+        click.echo(f"    {hit.snippet}" + ("  (yours)" if hit.record.source == "user" else "") + seen)
 
 
 # --------------------------------------------------------------------------- prune
@@ -294,21 +279,12 @@ def prune(folders: tuple[Path, ...], db_path: Path | None, gone_folders: bool, d
       photocap prune ~/Pictures/old-phone
     """
     from photocap.index.store import CaptionIndex
+    from photocap.library import sync
 
     with user_errors(), CaptionIndex.open(resolve_db(db_path), create=False) as idx:
-        records = [r for under in (folders or (None,)) for r in idx.iter_photos(under)]
-        gone, kept_folders = [], 0
-        for r in records:
-            if os.path.lexists(r.path):
-                continue
-            if not gone_folders and not os.path.isdir(os.path.dirname(r.path)):
-                kept_folders += 1
-                continue
-            gone.append(r.path)
-        if not dry_run:
-            removed = idx.delete(gone)
-        else:
-            removed = len(gone)
+        unders = [r.path for r in sync.library_roots(idx, folders, must_exist=False)] if folders else [None]
+        result = sync.prune(idx, unders, gone_folders=gone_folders, dry_run=dry_run)
+    removed, gone, kept_folders = len(result.removed), list(result.removed), result.kept_in_gone_folders
     if as_json:
         echo_json({"removed": removed, "dry_run": dry_run, "kept_missing_folders": kept_folders,
                    "paths": gone})
@@ -357,7 +333,8 @@ def db_status(db_path: Path | None, as_json: bool) -> None:
     click.echo(f"Index:     {s['path']}")
     click.echo(f"Photos:    {s['photos']} ({s['model_captions']} captioned by a model, "
                f"{s['user_captions']} by you, {s['uncaptioned']} without a caption)")
-    click.echo(f"Missing:   {s['missing']}    Failed: {s['failed']}")
+    click.echo(f"Missing:   {s['missing']}    Failed: {s['failed']}    Still to write into files: "
+               f"{s['write_owed']}")
     models = ", ".join(f"{m} ({n})" for m, n in s["models"].items()) or "none"
     click.echo(f"Models:    {models}")
     click.echo(f"Size:      {_human_bytes(s['db_bytes'] + s['wal_bytes'])}")

@@ -11,6 +11,7 @@ import click
 
 from photocap.cli._common import db_option, echo_json, json_option, resolve_db, user_errors, warn
 from photocap.errors import PhotocapError
+from photocap.records import FileOutcome, Outcome, SkipReason
 
 WRITE_HELP_EPILOG = """
 \b
@@ -29,56 +30,30 @@ Examples:
 """
 
 
-def _walk(folder: Path) -> Iterator[Path]:
-    """Photos under a folder (sorted, hidden entries and sidecars skipped)."""
+def _expand(paths: Iterable[Path]) -> Iterator[Path]:
+    """The photos named and those under folders (the scan's rules; RAW and other
+    sidecar-only formats included)."""
+    from photocap.library.scan import scan
     from photocap.metadata.containers import EMBED_SUFFIXES, SIDECAR_SUFFIXES
     from photocap.settings import IMAGE_SUFFIXES
 
     suffixes = IMAGE_SUFFIXES | EMBED_SUFFIXES | SIDECAR_SUFFIXES
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if not name.startswith(".") and Path(name).suffix.lower() in suffixes:
-                yield Path(root) / name
-
-
-def _expand(paths: Iterable[Path]) -> Iterator[Path]:
     for path in paths:
         if path.is_dir():
-            yield from _walk(path)
+            yield from (Path(e.path) for e in scan([path], suffixes=suffixes))
         else:
             yield path
 
 
-def _records(db_path: Path | None, paths: tuple[Path, ...]) -> list[tuple[Path, Any]]:
-    """(path, PhotoRecord or None) for every file named and every indexed photo under a folder."""
-    from photocap.index.store import CaptionIndex
-
-    db = resolve_db(db_path)
-    if not db.exists():
-        raise click.ClickException(
-            f"No index at {db}. Caption the photos first with `photocap index PATH`."
-        )
-    found: list[tuple[Path, Any]] = []
-    with CaptionIndex.open(db) as idx:
-        for path in paths:
-            if path.is_dir():
-                records = list(idx.iter_photos(under=path.resolve()))
-                if not records:
-                    warn(f"{path}: no indexed photos under this folder")
-                found += [(Path(r.path), r) for r in records]
-            else:
-                found.append((path, idx.get(path.resolve())))
-    return found
-
-
-def _describe(report: Any) -> str:
-    if report.skipped:
-        return f"skipped  {report.path}: {report.skipped}"
+def _describe(o: FileOutcome) -> str:
+    """One line per write outcome."""
+    report = o.write
+    if o.outcome is Outcome.SKIPPED:
+        return f"skipped  {o.path}: {o.reason}"
+    assert report is not None
     verb = "would write" if report.dry_run else "wrote"
-    where = report.written_path if report.target == "sidecar" else report.path
-    tags = ", ".join(report.fields)
-    return f"{verb}  {where}  ({report.target}: {tags})"
+    where = report.written_path if report.target == "sidecar" else o.path
+    return f"{verb}  {where}  ({report.target}: {', '.join(report.fields)})"
 
 
 @click.command(epilog=WRITE_HELP_EPILOG)
@@ -134,73 +109,70 @@ def write(
     to XMP dc:description and Iptc4xmpCore:AltTextAccessibility, EXIF ImageDescription,
     and IPTC Caption-Abstract when the photo already has IPTC data.  Every other tag is
     kept, the image data is never re-encoded, and each file is replaced atomically after
-    the result is verified.  A description written by a person is left alone unless
-    --force; one photocap wrote earlier is updated in place.
+    the result is verified.  The file records whose words the caption is (the model's or
+    yours).  A person's description is left alone unless --force (one you saved through
+    photocap is replaced only by your own captions); a model's caption photocap wrote
+    earlier is updated in place.  The index then knows the photos as they are now, so the
+    next `photocap index` reads none of them again.
     """
-    from photocap.metadata.writer import write_caption
+    from photocap.index.store import CaptionIndex
+    from photocap.library import sync
+    from photocap.library.summary import Tally, format_write_summary
 
-    with user_errors():
-        records = _records(db_path, paths)
-    if not records:
-        raise click.ClickException("No photos to write.")
-    written = skipped = failed = 0
-    for path, record in records:
-        try:
-            if record is None:
-                raise PhotocapError(f"{path}: not in the index; run `photocap index` first")
-            if not record.caption:
-                skipped += 1
-                if as_json:
-                    echo_json({"path": str(path), "target": "none", "skipped": "no caption yet"})
-                else:
-                    click.echo(f"skipped  {path}: no caption yet")
-                continue
-            report = write_caption(
-                record.path,
-                record.caption,
-                target=target,
-                sidecar_name=sidecar_name,
-                force=force,
-                keep_mtime=keep_mtime,
-                dry_run=dry_run,
-                write_windows_fields=windows_fields,
-            )
-        except PhotocapError as exc:
-            failed += 1
-            warn(f"error: {exc}")
-            if as_json:
-                echo_json({"path": str(path), "error": str(exc)})
-            continue
-        if report.skipped:
-            skipped += 1
-        else:
-            written += 1
+    db = resolve_db(db_path)
+    if not db.exists():
+        raise click.ClickException(f"No index at {db}. Caption the photos first with `photocap index PATH`.")
+    options = sync.WriteOptions(target=target, sidecar_name=sidecar_name, force=force,
+                                keep_mtime=keep_mtime, dry_run=dry_run, windows_fields=windows_fields)
+    tally = Tally()
+    tally.dry_run = dry_run
+
+    def emit(o: FileOutcome) -> None:
+        tally.add(o)
+        if o.outcome is Outcome.FAILED:
+            warn(f"error: {o.reason}")
+        elif o.skip is SkipReason.NOT_INDEXED:
+            warn(f"{o.path}: {o.reason}")
         if as_json:
-            echo_json(report.to_dict())
-        else:
-            click.echo(_describe(report))
-    verb = "would write" if dry_run else "written"
-    warn(f"{written} {verb}, {skipped} skipped, {failed} failed")
-    if failed and failed == len(records):
+            echo_json(o.to_dict())
+        elif o.outcome is not Outcome.FAILED and o.skip is not SkipReason.NOT_INDEXED:
+            click.echo(_describe(o))
+
+    with user_errors(), CaptionIndex.open(db) as idx:
+        roots = sync.library_roots(idx, paths)
+        for root in roots:
+            if os.path.isdir(root.path) and idx.count(root.path) == 0:
+                warn(f"{root.alias or root.path}: no indexed photos under this folder")
+        removed = sync.write_roots(idx, roots, options, emit)
+    summary = tally.write_summary(temp_removed=removed)
+    if summary.total == 0:
+        raise click.ClickException("No photos to write.")
+    warn(format_write_summary(summary))
+    if summary.failed + summary.not_indexed == summary.total:
         raise SystemExit(1)
+
+
+_OWNERS = {
+    "person": "a person's words (not written by photocap)",
+    "photocap-user": "your words, written by photocap",
+    "photocap-model": "a model's caption, written by photocap",
+    "stock": "not a person's words",
+}
 
 
 def _show(report: Any) -> None:
     kind = f"{report.format}, {'embeddable' if report.embeddable else 'sidecar only'}"
     click.echo(f"{report.path}  ({kind})")
     if report.caption is not None:
-        who = (
-            f"written by {report.photocap_source or 'photocap'}"
-            if report.written_by_photocap
-            else "not written by photocap"
-        )
         click.echo(f"  caption: {report.caption!r}")
-        click.echo(f"    from {report.caption_tag} ({report.caption_location}), {who}")
+        click.echo(f"    from {report.caption_tag} ({report.caption_location}), "
+                   f"{_OWNERS[str(report.caption_owner)]}")
     else:
         click.echo("  caption: none")
     for value in report.values:
-        owner = "photocap" if value.by_photocap else ("placeholder" if value.placeholder else "other")
-        click.echo(f"  {value.tag:36} {value.location:9} {owner:11} {value.value!r}")
+        owner = {"photocap-user": "photocap/you", "photocap-model": "photocap/model",
+                 "stock": f"stock ({value.stock})"}.get(str(value.owner), "person")
+        click.echo(f"  {value.tag:36} {value.location:9} {owner:16} {value.value!r}")
     if report.sidecar:
         click.echo(f"  sidecar: {report.sidecar}")
     for message in report.warnings:

@@ -1,6 +1,6 @@
 """``photocap watch``: caption photos as they arrive in folders.
 
-A thin layer over :class:`photocap.watch.Watcher`: options in, one line per
+A thin layer over :class:`photocap.library.watch.Watcher`: options in, one line per
 event out (or one JSON object per line with ``--json``). The watcher (and
 through the pipeline, torch) is imported inside the command.
 """
@@ -29,7 +29,7 @@ from photocap.cli._common import (
 )
 
 if TYPE_CHECKING:
-    from photocap.watch import WatchEvent
+    from photocap.library.watch import WatchEvent
 
 
 @click.command()
@@ -92,8 +92,8 @@ def watch(
     To run it in the background as a systemd user service, see
     packaging/systemd/photocap-watch.service.
     """
-    from photocap.pipeline import IndexOptions, default_captioner_factory
-    from photocap.watch import Watcher, WatchOptions
+    from photocap.library.pipeline import IndexOptions, default_captioner_factory
+    from photocap.library.watch import Watcher, WatchOptions
 
     if model_path is not None and not model_path.is_file():
         raise click.BadParameter(f"{model_path}: no such model file.", param_hint="--model")
@@ -136,27 +136,31 @@ class _Printer:
         self.as_json = as_json
 
     def __call__(self, e: WatchEvent) -> None:
+        from photocap.library.watch import EventKind
+
         if self.as_json:
             echo_json(e.to_dict())
             return
         path = _short(e.path)
-        if e.kind == "captioned":
+        if e.kind is EventKind.CAPTIONED:
             note = f"  ({e.reason})" if e.reason else ""
             click.echo(f"{path}: {e.caption}{note}")
-        elif e.kind == "moved":
+        elif e.kind is EventKind.WRITTEN:
+            warn(f"written: {path}")
+        elif e.kind is EventKind.MOVED:
             count = f" ({e.reason})" if e.reason else ""
             warn(f"moved: {path} -> {_short(e.dest)}{count}")
-        elif e.kind == "missing":
+        elif e.kind is EventKind.MISSING:
             warn(f"missing: {path}")
-        elif e.kind in ("failed", "skipped"):
+        elif e.kind in (EventKind.FAILED, EventKind.SKIPPED):
             warn(f"{e.kind}: {path}: {e.reason}")
-        elif e.kind == "error":
+        elif e.kind is EventKind.ERROR:
             warn(f"error: {path + ': ' if e.path else ''}{e.reason}")
-        elif e.kind == "started":
+        elif e.kind is EventKind.STARTED:
             warn(f"Watching {path}" if e.reason == "watching" else f"{path}: {e.reason}")
-        elif e.kind == "caught_up":
-            warn(f"Caught up: {e.reason}. Waiting for new photos (Ctrl-C to stop).")
-        elif e.kind == "stopped":
+        elif e.kind is EventKind.CAUGHT_UP:
+            warn(f"Caught up: {e.reason} Waiting for new photos (Ctrl-C to stop).")
+        elif e.kind is EventKind.STOPPED:
             warn("Stopped." if e.reason == "stopped" else f"Stopped: {e.reason}")
 
 

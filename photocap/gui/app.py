@@ -24,6 +24,18 @@ def qt_available() -> bool:
     return True
 
 
+def startup_problem(argv: Sequence[str] | None = None) -> str | None:
+    """Why the app cannot start here (no PySide6, X11 libraries missing), else None.
+
+    Checked before Qt is started, so a missing library is a message, not Qt's abort.
+    """
+    if not qt_available():
+        return MISSING_QT
+    from photocap.gui.xcb import missing_message
+
+    return missing_message(argv=list(argv) if argv is not None else None)
+
+
 def run(db_path: str | os.PathLike[str] | None = None, model_path: str | os.PathLike[str] | None = None,
         device: str = "auto", argv: Sequence[str] | None = None) -> int:
     """Open the window over the index at ``db_path`` (default: the usual index) and run Qt."""
@@ -74,8 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "(default: the bundled model)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
     args, qt_args = parser.parse_known_args(argv)
-    if not qt_available():
-        print(MISSING_QT, file=sys.stderr)
+    problem = startup_problem([sys.argv[0], *qt_args])
+    if problem is not None:
+        print(problem, file=sys.stderr)
         return 1
     return run(args.db, args.model, args.device, argv=[sys.argv[0], *qt_args])
 

@@ -8,6 +8,7 @@ work and hands back the updated record with :meth:`DetailPanel.set_record`.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import datetime
 
 from PySide6.QtCore import QSize, Qt, Signal
@@ -28,6 +29,7 @@ from PySide6.QtWidgets import (
 from photocap.gui import desktop
 from photocap.gui.thumbnails import ThumbnailCache
 from photocap.index.store import PhotoRecord
+from photocap.records import Concept
 
 PREVIEW_PX = 640
 
@@ -40,7 +42,8 @@ def description_fields(path: str) -> str:
         report = read_metadata(path)
     except Exception as exc:  # noqa: BLE001 - unreadable metadata is shown, not raised
         return f"unreadable ({exc})"
-    found = [f"{v.tag} ({v.location}{', photocap' if v.by_photocap else ''})"
+    who = {"photocap-user": ", yours via photocap", "photocap-model": ", model via photocap"}
+    found = [f"{v.tag} ({v.location}{who.get(str(v.owner), '')})"
              for v in report.values if not v.placeholder]
     return "\n".join(found) if found else "none"
 
@@ -71,6 +74,12 @@ def format_source(record: PhotoRecord) -> str:
     if record.source == "model":
         return f"model {record.model or ''}".strip()
     return f"none: {record.error}" if record.error else "not captioned yet"
+
+
+def format_concepts(concepts: Sequence[Concept]) -> str:
+    """"dog 97 %, frisbee 41 %": what the model's classifier sees, best first (weak ones left out)."""
+    shown = [c for c in concepts if c.score >= 0.05] or list(concepts[:1])
+    return ", ".join(f"{c.word} {c.score:.0%}" for c in shown) or "not known (indexed by a model without concepts)"
 
 
 def format_score(record: PhotoRecord) -> str:
@@ -164,11 +173,16 @@ class DetailPanel(QWidget):
         self.size_label = self._fact_label()
         self.path_label = self._fact_label()
         self.fields_label = self._fact_label()
+        self.concepts_label = self._fact_label()
+        self.concepts_label.setObjectName("concepts")
+        self.concepts_label.setToolTip("What the model's image classifier sees in the photo, and how sure it is. "
+                                       "Search finds photos by these words too.")
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.DontWrapRows)
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
-        for name, label in (("Caption by", self.source_label), ("Score", self.score_label),
+        for name, label in (("Caption by", self.source_label), ("Sees", self.concepts_label),
+                            ("Score", self.score_label),
                             ("Taken", self.date_label), ("Camera", self.camera_label),
                             ("Size", self.size_label), ("File", self.path_label),
                             ("Description in file", self.fields_label)):
@@ -220,8 +234,9 @@ class DetailPanel(QWidget):
     def caption_text(self) -> str:
         return self.editor.toPlainText().strip()
 
-    def set_record(self, record: PhotoRecord | None) -> None:
-        """Show ``record`` (None: nothing selected). An unsaved edit of the same photo is kept."""
+    def set_record(self, record: PhotoRecord | None, concepts: Sequence[Concept] = ()) -> None:
+        """Show ``record`` (None: nothing selected) and its ``concepts``. An unsaved edit of the
+        same photo is kept."""
         same = record is not None and self.record is not None and record.path == self.record.path
         keep_edit = same and self.dirty
         self.record = record
@@ -233,7 +248,7 @@ class DetailPanel(QWidget):
             self.editor.setPlainText("")
             self.preview.set_image(None, "Select a photo to see it here.")
             for label in (self.source_label, self.score_label, self.date_label, self.camera_label,
-                          self.size_label, self.path_label, self.fields_label):
+                          self.size_label, self.path_label, self.fields_label, self.concepts_label):
                 label.setText("")
             self._update_buttons()
             return
@@ -241,6 +256,7 @@ class DetailPanel(QWidget):
         if not keep_edit:
             self.editor.setPlainText(self._saved_text)
         self.source_label.setText(format_source(record))
+        self.concepts_label.setText(format_concepts(concepts))
         self.score_label.setText(format_score(record))
         self.date_label.setText(format_date(record.taken_at))
         self.camera_label.setText(record.camera or "unknown")

@@ -8,7 +8,6 @@ library of tens of thousands of photos costs one page of rows up front.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,16 +57,7 @@ class ResultSource:
         if self.is_search:
             hits = self.index.search(self.query, limit=limit, offset=offset)
             return [Row(h.record, h.snippet) for h in hits]
-        lister = getattr(self.index, "list_photos", None)  # a paged lister, when the index has one
-        if lister is not None:
-            return [Row(r) for r in lister(limit=limit, offset=offset, include_missing=False)]
-        # Fallback: walk the path-ordered listing. The generator is closed at once so no
-        # statement stays open (an open one would pin this connection to an old snapshot).
-        gen = self.index.iter_photos(include_missing=False)
-        try:
-            return [Row(r) for r in itertools.islice(gen, offset, offset + limit)]
-        finally:
-            gen.close()
+        return [Row(r) for r in self.index.list_photos(limit=limit, offset=offset, include_missing=False)]
 
 
 

@@ -46,7 +46,7 @@ def make_thumbnail(path: str, px: int, cache_dir: Path | None) -> QImage:
                 return image
     from PIL import Image, ImageOps
 
-    from photocap.photofile import register_heif
+    from photocap.library.photofile import register_heif
 
     register_heif()
     with Image.open(path) as img:

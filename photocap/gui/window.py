@@ -46,8 +46,11 @@ from photocap.gui.detail import DetailPanel
 from photocap.gui.errors import user_message
 from photocap.gui.models import RecordRole, ResultSource, ResultsModel
 from photocap.gui.thumbnails import ThumbnailCache
-from photocap.gui.workers import IndexResult, IndexWorker, ProgressInfo
+from photocap.gui.workers import IndexWorker, ProgressInfo
 from photocap.index.store import CaptionIndex, PhotoRecord
+from photocap.library.pipeline import IndexOptions
+from photocap.library.summary import IndexSummary, format_index_summary
+from photocap.records import Concept, FileOutcome, Outcome, SkipReason
 
 SEARCH_DEBOUNCE_MS = 250
 REFRESH_THROTTLE_MS = 1000  # while indexing, re-run the current query at most this often
@@ -65,13 +68,13 @@ class MainWindow(QMainWindow):
     """The photocap window over the index at ``db_path``.
 
     ``model_path``/``device`` choose the captioning model for "Add folder..."
-    (None: the bundled model); ``index_options`` is a ``pipeline.IndexOptions``;
+    (None: the bundled model); ``index_options`` is a ``library.pipeline.IndexOptions``;
     ``thumbnail_dir`` overrides the thumbnail cache folder; ``settings``
     (a QSettings) remembers the window layout and the write-on-save choice.
     """
 
     def __init__(self, db_path: str | os.PathLike[str], *, model_path: str | os.PathLike[str] | None = None,
-                 device: str = "auto", index_options: Any = None, thumbnail_dir: Path | None = None,
+                 device: str = "auto", index_options: IndexOptions | None = None, thumbnail_dir: Path | None = None,
                  settings: QSettings | None = None, parent: QWidget | None = None) -> None:
         protect_none()  # before any Qt call from Python (see photocap.gui.compat)
         super().__init__(parent)
@@ -82,7 +85,7 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.index: CaptionIndex | None = None
         self.worker: IndexWorker | None = None
-        self.last_result: IndexResult | None = None
+        self.last_result: IndexSummary | None = None
         self._refresh_pending = False
 
         self.thumbnails = ThumbnailCache(thumbnail_dir, parent=self)
@@ -379,7 +382,16 @@ class MainWindow(QMainWindow):
         if self.detail.dirty and self.detail.record is not None and self.detail.record.path != record.path:
             if self.confirm_keep_edit():
                 self.detail.save()
-        self.detail.set_record(record)
+        self.detail.set_record(record, self._concepts(record))
+
+    def _concepts(self, record: PhotoRecord) -> tuple[Concept, ...]:
+        """What the index knows the model's classifier saw in ``record``'s photo."""
+        if self.index is None or record.concepts_model is None:
+            return ()
+        try:
+            return self.index.concepts(record.path)
+        except PhotocapError:
+            return ()  # a locked or damaged index: the caption is still worth showing
 
     def confirm_keep_edit(self) -> bool:
         """Ask whether to save the unsaved edit before showing another photo."""
@@ -448,40 +460,72 @@ class MainWindow(QMainWindow):
 
     # ================================================================ captions
     def save_caption(self, path: str, text: str, write: bool) -> None:
-        """Store ``text`` as the user's caption of ``path``; optionally write it into the file."""
+        """Store ``text`` as the user's caption of ``path``; optionally write it into the file.
+
+        The library does both (``library.edit.set_caption``), exactly as
+        ``photocap set-caption`` does.
+        """
+        from photocap.library import edit, sync
+
         index = self.open_index()
         if index is None:
             self.show_error("The index cannot be opened, so the caption was not saved.")
             return
         try:
-            record = index.set_user_caption(path, text)
+            outcomes = edit.set_caption(index, path, text, write=sync.WriteOptions() if write else None)
         except (PhotocapError, ValueError) as exc:
             self.show_error(f"The caption was not saved: {user_message(exc)}")
             return
-        self.model.update_record(record)
-        self.detail.set_record(record)
+        saved = outcomes[0]
+        if saved.outcome is not Outcome.SET:
+            self.show_error(f"The caption was not saved: {saved.reason}")
+            return
+        self._show_record(path)
         self.statusBar().showMessage("Saved your caption. The model will not replace it.", 5000)
-        if write:
-            self.write_caption_to_file(path, record.caption or text)
+        if len(outcomes) > 1:
+            self._after_write(path, outcomes[1])
 
     def write_caption_to_file(self, path: str, text: str) -> bool:
-        """Write ``text`` into the photo (description and alt text); True if written."""
-        from photocap.metadata.writer import write_caption
+        """Write the photo's saved caption into it (description and alt text); True if written."""
+        from photocap.library import edit, sync
 
+        index = self.open_index()
+        if index is None:
+            self.show_error("The index cannot be opened, so nothing was written.")
+            return False
         try:
-            report = write_caption(path, text)
-            if report.skipped and "already there" in report.skipped:
-                if not self.confirm_replace_description(report.skipped):
-                    self.statusBar().showMessage("Not written: the photo keeps its own description.", 8000)
-                    return False
-                report = write_caption(path, text, force=True)
-        except (PhotocapError, OSError, ValueError) as exc:
+            outcome = edit.write_caption_of(index, path, sync.WriteOptions())
+        except PhotocapError as exc:
             self.show_error(f"Could not write the caption into {Path(path).name}: {user_message(exc)}")
             return False
-        if report.skipped:
-            self.statusBar().showMessage(f"Nothing written into {Path(path).name}: {report.skipped}.", 8000)
+        return self._after_write(path, outcome)
+
+    def _after_write(self, path: str, outcome: FileOutcome) -> bool:
+        """Show what a write did; ask before replacing someone else's description."""
+        from photocap.library import edit, sync
+
+        if outcome.skip is SkipReason.PERSONS_DESCRIPTION:
+            if not self.confirm_replace_description(outcome.reason or ""):
+                self.statusBar().showMessage("Not written: the photo keeps its own description.", 8000)
+                return False
+            index = self.open_index()
+            if index is None:
+                return False
+            try:
+                outcome = edit.write_caption_of(index, path, sync.WriteOptions(force=True))
+            except PhotocapError as exc:
+                self.show_error(f"Could not write the caption into {Path(path).name}: {user_message(exc)}")
+                return False
+        if outcome.outcome is Outcome.FAILED:
+            self.show_error(f"Could not write the caption into {Path(path).name}: {outcome.reason}")
             return False
-        self._refresh_fingerprint(path)
+        if outcome.outcome is Outcome.SKIPPED:
+            self.statusBar().showMessage(f"Nothing written into {Path(path).name}: {outcome.reason}.", 8000)
+            return False
+        report = outcome.write
+        assert report is not None
+        self.thumbnails.forget(path)
+        self._show_record(path)
         self.detail.refresh_fields()
         where = "its XMP sidecar" if report.target == "sidecar" else Path(path).name
         self.statusBar().showMessage(f"Caption written into {where}: {', '.join(report.fields)}.", 8000)
@@ -497,23 +541,14 @@ class MainWindow(QMainWindow):
         )
         return answer == QMessageBox.StandardButton.Yes
 
-    def _refresh_fingerprint(self, path: str) -> None:
-        """After writing into a photo, store its new size/hash so indexing does not redo it."""
-        from photocap.pipeline import fingerprint_update
-
-        update = fingerprint_update(path)
-        if update is None or self.index is None:
+    def _show_record(self, path: str) -> None:
+        """Show the index's record of ``path`` as it is now."""
+        if self.index is None:
             return
-        try:
-            self.index.upsert_photos([update])
-        except PhotocapError as exc:
-            self.show_error(str(exc))
-            return
-        self.thumbnails.forget(path)
         record = self.index.get(path)
         if record is not None:
             self.model.update_record(record)
-            self.detail.set_record(record)
+            self.detail.set_record(record, self._concepts(record))
 
     # ================================================================ indexing
     @property
@@ -589,11 +624,11 @@ class MainWindow(QMainWindow):
             else:
                 self.refresh_timer.start()
 
-    def _on_succeeded(self, result: IndexResult) -> None:
+    def _on_succeeded(self, result: IndexSummary) -> None:
         self.last_result = result
-        self.statusBar().showMessage(result.describe(), 15000)
+        self.statusBar().showMessage(format_index_summary(result, one_line=True), 15000)
         if result.failures:
-            listed = "\n".join(f"{Path(p).name}: {why}" for p, why in result.failures[:5])
+            listed = "\n".join(f"{Path(f.path).name}: {f.reason}" for f in result.failures[:5])
             more = f"\n… and {len(result.failures) - 5} more" if len(result.failures) > 5 else ""
             self.show_info(f"{len(result.failures)} photos could not be read:\n{listed}{more}")
 

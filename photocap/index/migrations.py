@@ -80,10 +80,75 @@ m003_photos_missing_index = (
     "CREATE INDEX photos_missing ON photos(missing) WHERE missing = 1",
 )
 
+m004_photos_write_owed = (
+    # "Caption stored" and "caption written into the file" are two states: a photo whose
+    # caption was committed with --write-metadata owes a write until the file holds it, so a
+    # run killed between the commit and the write finishes the write when it is run again.
+    "ALTER TABLE photos ADD COLUMN write_owed INTEGER NOT NULL DEFAULT 0",
+    "CREATE INDEX photos_write_owed ON photos(write_owed) WHERE write_owed = 1",
+)
+
+m005_photo_concepts = (
+    # What the model's ImageNet classifier sees in each photo, as plain words with scores (best
+    # first), and the model that saw it. Kept apart from the caption: a person's caption keeps
+    # the photo's concepts, and a new model's concepts replace an old one's.
+    """
+    CREATE TABLE photo_concepts (
+        photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
+        rank INTEGER NOT NULL,              -- 0 = the most likely
+        word TEXT NOT NULL,                 -- "dog", "pizza", "space shuttle"
+        score REAL NOT NULL,                -- summed probability of its ImageNet classes, 0..1
+        PRIMARY KEY (photo_id, rank)
+    ) WITHOUT ROWID
+    """,
+    "ALTER TABLE photos ADD COLUMN concepts_model TEXT",  # the model id that made photo_concepts
+    # The words a search matches for the confident concepts (word, plural, aliases, broader words).
+    "ALTER TABLE photos ADD COLUMN concept_terms TEXT",
+    # Search gains a second column: the FTS index is rebuilt over caption and concept terms
+    # (external content: the text lives in photos, nothing is lost). The rank is the caption's
+    # bm25 alone, so every caption match comes before photos matched only by their concepts
+    # (those rank 0; CaptionIndex.search orders them by their concepts' bm25).
+    "DROP TRIGGER photos_fts_insert",
+    "DROP TRIGGER photos_fts_delete",
+    "DROP TRIGGER photos_fts_update",
+    "DROP TABLE captions_fts",
+    """
+    CREATE VIRTUAL TABLE captions_fts USING fts5(
+        caption,
+        concept_terms,
+        content='photos',
+        content_rowid='id',
+        tokenize='porter unicode61'
+    )
+    """,
+    """
+    CREATE TRIGGER photos_fts_insert AFTER INSERT ON photos BEGIN
+        INSERT INTO captions_fts(rowid, caption, concept_terms) VALUES (new.id, new.caption, new.concept_terms);
+    END
+    """,
+    """
+    CREATE TRIGGER photos_fts_delete AFTER DELETE ON photos BEGIN
+        INSERT INTO captions_fts(captions_fts, rowid, caption, concept_terms)
+            VALUES ('delete', old.id, old.caption, old.concept_terms);
+    END
+    """,
+    """
+    CREATE TRIGGER photos_fts_update AFTER UPDATE OF caption, concept_terms ON photos BEGIN
+        INSERT INTO captions_fts(captions_fts, rowid, caption, concept_terms)
+            VALUES ('delete', old.id, old.caption, old.concept_terms);
+        INSERT INTO captions_fts(rowid, caption, concept_terms) VALUES (new.id, new.caption, new.concept_terms);
+    END
+    """,
+    "INSERT INTO captions_fts(captions_fts) VALUES ('rebuild')",
+    "INSERT INTO captions_fts(captions_fts, rank) VALUES ('rank', 'bm25(1.0, 0.0)')",
+)
+
 MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("m001_photos", m001_photos),
     ("m002_captions_fts", m002_captions_fts),
     ("m003_photos_missing_index", m003_photos_missing_index),
+    ("m004_photos_write_owed", m004_photos_write_owed),
+    ("m005_photo_concepts", m005_photo_concepts),
 )
 
 

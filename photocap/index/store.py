@@ -30,10 +30,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from photocap.errors import IndexDatabaseError, QueryError
+from photocap.errors import IndexDatabaseError, NotIndexedError, QueryError
 from photocap.index.migrations import MIGRATIONS, migrate
+from photocap.records import CaptionSource, Concept, MatchedBy
 
 DEFAULT_BUSY_TIMEOUT_S = 10.0
+_MARK_OPEN, _MARK_CLOSE = "\x02", "\x03"  # snippet markers no caption holds (control characters)
 MIN_PREFIX_LEN = 3  # an unstarred last word is prefix-matched from this length on
 # bm25 costs about a microsecond per matching row; a query matching more rows than this
 # is ranked among its most recently indexed RANK_WINDOW matches (see CaptionIndex.search).
@@ -52,7 +54,7 @@ STOPWORDS = frozenset(
 
 _COLUMNS = (
     "id, path, size, mtime_ns, content_hash, width, height, taken_at, camera, caption, "
-    "score, model, captioned_at, source, missing, error, indexed_at"
+    "score, model, captioned_at, source, missing, error, indexed_at, write_owed, concepts_model"
 )
 
 
@@ -78,10 +80,12 @@ class PhotoRecord:
     score: float | None  # model score (mean log-prob per token); None for user captions
     model: str | None  # model id for model captions
     captioned_at: str | None  # ISO 8601 UTC
-    source: str | None  # "model" | "user"; None while uncaptioned (e.g. it failed)
+    source: CaptionSource | None  # None while uncaptioned (e.g. it failed)
     missing: bool  # file was not found at the last full index
     error: str | None  # why the last attempt to caption it failed
     indexed_at: str
+    write_owed: bool = False  # the caption is still to be written into the file (--write-metadata)
+    concepts_model: str | None = None  # the model whose concepts the index holds (None: none yet)
 
     @property
     def mtime(self) -> float:
@@ -90,25 +94,32 @@ class PhotoRecord:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["mtime"] = self.mtime
+        d["source"] = str(self.source) if self.source is not None else None
         return d
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> PhotoRecord:
-        values = list(row[:17])
+        values = list(row[:19])
+        values[13] = CaptionSource(values[13]) if values[13] is not None else None
         values[14] = bool(values[14])
+        values[17] = bool(values[17])
         return cls(*values)
 
 
 @dataclass(frozen=True)
 class SearchHit:
-    """A search result: the photo, a snippet of its caption with matches highlighted, the rank."""
+    """A search result: the photo, a snippet of its caption with matches highlighted, the rank,
+    and why it matched (its caption, or only the concepts its model saw)."""
 
     record: PhotoRecord
     snippet: str
     rank: float  # bm25: lower (more negative) is better
+    matched_by: MatchedBy = MatchedBy.WORDS
+    concepts: tuple[Concept, ...] = ()  # what its model's classifier sees, best first
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.record.to_dict(), "snippet": self.snippet, "rank": self.rank}
+        return {**self.record.to_dict(), "snippet": self.snippet, "rank": self.rank,
+                "matched_by": str(self.matched_by), "concepts": [c.to_dict() for c in self.concepts]}
 
 
 class Fingerprint(NamedTuple):
@@ -144,8 +155,15 @@ class PhotoUpdate:
     caption: str | None = None
     score: float | None = None
     model: str | None = None
-    source: str | None = None  # "model" | "user" with a caption
+    source: CaptionSource | None = None  # with a caption
     error: str | None = None
+    write_owed: bool | None = None  # None keeps the stored flag
+    replaces_user: bool = False  # this model caption replaces a user caption (as ``force`` does)
+    # What the model's classifier sees (best first), replacing the stored concepts; None keeps them.
+    # ``concept_terms``: the words a search matches for them (the library decides which count).
+    concepts: tuple[Concept, ...] | None = None
+    concepts_model: str | None = None
+    concept_terms: str | None = None
 
 
 _KEEP_CAPTION = (
@@ -153,10 +171,12 @@ _KEEP_CAPTION = (
 )
 _UPSERT_SQL = f"""
 INSERT INTO photos (path, size, mtime_ns, content_hash, width, height, taken_at, camera,
-                    caption, score, model, captioned_at, source, missing, error, indexed_at)
+                    caption, score, model, captioned_at, source, missing, error, indexed_at,
+                    write_owed, concepts_model, concept_terms)
 VALUES (:path, :size, :mtime_ns, :content_hash, :width, :height, :taken_at, :camera,
         :caption, :score, :model, CASE WHEN :caption IS NULL THEN NULL ELSE :now END,
-        CASE WHEN :caption IS NULL THEN NULL ELSE :source END, 0, :error, :now)
+        CASE WHEN :caption IS NULL THEN NULL ELSE :source END, 0, :error, :now,
+        coalesce(:write_owed, 0), :concepts_model, :concept_terms)
 ON CONFLICT(path) DO UPDATE SET
     size = excluded.size,
     mtime_ns = excluded.mtime_ns,
@@ -172,7 +192,10 @@ ON CONFLICT(path) DO UPDATE SET
     source = CASE WHEN {_KEEP_CAPTION} THEN photos.source ELSE excluded.source END,
     missing = 0,
     error = excluded.error,
-    indexed_at = excluded.indexed_at
+    indexed_at = excluded.indexed_at,
+    write_owed = coalesce(:write_owed, photos.write_owed),
+    concepts_model = CASE WHEN :has_concepts THEN excluded.concepts_model ELSE photos.concepts_model END,
+    concept_terms = CASE WHEN :has_concepts THEN excluded.concept_terms ELSE photos.concept_terms END
 """
 
 # One lexical item of a search string: a "quoted phrase", or a word (optionally
@@ -422,6 +445,12 @@ class CaptionIndex:
         for row in self._conn.execute(sql + " ORDER BY path", args):
             yield PhotoRecord.from_row(row)
 
+    def list_photos(self, *, limit: int, offset: int = 0, include_missing: bool = True) -> list[PhotoRecord]:
+        """One page of all records in path order (the GUI's listing with an empty search)."""
+        sql = f"SELECT {_COLUMNS} FROM photos" + ("" if include_missing else " WHERE missing = 0")
+        rows = self._conn.execute(sql + " ORDER BY path LIMIT ? OFFSET ?", (max(0, limit), max(0, offset)))
+        return [PhotoRecord.from_row(r) for r in rows.fetchall()]
+
     def fingerprints(self, under: str | os.PathLike[str] | None = None) -> dict[str, Fingerprint]:
         """path -> stored (size, mtime_ns, missing), for the incremental check of a whole tree."""
         sql = f"SELECT path, {_FP_COLUMNS} FROM photos"
@@ -448,15 +477,28 @@ class CaptionIndex:
         ).fetchall()
         return [PhotoRecord.from_row(r) for r in rows]
 
-    def count(self, *, include_missing: bool = True) -> int:
-        sql = "SELECT count(*) FROM photos" + ("" if include_missing else " WHERE missing = 0")
-        return self._conn.execute(sql).fetchone()[0]
+    def count(self, under: str | os.PathLike[str] | None = None, *, include_missing: bool = True) -> int:
+        """How many photos (strictly below folder ``under``, if given)."""
+        where, args = self._under_clause(under)
+        if not include_missing:
+            where.append("missing = 0")
+        sql = "SELECT count(*) FROM photos" + (" WHERE " + " AND ".join(where) if where else "")
+        return self._conn.execute(sql, args).fetchone()[0]
 
     def has_captions(self) -> bool:
         """True if any photo has a caption (for "nothing indexed yet" hints)."""
         return self._conn.execute(
             "SELECT 1 FROM photos WHERE caption IS NOT NULL LIMIT 1"
         ).fetchone() is not None
+
+    def owed_writes(self, under: str | os.PathLike[str] | None = None) -> list[str]:
+        """Paths (below folder ``under``, or all) whose caption is still to be written into
+        the file, in path order (files flagged missing are left for when they are back)."""
+        where, args = self._under_clause(under)
+        sql = "SELECT path FROM photos WHERE write_owed = 1 AND caption IS NOT NULL AND missing = 0"
+        if where:
+            sql += " AND " + " AND ".join(where)
+        return [r[0] for r in self._conn.execute(sql + " ORDER BY path", args)]
 
     def _under_clause(self, under: str | os.PathLike[str] | None) -> tuple[list[str], list[Any]]:
         if under is None:
@@ -506,7 +548,8 @@ class CaptionIndex:
                 (match, window - 1),
             ).fetchone()
             if floor is None:
-                rank, order, join = "captions_fts.rank", "captions_fts.rank", ""
+                # The caption's bm25 (the rank), then, for photos matched by concepts alone, theirs.
+                rank, order, join = "captions_fts.rank", "captions_fts.rank, bm25(captions_fts, 0.0, 1.0)", ""
                 args: tuple[Any, ...] = (match,)
             else:
                 rank, order = "0.0", "length(p.caption), p.id DESC"
@@ -527,16 +570,25 @@ class CaptionIndex:
                 "SELECT snippet(captions_fts, 0, ?, ?, '…', 16) FROM captions_fts "
                 "WHERE captions_fts MATCH ? AND rowid = ?"
             )
-            snippets = {}
+            snippets: dict[int, str] = {}
+            in_caption: set[int] = set()  # matched in the caption (else only by concept terms)
             for i in ids:  # one seek each; FTS5 does not narrow a MATCH by a rowid IN list
-                row = self._conn.execute(snippet_sql, (highlight[0], highlight[1], match, i)).fetchone()
+                row = self._conn.execute(snippet_sql, (_MARK_OPEN, _MARK_CLOSE, match, i)).fetchone()
                 if row:
-                    snippets[i] = row[0]
+                    if _MARK_OPEN in row[0]:
+                        in_caption.add(i)
+                    snippets[i] = row[0].replace(_MARK_OPEN, highlight[0]).replace(_MARK_CLOSE, highlight[1])
             records = {
                 r[0]: PhotoRecord.from_row(r)
                 for r in self._conn.execute(f"SELECT {_COLUMNS} FROM photos WHERE id IN ({marks})", ids)
             }
-        return [SearchHit(records[i], snippets.get(i, records[i].caption or ""), float(r))
+            concepts: dict[int, list[Concept]] = {}
+            for photo_id, word, score in self._conn.execute(
+                    f"SELECT photo_id, word, score FROM photo_concepts WHERE photo_id IN ({marks}) "
+                    "ORDER BY photo_id, rank", ids):
+                concepts.setdefault(photo_id, []).append(Concept(word, score))
+        return [SearchHit(records[i], snippets.get(i, records[i].caption or ""), float(r),
+                          MatchedBy.WORDS if i in in_caption else MatchedBy.CONCEPTS, tuple(concepts.get(i, ())))
                 for i, r in top if i in records]
 
     def count_matches(self, query: str, *, include_missing: bool = False) -> int:
@@ -577,21 +629,46 @@ class CaptionIndex:
         n = 0
         with self.transaction(), self._errors():
             for u in updates:
-                if u.caption is not None and u.source not in ("model", "user"):
+                if u.caption is not None and u.source not in (CaptionSource.MODEL, CaptionSource.USER):
                     raise ValueError(f"caption source must be 'model' or 'user', not {u.source!r}")
                 args = asdict(u)
+                args["source"] = str(u.source) if u.source is not None else None
+                args["write_owed"] = None if u.write_owed is None else int(u.write_owed)
                 args["path"] = _abs(u.path)
                 args["now"] = now
-                args["force"] = 1 if force else 0
+                args["force"] = 1 if force or u.replaces_user else 0
+                args["has_concepts"] = u.concepts is not None
+                del args["replaces_user"], args["concepts"]
                 self._conn.execute(_UPSERT_SQL, args)
+                if u.concepts is not None:
+                    self._set_concepts(args["path"], u.concepts)
                 n += 1
         return n
 
-    def set_user_caption(self, path: str | os.PathLike[str], caption: str) -> PhotoRecord:
+    def _set_concepts(self, path: str, concepts: tuple[Concept, ...]) -> None:
+        (photo_id,) = self._conn.execute("SELECT id FROM photos WHERE path = ?", (path,)).fetchone()
+        self._conn.execute("DELETE FROM photo_concepts WHERE photo_id = ?", (photo_id,))
+        self._conn.executemany(
+            "INSERT INTO photo_concepts (photo_id, rank, word, score) VALUES (?, ?, ?, ?)",
+            [(photo_id, rank, c.word, float(c.score)) for rank, c in enumerate(concepts)],
+        )
+
+    def concepts(self, path: str | os.PathLike[str]) -> tuple[Concept, ...]:
+        """What the model's classifier sees in the photo at ``path``, best first (empty if nothing is known)."""
+        with self._errors():
+            rows = self._conn.execute(
+                "SELECT c.word, c.score FROM photo_concepts c JOIN photos p ON p.id = c.photo_id "
+                "WHERE p.path = ? ORDER BY c.rank", (_abs(path),)).fetchall()
+        return tuple(Concept(word, score) for word, score in rows)
+
+    def set_user_caption(
+        self, path: str | os.PathLike[str], caption: str, *, write_owed: bool = False
+    ) -> PhotoRecord:
         """Store ``caption`` as the user's own for ``path`` (already in the index).
 
-        The model never replaces it unless re-captioning with force. Raises
-        :class:`IndexDatabaseError` if the photo is not in the index.
+        The model never replaces it unless re-captioning with force. ``write_owed``
+        records, in the same transaction, that it is still to be written into the file.
+        Raises :class:`NotIndexedError` if the photo is not in the index.
         """
         text = " ".join(caption.split())
         if not text:
@@ -600,30 +677,14 @@ class CaptionIndex:
         with self.transaction(), self._errors():
             cur = self._conn.execute(
                 "UPDATE photos SET caption = ?, source = 'user', score = NULL, model = NULL, "
-                "captioned_at = ?, error = NULL WHERE path = ?",
-                (text, utc_now(), p),
+                "captioned_at = ?, error = NULL, write_owed = ? WHERE path = ?",
+                (text, utc_now(), int(write_owed), p),
             )
             if cur.rowcount == 0:
-                raise IndexDatabaseError(f"{p} is not in the index; index its folder first.")
+                raise NotIndexedError(p)
         record = self.get(p)
         assert record is not None
         return record
-
-    def copy_caption(self, source_record: PhotoRecord, dest_path: str | os.PathLike[str]) -> None:
-        """Give ``dest_path`` (already a row) the caption of ``source_record`` (a copy of the file)."""
-        with self.transaction(), self._errors():
-            self._conn.execute(
-                "UPDATE photos SET caption = ?, score = ?, model = ?, captioned_at = ?, source = ?, "
-                "error = NULL WHERE path = ?",
-                (
-                    source_record.caption,
-                    source_record.score,
-                    source_record.model,
-                    source_record.captioned_at,
-                    source_record.source,
-                    _abs(dest_path),
-                ),
-            )
 
     def move_path(self, old: str | os.PathLike[str], new: str | os.PathLike[str]) -> int:
         """Re-key a moved file, or every file below a moved folder; return rows moved.
@@ -655,6 +716,18 @@ class CaptionIndex:
                 moved += 1
         return moved
 
+    def set_write_owed(self, paths: Iterable[str | os.PathLike[str]], owed: bool) -> int:
+        """Record that the captions of ``paths`` are (or no longer are) still to be written
+        into the files; return rows changed."""
+        n = 0
+        with self.transaction(), self._errors():
+            for p in paths:
+                n += self._conn.execute(
+                    "UPDATE photos SET write_owed = ? WHERE path = ? AND write_owed != ?",
+                    (int(owed), _abs(p), int(owed)),
+                ).rowcount
+        return n
+
     def mark_missing(self, paths: Iterable[str | os.PathLike[str]], missing: bool = True) -> int:
         """Flag files (or, with ``missing=False``, unflag them); return rows changed."""
         n = 0
@@ -665,26 +738,6 @@ class CaptionIndex:
                     (int(missing), _abs(p), int(missing)),
                 ).rowcount
         return n
-
-    def prune(self, under: str | os.PathLike[str] | None = None) -> int:
-        """Delete the records of missing files (below ``under`` if given); return how many.
-
-        A record whose file has come back since it was flagged is unflagged
-        instead of deleted.
-        """
-        sql = "SELECT path FROM photos WHERE missing = 1"
-        where, args = self._under_clause(under)
-        if where:
-            sql += " AND " + " AND ".join(where)
-        paths = [r[0] for r in self._conn.execute(sql, args).fetchall()]
-        back = [p for p in paths if os.path.exists(p)]
-        returned = set(back)
-        gone = [p for p in paths if p not in returned]
-        with self.transaction(), self._errors():
-            self.mark_missing(back, missing=False)
-            for p in gone:
-                self._conn.execute("DELETE FROM photos WHERE path = ? AND missing = 1", (p,))
-        return len(gone)
 
     def delete(self, paths: Iterable[str | os.PathLike[str]]) -> int:
         """Forget photos entirely (their captions too); return how many rows went."""
@@ -711,6 +764,8 @@ class CaptionIndex:
             ).fetchall()
         )
         missing = c.execute("SELECT count(*) FROM photos WHERE missing = 1").fetchone()[0]
+        owed = c.execute("SELECT count(*) FROM photos WHERE write_owed = 1").fetchone()[0]
+        with_concepts = c.execute("SELECT count(*) FROM photos WHERE concepts_model IS NOT NULL").fetchone()[0]
         failed = c.execute(
             "SELECT count(*) FROM photos WHERE error IS NOT NULL AND caption IS NULL"
         ).fetchone()[0]
@@ -724,6 +779,8 @@ class CaptionIndex:
             "uncaptioned": by_source.get("none", 0),
             "failed": failed,
             "missing": missing,
+            "write_owed": owed,
+            "with_concepts": with_concepts,
             "models": models,
             "db_bytes": self.path.stat().st_size if self.path.exists() else 0,
             "wal_bytes": wal.stat().st_size if wal.exists() else 0,

@@ -1,20 +1,76 @@
 """Replace a file atomically: temp file in the same folder, verify, rename over.
 
 If anything fails (writing, verifying, the original changing meanwhile), the
-original is left exactly as it was and the temp file is removed.
+original is left exactly as it was and the temp file is removed. A writer killed
+outright (SIGKILL, power loss) cannot remove its temp file: the writer holds an
+exclusive ``flock`` on it while it lives, so a later run tells a stale temp file
+from one being written (:func:`is_stale_temp`) and removes it (:func:`remove_stale_temps`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from photocap.errors import MetadataError
 
+try:  # POSIX; elsewhere a temp file is judged by its age alone
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 TEMP_SUFFIX = ".photocap-tmp"
+# ".<photo name>.<8 hex digits>.photocap-tmp", as replace() names them
+TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{8}" + re.escape(TEMP_SUFFIX) + "$")
+STALE_AFTER_S = 60.0  # unlocked and untouched this long: its writer is gone
+STALE_AFTER_UNLOCKED_S = 3600.0  # where locks are not available
+
+
+def is_temp_name(name: str) -> bool:
+    """True for the name of one of photocap's own temp files."""
+    return name.endswith(TEMP_SUFFIX) and TEMP_NAME.match(name) is not None
+
+
+def is_stale_temp(path: Path, *, now: float | None = None) -> bool:
+    """True if ``path`` is a photocap temp file whose writer is gone (safe to delete)."""
+    if not is_temp_name(path.name):
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    try:
+        age = (time.time() if now is None else now) - os.fstat(fd).st_ctime
+        if fcntl is None:
+            return age >= STALE_AFTER_UNLOCKED_S
+        if age < STALE_AFTER_S:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False  # a live writer holds it
+        return True
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temps(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """Delete the stale photocap temp files among ``paths``; return those removed."""
+    removed = []
+    for raw in paths:
+        path = Path(raw)
+        if is_stale_temp(path):
+            try:
+                path.unlink()
+            except OSError:
+                continue
+            removed.append(str(path))
+    return removed
 
 
 def name_max(folder: Path) -> int:
@@ -90,13 +146,11 @@ def replace(
             f"{target}: can't create a file in {folder} ({exc.strerror or exc})"
         ) from exc
     try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _lock(fd)  # held until the temp file is renamed or removed: it is not stale
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
         if expected is not None:
             st = target.stat()
             try:
@@ -118,4 +172,14 @@ def replace(
         if isinstance(exc, OSError):
             raise MetadataError(f"{target}: can't replace the file ({exc.strerror or exc})") from exc
         raise
+    finally:
+        os.close(fd)
     _fsync_dir(folder)
+
+
+def _lock(fd: int) -> None:
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            pass  # a file system without locks: the age rule still protects it

@@ -15,6 +15,8 @@ TAG_IMAGE_DESCRIPTION = 0x010E
 TAG_XP_COMMENT = 0x9C9C
 TAG_USER_COMMENT = 0x9286
 TAG_XMP = 0x02BC  # XMLPacket, used in TIFF files
+TAG_MAKE = 0x010F
+TAG_MODEL = 0x0110
 
 EXIF_HEADER = b"Exif\x00\x00"
 
@@ -74,6 +76,16 @@ def read_text_tags(data: bytes) -> dict[str, str]:
         if value:
             found[name] = value
     return found
+
+
+def read_camera(data: bytes) -> tuple[str | None, str | None]:
+    """EXIF Make and Model from IFD0 (for telling a camera's own name from a description)."""
+    ifd = tiff.TiffBlob(data).directories().get("IFD0")
+    found: list[str | None] = []
+    for tag in (TAG_MAKE, TAG_MODEL):
+        entry = ifd.entries.get(tag) if ifd else None
+        found.append((_decode_ascii(entry.value).strip() or None) if entry is not None else None)
+    return found[0], found[1]
 
 
 def read_xmp(data: bytes) -> bytes | None:

@@ -34,6 +34,7 @@ EXIF_USER_COMMENT = "EXIF:UserComment"
 XMP_PHOTOCAP_SOURCE = "XMP-photocap:DescriptionSource"
 XMP_PHOTOCAP_DIGEST = "XMP-photocap:DescriptionDigest"
 XMP_PHOTOCAP_MODEL = "XMP-photocap:DescriptionModel"
+XMP_PHOTOCAP_WRITER = "XMP-photocap:Writer"
 
 # XML namespaces used by the XMP tags above.
 NS_X = "adobe:ns:meta/"
@@ -66,6 +67,9 @@ class TagSpec:
     kinds: frozenset[str]  # containers that can hold it
     if_present_kinds: frozenset[str] = frozenset()  # kinds where it's only updated, never added
     why: str = ""  # one line for the README table
+    # A comment field rather than a description (cameras and phones fill it with settings):
+    # only prose found there counts as a person's words (see photocap.metadata.stock).
+    prose_only: bool = False
 
     def writes_to(self, kind: str, *, block_present: bool, windows: bool) -> bool:
         """Whether this tag is written in a container of ``kind``."""
@@ -127,11 +131,17 @@ CAPTION_TAGS: tuple[TagSpec, ...] = (
         OPTIONAL,
         EXIF_KINDS,
         why="EXIF user comment for Windows-oriented tools (only with write_windows_fields).",
+        prose_only=True,
     ),
 )
 
-# Tags recording that photocap wrote the description (never xmp:CreatorTool).
-PROVENANCE_TAGS: tuple[str, ...] = (XMP_PHOTOCAP_SOURCE, XMP_PHOTOCAP_DIGEST, XMP_PHOTOCAP_MODEL)
+# Tags recording that photocap wrote the description and whose words it is (never
+# xmp:CreatorTool): DescriptionSource is "model" or "user" (photocap 0.1.0 wrote its version
+# there, read as "model"), DescriptionDigest the digest of the text written, DescriptionModel
+# the model's id (model captions only), Writer photocap's version.
+PROVENANCE_TAGS: tuple[str, ...] = (
+    XMP_PHOTOCAP_SOURCE, XMP_PHOTOCAP_DIGEST, XMP_PHOTOCAP_MODEL, XMP_PHOTOCAP_WRITER,
+)
 
 XMP_PROPERTIES: dict[str, XmpProperty] = {
     XMP_DESCRIPTION: XmpProperty(NS_DC, "description", lang_alt=True),
@@ -139,38 +149,10 @@ XMP_PROPERTIES: dict[str, XmpProperty] = {
     XMP_PHOTOCAP_SOURCE: XmpProperty(NS_PHOTOCAP, "DescriptionSource", lang_alt=False),
     XMP_PHOTOCAP_DIGEST: XmpProperty(NS_PHOTOCAP, "DescriptionDigest", lang_alt=False),
     XMP_PHOTOCAP_MODEL: XmpProperty(NS_PHOTOCAP, "DescriptionModel", lang_alt=False),
+    XMP_PHOTOCAP_WRITER: XmpProperty(NS_PHOTOCAP, "Writer", lang_alt=False),
 }
 
-# Descriptions cameras write by themselves; they are not a human's description.
-CAMERA_PLACEHOLDERS = frozenset(
-    s.casefold()
-    for s in (
-        "OLYMPUS DIGITAL CAMERA",
-        "SONY DSC",
-        "KONICA MINOLTA DIGITAL CAMERA",
-        "MINOLTA DIGITAL CAMERA",
-        "DIGITAL CAMERA",
-        "SAMSUNG DIGITAL CAMERA",
-        "DCIM",
-        "Default",
-        "Image",
-        "Picture",
-        "LEICA DIGITAL CAMERA",
-        "Exif_JPEG_PICTURE",
-        "Exif JPEG",
-        "Created with GIMP",
-        "Screenshot",
-    )
-)
-
-
-def is_placeholder(value: str | None) -> bool:
-    """True for empty values and the stock descriptions cameras write."""
-    if value is None:
-        return True
-    cleaned = value.strip(" \t\r\n\x00")
-    return not cleaned or cleaned.casefold() in CAMERA_PLACEHOLDERS
-
+TAG_SPECS: dict[str, TagSpec] = {spec.name: spec for spec in CAPTION_TAGS}
 
 def caption_digest(text: str) -> str:
     """The digest photocap records next to a description it wrote (to spot later edits)."""

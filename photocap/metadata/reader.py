@@ -1,8 +1,8 @@
 """Read what photocap cares about from a photo's metadata (embedded and sidecar).
 
 :func:`read_metadata` answers: what do the description fields say, which one a
-caption would come from, whether a human wrote a description, and whether the
-current one is photocap's own (so it may be updated in place).
+caption would come from, and whose words each is (:class:`~photocap.metadata.provenance.Owner`):
+a person's, a model's written by photocap, or a camera's stock text.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from photocap.errors import MetadataError
-from photocap.metadata import containers, exif, fields, guard, iptc, sidecar, xmp
+from photocap.metadata import containers, exif, fields, guard, iptc, sidecar, stock, xmp
+from photocap.metadata.provenance import Owner, owner_of, parse_source
+from photocap.records import CaptionSource
 
 MAX_SIDECAR = 16 * 1024 * 1024
 # The XMP properties photocap writes: where a file's packets disagree on these, the write settles it.
@@ -27,7 +29,9 @@ class FieldValue:
     value: str
     location: str  # "embedded" | "sidecar"
     by_photocap: bool  # the value is the description photocap recorded writing
-    placeholder: bool  # empty or a camera's stock text ("OLYMPUS DIGITAL CAMERA")
+    placeholder: bool  # not a person's words: empty, a camera's stock text, a machine string
+    owner: Owner = Owner.PERSON
+    stock: str | None = None  # why it is not a person's words (placeholder), e.g. "a file name"
 
 
 @dataclass
@@ -42,10 +46,13 @@ class MetadataReport:
     caption: str | None = None  # what a caption would come from, if any
     caption_tag: str | None = None  # the tag it comes from
     caption_location: str | None = None  # "embedded" | "sidecar"
-    has_user_description: bool = False  # a description photocap did not write
-    written_by_photocap: bool = False  # the caption above is photocap's own
-    photocap_source: str | None = None  # e.g. "photocap 0.1.0"
+    caption_owner: Owner | None = None  # whose words the caption above is
+    has_user_description: bool = False  # a person's words are there (whoever typed them in)
+    written_by_photocap: bool = False  # the caption above is one photocap wrote
+    photocap_source: CaptionSource | None = None  # whose words photocap recorded writing
     photocap_model: str | None = None
+    camera_make: str | None = None  # EXIF Make and Model (a description equal to them is stock)
+    camera_model: str | None = None
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -64,6 +71,7 @@ class Location:
     embedded: containers.Embedded | None = None
     problems: dict[str, str] = field(default_factory=dict)  # block ("XMP", "EXIF", "IPTC") -> why
     others: list[tuple[str, str]] = field(default_factory=list)  # (tag, value) of a duplicate XMP packet
+    camera: tuple[str | None, str | None] = (None, None)  # EXIF Make, Model
 
 
 def merged_xmp(packets: list[bytes]) -> xmp.XmpDoc:
@@ -111,6 +119,7 @@ def read_embedded(kind: str, data: bytes) -> Location:
     if emb.exif is not None:
         try:
             loc.tags.update(exif.read_text_tags(emb.exif))
+            loc.camera = exif.read_camera(emb.exif)
         except MetadataError as exc:
             loc.problems["EXIF"] = str(exc)
     if emb.photoshop is not None:
@@ -172,37 +181,50 @@ def build_report(
     report = MetadataReport(
         str(path), kind, embeddable, str(sidecar_path) if sidecar_path else None
     )
-    digests = {
-        loc.provenance[fields.XMP_PHOTOCAP_DIGEST]
-        for loc in locations
-        if loc.provenance.get(fields.XMP_PHOTOCAP_DIGEST)
-    }
+    make, model = next((loc.camera for loc in locations if any(loc.camera)), (None, None))
+    report.camera_make, report.camera_model = make, model
+    # digest of a text photocap wrote -> whose words photocap recorded them to be
+    written: dict[str, CaptionSource] = {}
+    for loc in locations:
+        digest = loc.provenance.get(fields.XMP_PHOTOCAP_DIGEST)
+        source = parse_source(loc.provenance.get(fields.XMP_PHOTOCAP_SOURCE))
+        if digest and source is not None:
+            written.setdefault(digest, source)
     for loc in locations:
         for block, problem in loc.problems.items():
             report.warnings.append(f"{loc.name} {block}: {problem}")
         for spec in fields.CAPTION_TAGS:
             found = [loc.tags[spec.name]] if spec.name in loc.tags else []
             for value in found + [v for tag, v in loc.others if tag == spec.name]:
-                report.values.append(
-                    FieldValue(
-                        spec.name,
-                        value,
-                        loc.name,
-                        by_photocap=fields.caption_digest(value) in digests,
-                        placeholder=fields.is_placeholder(value),
-                    )
-                )
+                report.values.append(_field_value(spec, value, loc.name, written, make, model))
         if report.photocap_source is None and loc.provenance.get(fields.XMP_PHOTOCAP_SOURCE):
-            report.photocap_source = loc.provenance[fields.XMP_PHOTOCAP_SOURCE]
+            report.photocap_source = parse_source(loc.provenance[fields.XMP_PHOTOCAP_SOURCE])
             report.photocap_model = loc.provenance.get(fields.XMP_PHOTOCAP_MODEL)
     real = [v for v in report.values if not v.placeholder]
-    if real:
-        report.caption = real[0].value.strip()
-        report.caption_tag = real[0].tag
-        report.caption_location = real[0].location
-        report.written_by_photocap = real[0].by_photocap
-    report.has_user_description = any(not v.by_photocap for v in real)
+    persons = [v for v in real if v.owner.persons]
+    chosen = persons[0] if persons else (real[0] if real else None)
+    if chosen is not None:
+        report.caption = chosen.value.strip()
+        report.caption_tag = chosen.tag
+        report.caption_location = chosen.location
+        report.caption_owner = chosen.owner
+        report.written_by_photocap = chosen.by_photocap
+    report.has_user_description = bool(persons)
     return report
+
+
+def _field_value(
+    spec: fields.TagSpec, value: str, location: str, written: dict[str, CaptionSource],
+    make: str | None, model: str | None,
+) -> FieldValue:
+    source = written.get(fields.caption_digest(value.strip())) or written.get(fields.caption_digest(value))
+    reason = None if source is not None else stock.stock_reason(
+        value, make=make, model=model, prose_only=spec.prose_only
+    )
+    return FieldValue(
+        spec.name, value, location, by_photocap=source is not None, placeholder=reason is not None,
+        owner=owner_of(stock=reason is not None, photocap_source=source), stock=reason,
+    )
 
 
 def inspect(

@@ -1,7 +1,8 @@
 """Write a caption into a photo (or its XMP sidecar) without losing anything.
 
 :func:`write_caption` decides where the caption goes, refuses to overwrite a
-description a human wrote (unless forced), merges into the existing metadata,
+person's words unless allowed (:func:`photocap.metadata.provenance.may_replace`),
+merges into the existing metadata, records whose words the new caption is,
 then replaces the file atomically after verifying the result: it decodes, the
 image data is byte-identical, the new fields read back, and every tag that was
 there before is still there with the same value.
@@ -30,7 +31,8 @@ from photocap.metadata import (
     tiff,
     xmp,
 )
-from photocap.records import WriteReport
+from photocap.metadata.provenance import may_replace
+from photocap.records import CaptionSource, SkipReason, WriteReport
 
 TARGETS = ("auto", "embed", "sidecar")
 IPTC_CHANGING = ("IIM:2:120:", "IIM:1:90:", "8BIM:b'8BIM':1028", "8BIM:b'8BIM':1061")
@@ -71,29 +73,46 @@ class _Plan:
     tags: list[str]
     data: bytes | None = None  # None: nothing to change
     old: bytes | None = None
+    removed: tuple[str, ...] = ()  # provenance tags taken out (a model's id under a person's words)
 
 
-def _provenance(doc: xmp.XmpDoc, text: str, model: str | None) -> list[str]:
-    written = [fields.XMP_PHOTOCAP_SOURCE, fields.XMP_PHOTOCAP_DIGEST]
+@dataclass(frozen=True)
+class _Who:
+    """Whose caption is being written: recorded next to it in photocap's XMP namespace."""
+
+    source: CaptionSource
+    model: str | None  # the model's id, for a model's caption
+
+
+def _provenance(doc: xmp.XmpDoc, text: str, who: _Who) -> tuple[list[str], tuple[str, ...]]:
+    """Record ``who`` wrote ``text``: (tags written, tags removed)."""
     props = fields.XMP_PROPERTIES
-    xmp.set_value(doc, props[fields.XMP_PHOTOCAP_SOURCE], f"photocap {_version()}")
+    xmp.set_value(doc, props[fields.XMP_PHOTOCAP_SOURCE], str(who.source))
     xmp.set_value(doc, props[fields.XMP_PHOTOCAP_DIGEST], fields.caption_digest(text))
-    if model:
-        xmp.set_value(doc, props[fields.XMP_PHOTOCAP_MODEL], model)
-        written.append(fields.XMP_PHOTOCAP_MODEL)
-    return written
+    xmp.set_value(doc, props[fields.XMP_PHOTOCAP_WRITER], f"photocap {_version()}")
+    written = [fields.XMP_PHOTOCAP_SOURCE, fields.XMP_PHOTOCAP_DIGEST, fields.XMP_PHOTOCAP_WRITER]
+    if who.model and who.source is CaptionSource.MODEL:
+        xmp.set_value(doc, props[fields.XMP_PHOTOCAP_MODEL], who.model)
+        return [*written, fields.XMP_PHOTOCAP_MODEL], ()
+    removed = (fields.XMP_PHOTOCAP_MODEL,) if xmp.remove(doc, props[fields.XMP_PHOTOCAP_MODEL]) else ()
+    return written, removed
 
 
-def _up_to_date(loc: reader.Location | None, tags: list[str], text: str, model: str | None) -> bool:
+def _up_to_date(loc: reader.Location | None, tags: list[str], text: str, who: _Who) -> bool:
     if loc is None:
         return False
     if loc.embedded is not None and len(loc.embedded.xmp) > 1:
         return False  # duplicate XMP packets: collapse them into one
     if any(loc.tags.get(t, "").strip() != text for t in tags):
         return False
-    if loc.provenance.get(fields.XMP_PHOTOCAP_DIGEST) != fields.caption_digest(text):
+    prov = loc.provenance
+    if prov.get(fields.XMP_PHOTOCAP_DIGEST) != fields.caption_digest(text):
         return False
-    return model is None or loc.provenance.get(fields.XMP_PHOTOCAP_MODEL) == model
+    if prov.get(fields.XMP_PHOTOCAP_SOURCE) != str(who.source):
+        return False
+    if who.source is CaptionSource.USER:
+        return fields.XMP_PHOTOCAP_MODEL not in prov
+    return who.model is None or prov.get(fields.XMP_PHOTOCAP_MODEL) == who.model
 
 
 def _check_preserved(before: dict, after: dict, changing: set[str], what: str) -> None:
@@ -144,7 +163,7 @@ def _embed_tags(kind: str, loc: reader.Location, windows: bool) -> list[str]:
 
 
 def _plan_embed(
-    path: Path, kind: str, data: bytes, loc: reader.Location, text: str, windows: bool, model: str | None
+    path: Path, kind: str, data: bytes, loc: reader.Location, text: str, windows: bool, who: _Who
 ) -> _Plan:
     emb = loc.embedded
     assert emb is not None
@@ -156,7 +175,7 @@ def _plan_embed(
         if photoshop is None:  # charset or length photocap can't write losslessly
             tags.remove(fields.IPTC_CAPTION)
     plan = _Plan("embed", path, tags, old=data)
-    if _up_to_date(loc, tags, text, model):
+    if _up_to_date(loc, tags, text, who):
         return plan
     try:  # only into a photo that decodes: rewritten headers could "repair" a broken one into another
         _decode(path, kind)
@@ -166,7 +185,8 @@ def _plan_embed(
     for tag in tags:
         if tag in fields.XMP_PROPERTIES:
             xmp.set_value(doc, fields.XMP_PROPERTIES[tag], text)
-    plan.tags = tags + _provenance(doc, text, model)
+    written, plan.removed = _provenance(doc, text, who)
+    plan.tags = tags + written
     packet = xmp.serialize(doc)
     if kind == "jpeg":
         room = jpeg.MAX_XMP - len(packet)
@@ -193,7 +213,8 @@ def _verify_embed(
     exif_changing.add(f"IFD0:0x{exif.TAG_XMP:04x}")
     old_iptc = loc.iptc.fingerprint() if loc.iptc is not None else {}
     xmp_changing = {
-        xmp.key_of(fields.XMP_PROPERTIES[t]) for t in plan.tags if t in fields.XMP_PROPERTIES
+        xmp.key_of(fields.XMP_PROPERTIES[t]) for t in (*plan.tags, *plan.removed)
+        if t in fields.XMP_PROPERTIES
     }
     old_mpf = jpeg.mpf_targets(old) if kind == "jpeg" else []
 
@@ -223,7 +244,7 @@ def _verify_embed(
 
 
 def _plan_sidecar(
-    path: Path, loc: reader.Location | None, side: Path, text: str, model: str | None
+    path: Path, loc: reader.Location | None, side: Path, text: str, who: _Who
 ) -> _Plan:
     if loc is not None and "XMP" in loc.problems:
         raise MetadataError(f"{side}: the existing sidecar can't be merged: {loc.problems['XMP']}")
@@ -233,7 +254,7 @@ def _plan_sidecar(
         raise MetadataError(f"{path}: the sidecar {side} is read-only")
     tags = fields.tags_for("sidecar", block_present={}, windows=False)
     plan = _Plan("sidecar", side, tags)
-    if _up_to_date(loc, tags, text, model):
+    if _up_to_date(loc, tags, text, who):
         return plan
     doc = loc.doc if loc is not None and loc.doc is not None else None
     if doc is None:
@@ -243,7 +264,8 @@ def _plan_sidecar(
         doc = xmp.parse(side.read_bytes())  # a fresh copy to change
     for tag in tags:
         xmp.set_value(doc, fields.XMP_PROPERTIES[tag], text)
-    plan.tags = tags + _provenance(doc, text, model)
+    written, plan.removed = _provenance(doc, text, who)
+    plan.tags = tags + written
     plan.data = xmp.serialize(doc)
     return plan
 
@@ -252,7 +274,7 @@ def _verify_sidecar(
     loc: reader.Location | None, plan: _Plan, text: str
 ) -> Callable[[Path], None]:
     old_props = xmp.properties(loc.doc) if loc is not None and loc.doc is not None else {}
-    changing = {xmp.key_of(fields.XMP_PROPERTIES[t]) for t in plan.tags}
+    changing = {xmp.key_of(fields.XMP_PROPERTIES[t]) for t in (*plan.tags, *plan.removed)}
 
     def verify(temp: Path) -> None:
         new_loc = reader.read_sidecar(temp)
@@ -303,54 +325,64 @@ def write_caption(
     dry_run: bool = False,
     write_windows_fields: bool = False,
     model: str | None = None,
+    source: CaptionSource = CaptionSource.MODEL,
+    withdrawn: str | None = None,
 ) -> WriteReport:
     """Write ``text`` as the photo's description and alt text; see the module docstring.
 
     ``target``: "auto" embeds into JPEG/PNG/TIFF/WebP files that can be changed safely and
     writes an XMP sidecar otherwise; "embed" or "sidecar" force one (embed fails with a
     MetadataError where it is not safe).  ``sidecar_name``: "ext" (``photo.jpg.xmp``) or
-    "base" (``photo.xmp``); an existing sidecar of either name is merged into.  A
-    description a human wrote is left alone (``skipped`` says so) unless ``force``.
+    "base" (``photo.xmp``); an existing sidecar of either name is merged into.
+    ``source`` says whose words ``text`` is (``model`` is the model's id, recorded with a
+    model's caption). A description that ``source`` may not replace
+    (:func:`~photocap.metadata.provenance.may_replace`: a person's words under a model's
+    caption, or words photocap did not write) is left alone, with ``skip`` set to
+    ``SkipReason.PERSONS_DESCRIPTION``, unless ``force``; ``withdrawn`` is a person's
+    caption they have just cleared, which photocap wrote and may now replace.
     ``keep_mtime`` keeps the file's modification time.  ``dry_run`` changes nothing.
-    ``model`` (a model id) is recorded next to photocap's version.
     """
     if target not in TARGETS:
         raise MetadataError(f"unknown target {target!r}; use one of {', '.join(TARGETS)}")
     if sidecar_name not in sidecar.NAMES:
         raise MetadataError(f"unknown sidecar naming {sidecar_name!r}; use 'ext' or 'base'")
     text = _clean(text)
+    who = _Who(CaptionSource(source), model)
     given = Path(path)
     real = Path(os.path.realpath(given))
     reader.require_file(real)
     expected = atomic.signature(real)
     kind, data, locations, side_path = reader.inspect(real, sidecar_name=sidecar_name)
     report = reader.build_report(real, kind, data is not None, side_path, locations)
-    conflicts = [
-        v for v in report.values if not v.placeholder and not v.by_photocap and v.value.strip() != text
-    ]
-    if conflicts and not force:
-        where = ", ".join(sorted({f"{v.tag} ({v.location})" for v in conflicts}))
+    gone = " ".join(withdrawn.split()) if withdrawn else None
+    conflicts = sorted({
+        f"{v.tag} ({v.location})" for v in report.values
+        if v.value.strip() != text and not may_replace(
+            v.owner, who.source, force=force, withdrawn=gone is not None and " ".join(v.value.split()) == gone
+        )
+    })
+    if conflicts:
         return WriteReport(
-            str(given), "none", skipped=f"a description is already there: {where}; --force replaces it",
-            dry_run=dry_run,
+            str(given), "none",
+            skipped=f"a person's description is already there: {', '.join(conflicts)}; --force replaces it",
+            skip=SkipReason.PERSONS_DESCRIPTION, conflicts=tuple(conflicts), dry_run=dry_run,
         )
     embedded = next((loc for loc in locations if loc.name == "embedded"), None)
     side_loc = next((loc for loc in locations if loc.name == "sidecar"), None)
     choice, _why_not_embedded = _choose_target(target, real, kind, embedded)
     if choice == "embed":
         assert data is not None and embedded is not None
-        plan = _plan_embed(real, kind, data, embedded, text, write_windows_fields, model)
+        plan = _plan_embed(real, kind, data, embedded, text, write_windows_fields, who)
         verify = _verify_embed(kind, data, embedded, plan, text) if plan.data else None
     else:
         side = sidecar.target(real, sidecar_name)
         expected = atomic.signature(side)
-        plan = _plan_sidecar(real, side_loc, side, text, model)
+        plan = _plan_sidecar(real, side_loc, side, text, who)
         verify = _verify_sidecar(side_loc, plan, text) if plan.data else None
-    result = WriteReport(str(given), plan.target, str(plan.written), list(plan.tags), dry_run=dry_run)
     if plan.data is None:
-        result.written_path = None
-        result.skipped = "already up to date"
-        return result
+        return WriteReport(str(given), plan.target, None, tuple(plan.tags), skipped="already up to date",
+                           skip=SkipReason.UP_TO_DATE, dry_run=dry_run)
+    result = WriteReport(str(given), plan.target, str(plan.written), tuple(plan.tags), dry_run=dry_run)
     if dry_run:
         return result
     assert verify is not None

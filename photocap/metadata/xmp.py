@@ -210,6 +210,20 @@ def set_value(doc: XmpDoc, prop: XmpProperty, value: str) -> None:
         element.text = value
 
 
+def remove(doc: XmpDoc, prop: XmpProperty) -> bool:
+    """Remove a property (attribute or element) wherever it is; True if it was there."""
+    key = _key(prop)
+    found = False
+    for desc in _descriptions(doc):
+        if key in desc.attrib:
+            del desc.attrib[key]
+            found = True
+        for element in desc.findall(key):
+            desc.remove(element)
+            found = True
+    return found
+
+
 def _canonical(element: ET.Element) -> tuple:
     text = element.text or ""
     if len(element):

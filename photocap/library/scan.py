@@ -9,10 +9,14 @@ Rules:
 
 * only files whose lower-case suffix is in :data:`photocap.settings.IMAGE_SUFFIXES`
   (or the ``suffixes`` given) are yielded; ``.xmp`` sidecars never are;
-* hidden files and folders (name starting with ``.``) are skipped;
+* hidden files and folders (name starting with ``.``) are skipped; photocap's own
+  stale temp files among them are noted in ``ScanStats.temp_files`` for removal;
 * ``exclude`` globs are matched against each entry's name, its path relative to the
   root it was found under, and its absolute path (``fnmatch`` rules, ``*`` also
-  crosses ``/``); an excluded folder is not entered;
+  crosses ``/``); an excluded folder is not entered (:func:`excluded`, also used by
+  the watcher through :func:`wanted`, so the rule lives here only);
+* roots are made absolute and resolved (:func:`normalise_roots`): a library reached
+  through a symbolic link and its target are one library, with one set of paths;
 * symbolic links are not followed unless ``follow_symlinks``; when they are,
   each folder is entered at most once (tracked by ``(st_dev, st_ino)``), so link
   loops end.
@@ -31,6 +35,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from photocap.errors import MissingRootError
+from photocap.metadata.atomic import TEMP_SUFFIX
 from photocap.settings import IMAGE_SUFFIXES
 
 SIDECAR_SUFFIX = ".xmp"
@@ -65,6 +71,54 @@ class ScanStats:
     skipped_unsupported: int = 0  # suffix known to photocap but not decodable here (e.g. HEIC)
     loops: int = 0  # folders not entered again when following symlinks
     errors: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    temp_files: list[str] = field(default_factory=list)  # photocap temp files seen (maybe stale)
+
+
+@dataclass(frozen=True)
+class Root:
+    """A folder or file to index or watch, as photocap stores its paths."""
+
+    path: str  # absolute, symbolic links resolved
+    alias: str | None = None  # the absolute path as given, when a link led to ``path``
+
+    @property
+    def is_dir(self) -> bool:
+        return os.path.isdir(self.path)
+
+    def contains(self, path: str) -> bool:
+        return path == self.path or is_under(path, self.path)
+
+
+def resolve(path: str | os.PathLike[str]) -> str:
+    """The path photocap stores for ``path``: absolute, ``~`` expanded, links resolved."""
+    return os.path.realpath(os.path.abspath(os.path.expanduser(os.fspath(path))))
+
+
+def is_under(path: str, folder: str) -> bool:
+    """True if ``path`` is strictly below ``folder`` (both absolute)."""
+    return path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def normalise_roots(roots: Iterable[str | os.PathLike[str]], *, must_exist: bool = True) -> list[Root]:
+    """THE root rule: resolved roots, without duplicates or roots nested in another root.
+
+    ``~/Pictures`` (a link to ``/data/photos``) and ``/data/photos`` are one root,
+    ``/data/photos``. With ``must_exist`` a root that is not there raises
+    :class:`~photocap.errors.MissingRootError` (an unmounted drive?).
+    """
+    found: dict[str, Root] = {}
+    for raw in roots:
+        given = os.path.abspath(os.path.expanduser(os.fspath(raw)))
+        real = os.path.realpath(given)
+        if must_exist and not os.path.exists(real):
+            raise MissingRootError(given)
+        if real not in found or found[real].alias is None:
+            found[real] = Root(real, given if given != real else None)
+    kept: list[Root] = []
+    for path in sorted(found):
+        if not any(is_under(path, k.path) for k in kept if os.path.isdir(k.path) or not must_exist):
+            kept.append(found[path])
+    return kept
 
 
 def supported_suffixes() -> frozenset[str]:
@@ -76,11 +130,29 @@ def supported_suffixes() -> frozenset[str]:
     return IMAGE_SUFFIXES - {".heic", ".heif"}
 
 
-def _excluded(patterns: tuple[str, ...], name: str, rel: str, absolute: str) -> bool:
+def excluded(patterns: tuple[str, ...], name: str, rel: str, absolute: str) -> bool:
+    """THE exclude rule for one entry: a glob matches its name, its path below the root,
+    or its absolute path."""
     return any(
         fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(absolute, p)
         for p in patterns
     )
+
+
+def wanted(path: str, root: str, *, exclude: tuple[str, ...] = (),
+           suffixes: frozenset[str] | None = None) -> bool:
+    """Whether the scan of ``root`` would yield ``path`` (for paths met one at a time, e.g.
+    by the watcher): a photo suffix, no hidden part below the root, nothing excluded."""
+    if not is_image_path(path, suffixes):
+        return False
+    parts = os.path.relpath(path, root).split(os.sep)
+    if any(part.startswith(".") for part in parts):
+        return False
+    for i, name in enumerate(parts):
+        rel = os.sep.join(parts[: i + 1])
+        if excluded(exclude, name, rel, os.path.join(root, rel)):
+            return False
+    return True
 
 
 def scan(
@@ -94,10 +166,10 @@ def scan(
 ) -> Iterator[ScanEntry]:
     """Yield every image file under ``roots`` (folders or single files).
 
-    Roots are made absolute (``os.path.abspath``, no symlink resolution) and a
-    root that is not there raises ``FileNotFoundError`` before anything is
-    yielded for it. Unreadable folders are recorded in ``stats.errors`` and
-    skipped. Order: depth first, entries of a folder in name order.
+    Roots are taken as given (pass :func:`normalise_roots`' paths to store resolved
+    paths), made absolute; a root that is not there raises ``FileNotFoundError``
+    before anything is yielded for it. Unreadable folders are recorded in
+    ``stats.errors`` and skipped. Order: depth first, entries of a folder in name order.
     """
     wanted = supported_suffixes() if suffixes is None else suffixes
     patterns = tuple(exclude)
@@ -150,8 +222,10 @@ def _walk(
             name = entry.name
             if name.startswith("."):
                 st.skipped_hidden += 1
+                if name.endswith(TEMP_SUFFIX):
+                    st.temp_files.append(entry.path)
                 continue
-            if patterns and _excluded(patterns, name, entry.path[prefix_len:], entry.path):
+            if patterns and excluded(patterns, name, entry.path[prefix_len:], entry.path):
                 st.skipped_excluded += 1
                 continue
             try:

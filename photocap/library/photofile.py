@@ -1,27 +1,35 @@
-"""One photo file, read without the model: probe it (content hash, EXIF facts, a human
-description), decode it for the model, check it is completely written; and the worker
-pool that runs these off the main process.
+"""One photo file, read without the model: probe it (content hash, EXIF facts, the
+description already in it and whose words it is), decode it for the model, check it is
+completely written.
 
-Used by the pipeline (probe, decode), the watcher (completeness) and the GUI's
-thumbnails (HEIF support). Never imports torch: decoding goes through
-``photocap.model.preprocess``, which is PIL only.
+These run in the decode workers (``photocap.library.workers``) for the pipeline, in
+threads for the watcher (completeness), and in the GUI's thumbnailer (HEIF support).
+Never imports torch: decoding goes through ``photocap.model.preprocess``, which is PIL only.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import signal
-from collections.abc import Callable
-from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from photocap.errors import MetadataError
+from photocap.library.scan import content_hash
+from photocap.metadata.provenance import Owner
 from photocap.model.preprocess import describe_image_error
-from photocap.scan import content_hash
 
 if TYPE_CHECKING:
     from PIL import Image
+
+
+@dataclass(frozen=True)
+class FileDescription:
+    """The description a photo already carries, and whose words it is."""
+
+    text: str
+    owner: Owner  # never STOCK: stock text is not a description
+    model: str | None = None  # PHOTOCAP_MODEL: the model photocap recorded
 
 
 @dataclass(frozen=True)
@@ -33,7 +41,8 @@ class ProbeResult:
     height: int | None = None
     taken_at: str | None = None
     camera: str | None = None
-    description: str | None = None  # a human-written description found in its metadata
+    description: FileDescription | None = None  # the description in its metadata, if any
+    stock_texts: tuple[str, ...] = ()  # texts in its description fields that no person wrote
     error: str | None = None
 
 
@@ -52,26 +61,6 @@ class DecodedImage:
         return Image.frombytes("RGB", (self.width, self.height), self.data)
 
 
-WORKER_NICENESS = 10
-
-
-def _init_worker() -> None:
-    """Decode workers leave Ctrl-C to the parent, which stops them cleanly.
-
-    They also run at a lower priority: decoding is throughput work that fills
-    whatever CPU is idle, while the model's intra-op threads wait on each other,
-    so a decoder holding one of their cores stalls them all. (It also keeps a
-    background index from slowing the desktop.)
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if hasattr(os, "nice"):
-        try:
-            os.nice(WORKER_NICENESS)
-        except OSError:
-            pass
-    register_heif()
-
-
 def register_heif() -> None:
     """Let Pillow open HEIC/HEIF photos when pillow-heif is installed (idempotent)."""
     try:
@@ -81,8 +70,9 @@ def register_heif() -> None:
     pillow_heif.register_heif_opener()
 
 
-def probe_file(path: str, read_description: bool = True) -> ProbeResult:
-    """Hash a file and read its header: dimensions, EXIF capture time and camera.
+def probe_file(path: str, with_description: bool = True) -> ProbeResult:
+    """Hash a file and read its header: dimensions, EXIF capture time and camera, and
+    (``with_description``) the description in its metadata.
 
     Never raises for a bad file: the reason is in ``error``.
     """
@@ -91,8 +81,8 @@ def probe_file(path: str, read_description: bool = True) -> ProbeResult:
         width, height, taken_at, camera = read_exif_facts(path)
     except Exception as exc:  # noqa: BLE001 - any failure is a per-file reason
         return ProbeResult(error=describe_image_error(exc))
-    description = human_description(path) if read_description else None
-    return ProbeResult(digest, width, height, taken_at, camera, description)
+    description, stock = read_description(path) if with_description else (None, ())
+    return ProbeResult(digest, width, height, taken_at, camera, description, stock)
 
 
 def decode_file(path: str, size: int) -> DecodedImage:
@@ -162,70 +152,25 @@ def _exif_datetime(raw: Any) -> str | None:
     return f"{y}-{mo}-{d}T{h}:{mi}:{s}"
 
 
-def human_description(path: str | os.PathLike[str]) -> str | None:
-    """A description a person wrote into the photo's metadata, if any (not one photocap wrote).
+def read_description(path: str | os.PathLike[str]) -> tuple[FileDescription | None, tuple[str, ...]]:
+    """(the description in the photo's metadata or its sidecar, the stock texts found there).
 
-    Uses ``photocap.metadata.reader.read_metadata`` when that module is
-    installed; any failure there means "no description".
+    The description is a person's words if any are there (typed in another app, or saved
+    through photocap), else a model's caption photocap wrote; texts that no person wrote
+    (:mod:`photocap.metadata.stock`) are never a description. Metadata that cannot be
+    read counts as none (the writer reads it again and refuses to write where it cannot).
     """
+    from photocap.metadata.reader import read_metadata
+
     try:
-        from photocap.metadata.reader import read_metadata  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    try:
-        meta = read_metadata(path)
-    except Exception:  # noqa: BLE001 - unreadable metadata is simply no description
-        return None
-    return _description_from(meta)
-
-
-def _description_from(meta: Any) -> str | None:
-    """The human description in a ``photocap.metadata.reader.MetadataReport``, if it has one."""
-    if meta is None or not getattr(meta, "has_user_description", False):
-        return None
-    caption = getattr(meta, "caption", None)
-    if isinstance(caption, str) and caption.strip() and not getattr(meta, "written_by_photocap", False):
-        return " ".join(caption.split())
-    for value in getattr(meta, "values", ()) or ():
-        text = getattr(value, "value", None)
-        if (isinstance(text, str) and text.strip() and not getattr(value, "by_photocap", False)
-                and not getattr(value, "placeholder", False)):
-            return " ".join(text.split())
-    return None
-
-
-class InlineExecutor(Executor):
-    """Runs tasks at submit time in this process (``workers=0``, tiny jobs, tests)."""
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        fut: Future[Any] = Future()
-        try:
-            fut.set_result(fn(*args, **kwargs))
-        except Exception as exc:  # noqa: BLE001
-            fut.set_exception(exc)
-        return fut
-
-
-def default_workers() -> int:
-    """Decode processes used when not told: one per CPU but one (for the model), at most 8."""
-    return max(1, min(8, (os.cpu_count() or 2) - 1))
-
-
-def make_decode_pool(workers: int | None = None) -> Executor:
-    """A process pool for probing and decoding; pass it as ``executor=`` to reuse it across calls.
-
-    Uses ``forkserver`` on Linux (safe when the caller has threads, e.g. Qt),
-    else ``spawn``. ``workers=0`` gives an inline executor (no processes).
-    """
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    n = default_workers() if workers is None else workers
-    if n <= 0:
-        return InlineExecutor()
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    return ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker)
+        report = read_metadata(path)
+    except (MetadataError, OSError, ValueError, RecursionError):
+        return None, ()
+    stock = tuple(dict.fromkeys(" ".join(v.value.split()) for v in report.values if v.placeholder))
+    if report.caption is None or report.caption_owner is None:
+        return None, stock
+    model = report.photocap_model if report.caption_owner is Owner.PHOTOCAP_MODEL else None
+    return FileDescription(" ".join(report.caption.split()), report.caption_owner, model), stock
 
 
 def check_complete(path: str) -> str | None:

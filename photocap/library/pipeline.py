@@ -1,0 +1,411 @@
+"""The indexing pipeline: scan -> probe -> decide -> decode -> caption -> commit -> write.
+
+A photo's way through :func:`index_folders`::
+
+    scan (one stat; unchanged path+size+mtime -> UNCHANGED, nothing read)
+      -> probe in a worker process (content hash, size, EXIF, the description in the file)
+      -> decide (decide.py): kept, moved, copied, adopted -- or the model is needed
+      -> decode in a worker process (reduced-size JPEG decode, EXIF orientation, squash)
+      -> batch -> model (loaded on first need, in this process) -> one transaction per batch
+         (captions, and "write owed" with --write-metadata)
+      -> sync.write_record (caption into the file, fingerprint refreshed, owed cleared)
+
+Every file gets one :class:`~photocap.records.FileOutcome` for the index step (and one for
+the write step), reported through ``on_progress`` after its rows are committed, and the
+run ends with a frozen :class:`~photocap.library.summary.IndexSummary`.
+
+Properties the callers rely on:
+
+* A re-index of an unchanged library reads no file and never imports torch.
+* Work is bounded: at most ``2 * batch_size + 2 * workers`` files are being probed or
+  decoded at once (schedule.py), so memory does not grow with the library.
+* Interrupt-safe: every batch is committed in its own transaction; Ctrl-C (or
+  ``should_stop``) loses at most the batch in flight, and rerunning continues, including
+  the writes a killed ``--write-metadata`` run still owed.
+* A person's caption is never replaced by the model unless ``recaption`` and ``force``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Protocol
+
+from photocap.index.store import CaptionIndex, Fingerprint, PhotoUpdate
+from photocap.library import sync
+from photocap.library.concepts import with_concepts
+from photocap.library.decide import Decider, Decision, facts
+from photocap.library.photofile import DecodedImage, ProbeResult, decode_file, probe_file
+from photocap.library.runlog import Progress, RunLog
+from photocap.library.scan import ScanEntry, ScanStats, is_image_path, scan, supported_suffixes
+from photocap.library.schedule import Done, Scheduler, Step
+from photocap.library.summary import IndexSummary
+from photocap.library.workers import DecodePool
+from photocap.model.preprocess import describe_image_error
+from photocap.records import CaptionSource, Described, FileChange, FileOutcome, Outcome, ScanProblem
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = ["CaptionerFactory", "CaptionerLike", "IndexOptions", "Progress", "default_captioner_factory",
+           "index_files", "index_folders"]
+
+
+class CaptionerLike(Protocol):
+    """What the pipeline needs of :class:`photocap.inference.Captioner`."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def image_size(self) -> int: ...
+
+    def describe_images(self, images: Sequence[Image.Image]) -> list[Described]: ...
+
+
+CaptionerFactory = Callable[[], CaptionerLike]
+
+
+def default_captioner_factory(
+    model_path: str | os.PathLike[str] | None = None, device: str = "auto", beam: int | None = None
+) -> CaptionerFactory:
+    """A factory that imports torch and loads the model only when first called."""
+
+    def make() -> CaptionerLike:
+        from photocap.inference import Captioner
+
+        return Captioner(model_path, device=device, beam=beam)
+
+    return make
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    """How :func:`index_folders` and :func:`index_files` behave."""
+
+    batch_size: int = 16  # images per model batch (and per database transaction)
+    workers: int | None = None  # decode processes; None = CPUs - 1 (max 8); 0 = decode inline
+    exclude: tuple[str, ...] = ()  # globs (see photocap.library.scan)
+    follow_symlinks: bool = False
+    recaption: bool = False  # caption unchanged photos again (e.g. with a new model)
+    force: bool = False  # with recaption: replace a person's captions too (in the files too)
+    write_metadata: bool = False  # write new captions into the photos (photocap.library.sync)
+    metadata_target: str = "auto"  # embed | sidecar | auto
+    adopt_descriptions: bool = True  # a description found in a photo becomes its caption
+    prune: bool = True  # delete the records of files already flagged missing by an earlier run
+
+    @property
+    def write_options(self) -> sync.WriteOptions:
+        return sync.WriteOptions(target=self.metadata_target, force=self.force and self.recaption)
+
+
+INLINE_BELOW = 6  # this few files to decode: no worker processes (their start costs more)
+FLUSH_EVERY = 500  # pending bookkeeping rows per transaction
+POLL_S = 0.25
+
+
+@dataclass
+class _Item:
+    entry: ScanEntry
+    change: FileChange
+    probe: ProbeResult | None = None
+    update: PhotoUpdate | None = None  # the row decided after the probe, for the model's caption
+
+
+class _Run:
+    """One indexing run: classify, schedule, caption and commit. Not reusable."""
+
+    def __init__(self, index: CaptionIndex, factory: CaptionerFactory, options: IndexOptions,
+                 on_progress: Callable[[Progress], None] | None, should_stop: Callable[[], bool] | None,
+                 pool: DecodePool | None) -> None:
+        self.index = index
+        self.factory = factory
+        self.opt = options
+        self.log = RunLog(on_progress)
+        self.should_stop = should_stop or (lambda: False)
+        self.pool = pool
+        self.decider = Decider(index, recaption=options.recaption, force=options.force,
+                               adopt=options.adopt_descriptions)
+        self.pending: list[tuple[PhotoUpdate, FileOutcome | None]] = []  # rows and what they mean
+        self.batch: list[tuple[_Item, Image.Image, PhotoUpdate]] = []
+        self.captioner: CaptionerLike | None = None
+        self.stopped = False
+
+    # ------------------------------------------------------------- small steps
+    def stop_requested(self) -> bool:
+        if not self.stopped and self.should_stop():
+            self.stopped = True
+            self.log.tally.stopped = True
+        return self.stopped
+
+    def classify(self, entry: ScanEntry, fp: Fingerprint | None) -> _Item | None:
+        """Stat-level decision: None if nothing to do (UNCHANGED), else a work item."""
+        self.log.scanned += 1
+        if fp is not None and fp.size == entry.size and fp.mtime_ns == entry.mtime_ns and fp.complete:
+            if self.opt.recaption:
+                return _Item(entry, FileChange.SAME)
+            outcome = FileOutcome(entry.path, Outcome.UNCHANGED, change=FileChange.SAME)
+            if fp.missing:
+                self.pending.append((facts(entry), outcome))  # back again: unflag
+            else:
+                self.log.emit(outcome)
+            return None
+        return _Item(entry, FileChange.CHANGED if fp is not None else FileChange.NEW)
+
+    def fail(self, item: _Item, reason: str) -> None:
+        update = replace(facts(item.entry, item.probe), error=reason)
+        self.pending.append((update, FileOutcome(item.entry.path, Outcome.FAILED, change=item.change,
+                                                 reason=reason)))
+        self.log.done += 1
+
+    def flush(self) -> None:
+        """Commit the pending rows, then report what they mean and write what they owe."""
+        if not self.pending:
+            return
+        rows, self.pending = self.pending, []
+        self.index.upsert_photos([u for u, _ in rows], force=self.opt.force)
+        for _, outcome in rows:
+            if outcome is not None:
+                self.log.emit(outcome)
+        if self.opt.write_metadata:
+            sync.write_owed(self.index, [u.path for u, _ in rows if u.write_owed], self.opt.write_options,
+                            self.log.emit)
+
+    # ------------------------------------------------------------- probe -> decide -> decode
+    def process(self, work: list[_Item]) -> None:
+        """Probe, decode, caption and store every item (bounded, batched)."""
+        self.log.total = len(work)
+        self.log.progress("index", force=True)
+        if not work:
+            return
+        pool = self.pool
+        own = pool is None
+        if pool is None:
+            pool = DecodePool(self.opt.workers if len(work) >= INLINE_BELOW else 0)
+        sched: Scheduler[_Item] = Scheduler(pool, 2 * self.opt.batch_size + 2 * max(1, pool.workers))
+        for item in work:
+            sched.add(item, Step.PROBE, probe_file, item.entry.path, self.opt.adopt_descriptions)
+        try:
+            while sched.busy and not self.stop_requested():
+                for done in sched.poll(POLL_S):
+                    self.handle(done, sched)
+                    if len(self.batch) >= self.opt.batch_size:
+                        self.caption_batch()
+                        if self.stop_requested():
+                            break
+                if len(self.pending) >= FLUSH_EVERY:
+                    self.flush()
+                self.log.progress("index")
+            while not self.stopped and self.batch:
+                self.caption_batch()
+        finally:
+            sched.cancel()
+            if own:
+                pool.shutdown(wait=False)
+            self.batch.clear()  # only non-empty when interrupted: that batch is lost
+
+    def handle(self, done: Done[_Item], sched: Scheduler[_Item]) -> None:
+        item = done.item
+        if done.crashed:
+            self.fail(item, "the image decoder crashed on this file")
+        elif done.error is not None:
+            self.fail(item, describe_image_error(done.error))  # a bug in a worker: one file fails
+        elif done.step is Step.PROBE:
+            self.after_probe(item, done.result, sched)
+        else:
+            self.after_decode(item, done.result)
+
+    def after_probe(self, item: _Item, probe: ProbeResult, sched: Scheduler[_Item]) -> None:
+        item.probe = probe
+        if probe.error:
+            self.fail(item, probe.error)
+            return
+        decision = self.decider.decide(item.entry, item.change, probe)
+        if decision.outcome is None:
+            item.update = decision.update
+            sched.add(item, Step.DECODE, decode_file, item.entry.path, self.image_size(), first=True)
+            return
+        self.finish(item, decision)
+
+    def finish(self, item: _Item, d: Decision) -> None:
+        """An outcome reached without the model."""
+        assert d.outcome is not None
+        path = item.entry.path
+        update = d.update
+        if d.moved_from is not None:
+            self.index.move_path(d.moved_from, path)  # caption and a person's edit go with it
+        if d.outcome is Outcome.COPIED and self.opt.write_metadata:
+            update = replace(update, write_owed=True)
+        self.pending.append((update, FileOutcome(
+            path, d.outcome, change=item.change, caption=update.caption, source=update.source,
+            model=update.model, previous=d.moved_from or d.previous)))
+        self.log.done += 1
+        self.log.progress("index", path)
+
+    def after_decode(self, item: _Item, decoded: DecodedImage) -> None:
+        if decoded.error:
+            self.fail(item, decoded.error)
+            return
+        self.batch.append((item, decoded.to_pil(), item.update or facts(item.entry, item.probe)))
+
+    # ------------------------------------------------------------- the model
+    def image_size(self) -> int:
+        return self.load_captioner().image_size
+
+    def load_captioner(self) -> CaptionerLike:
+        if self.captioner is None:
+            self.captioner = self.factory()
+            self.log.tally.model = self.captioner.model_id
+        return self.captioner
+
+    def caption_batch(self) -> None:
+        """Caption the decoded batch and commit it with the pending bookkeeping rows."""
+        captioner = self.load_captioner()
+        size = self.opt.batch_size
+        batch, self.batch = self.batch[:size], self.batch[size:]
+        outputs = captioner.describe_images([img for _, img, _ in batch])
+        model_id = captioner.model_id
+        last = None
+        for (item, _, update), described in zip(batch, outputs):
+            text, score = " ".join(described.caption.split()), described.score
+            if not text:
+                self.fail(item, "the model produced no caption for this image")
+                continue
+            row = replace(update, caption=text, score=float(score), model=model_id, source=CaptionSource.MODEL,
+                          write_owed=True if self.opt.write_metadata else None)
+            row = with_concepts(row, described.concepts, model_id)
+            self.pending.append((row, FileOutcome(item.entry.path, Outcome.CAPTIONED, change=item.change,
+                                                  caption=text, source=CaptionSource.MODEL, model=model_id,
+                                                  score=float(score))))
+            self.log.done += 1
+            last = item.entry.path
+        self.flush()
+        self.log.progress("index", last, force=True)
+
+    # ------------------------------------------------------------- the end
+    def finish_owed(self, roots: Iterable[str]) -> None:
+        """Writes earlier runs still owe (a run killed between commit and write)."""
+        if not self.opt.write_metadata or self.stopped:
+            return
+        owed = [p for root in roots for p in (self.index.owed_writes(under=root) if os.path.isdir(root)
+                                               else [root] if self._owes(root) else [])]
+        sync.write_owed(self.index, owed, self.opt.write_options, self.log.emit)
+
+    def _owes(self, path: str) -> bool:
+        record = self.index.get(path)
+        return record is not None and record.write_owed
+
+    def end(self) -> IndexSummary:
+        self.flush()
+        self.log.progress("done", force=True)
+        return self.log.summary()
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def index_folders(
+    roots: Iterable[str | os.PathLike[str]],
+    index: CaptionIndex,
+    captioner_factory: CaptionerFactory,
+    options: IndexOptions | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    *,
+    pool: DecodePool | None = None,
+) -> IndexSummary:
+    """Bring the index up to date with every photo under ``roots`` (folders or files).
+
+    Unchanged files cost one stat; new and changed files are captioned (or keep their
+    caption when their content is known, or adopt the description in the file); files
+    gone since the last run are flagged missing, and those already flagged by an earlier
+    run are pruned (``options.prune``). With ``write_metadata`` new captions, and those an
+    earlier run still owed, are written into the files. Raises
+    :class:`~photocap.errors.MissingRootError` for a root that is not there, and lets
+    model/database errors through after committing what was done. ``pool`` is a warm
+    :class:`DecodePool` to use (the watcher's); by default the run starts its own.
+    """
+    opt = options or IndexOptions()
+    resolved = sync.library_roots(index, roots)
+    run = _Run(index, captioner_factory, opt, on_progress, should_stop, pool)
+    paths = [r.path for r in resolved]
+    known: dict[str, Fingerprint] = {}
+    for root in paths:
+        if os.path.isdir(root):
+            known.update(index.fingerprints(under=root))
+        elif (fp := index.fingerprint(root)) is not None:
+            known[root] = fp
+    stats = ScanStats()
+    try:
+        work: list[_Item] = []
+        for entry in scan(paths, exclude=opt.exclude, follow_symlinks=opt.follow_symlinks, stats=stats,
+                          should_stop=run.stop_requested):
+            item = run.classify(entry, known.pop(entry.path, None))
+            if item is not None:
+                work.append(item)
+            run.log.progress("scan", entry.path)
+        run.log.unsupported = stats.skipped_unsupported
+        run.log.tally.scan_errors.extend(ScanProblem(p, r) for p, r in stats.errors)
+        run.log.temp_removed = sync.remove_stale_temps(stats.temp_files)
+        if not run.stop_requested():
+            run.process(work)
+        if not run.stopped:
+            run.flush()
+            for outcome in sync.settle_missing(index, known, run.decider.claimed, prune=opt.prune):
+                run.log.emit(outcome)
+            run.finish_owed(paths)
+    finally:
+        run.flush()
+    return run.end()
+
+
+def index_files(
+    paths: Iterable[str | os.PathLike[str]],
+    index: CaptionIndex,
+    captioner_factory: CaptionerFactory,
+    options: IndexOptions | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    *,
+    pool: DecodePool | None = None,
+) -> IndexSummary:
+    """Index an explicit list of files (the watcher's settled files), incrementally.
+
+    Same rules as :func:`index_folders` per file. Paths that are not photos (suffix,
+    hidden, ``.xmp``) are ignored; a path that no longer exists is flagged missing.
+    Nothing else in the index is touched.
+    """
+    opt = options or IndexOptions()
+    run = _Run(index, captioner_factory, opt, on_progress, should_stop, pool)
+    work: list[_Item] = []
+    gone: list[str] = []
+    seen: set[str] = set()
+    suffixes = supported_suffixes()
+    try:
+        for raw in paths:
+            p = os.path.abspath(os.fspath(raw))
+            if p in seen or not is_image_path(p, suffixes):
+                continue
+            seen.add(p)
+            try:
+                st = os.stat(p) if opt.follow_symlinks else os.lstat(p)
+            except FileNotFoundError:
+                gone.append(p)
+                continue
+            except OSError as exc:
+                run.log.tally.scan_errors.append(ScanProblem(p, exc.strerror or str(exc)))
+                continue
+            if not os.path.isfile(p) or (not opt.follow_symlinks and os.path.islink(p)):
+                continue
+            item = run.classify(ScanEntry(p, st.st_size, st.st_mtime_ns), index.fingerprint(p))
+            if item is not None:
+                work.append(item)
+        if not run.stop_requested():
+            run.process(work)
+        run.flush()
+        for outcome in sync.flag_gone(index, gone):
+            run.log.emit(outcome)
+    finally:
+        run.flush()
+    return run.end()
