@@ -48,7 +48,7 @@ def test_caption_json_lines(tmp_path, sample_photos, tiny_model_path):
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["path"] for r in rows] == [str(sample_photos["coffee.jpg"]), str(sample_photos["rocket.jpg"])]
     for row in rows:
-        assert set(row) == {"path", "caption", "score", "model"}
+        assert set(row) == {"path", "caption", "score", "model", "concepts"}
         assert row["model"] == "tiny-show-attend-tell" and row["score"] <= 0 and row["caption"]
 
 

@@ -22,6 +22,7 @@ from photocap.index.store import MAX_QUERY_TERMS, CaptionIndex, PhotoUpdate, fts
 from photocap.metadata import jpeg, png, webp
 from photocap.metadata.reader import read_metadata
 from photocap.metadata.writer import write_caption
+from photocap.records import SkipReason
 
 CAPTION = "a dog runs on the beach"
 
@@ -81,13 +82,13 @@ def test_a_folder_run_goes_on_past_bad_files(tmp_path):
     for p in good:
         assert by_name[p.name]["target"] == "embed"
     assert by_name["a-deep.jpg"]["target"] == "sidecar" and by_name["b-encoding.png"]["target"] == "sidecar"
-    assert "truncated" in by_name["c-cut.jpg"]["error"]
+    assert by_name["c-cut.jpg"]["event"] == "failed" and "truncated" in by_name["c-cut.jpg"]["reason"]
     out = photocap("read", str(folder), "--json")
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
     rows = {Path(r["path"]).name: r for r in map(json.loads, out.stdout.splitlines())}
     assert set(rows) == {"good-0.jpg", "good-1.jpg", "good-2.jpg", "a-deep.jpg", "b-encoding.png", "c-cut.jpg",
                          "d-pipe.jpg"}
-    assert "FIFO" in rows["d-pipe.jpg"]["error"]
+    assert "FIFO" in rows["d-pipe.jpg"]["error"]  # said, never opened
     assert rows["good-1.jpg"]["caption"] == CAPTION
 
 
@@ -160,7 +161,7 @@ def test_a_persons_description_in_a_second_packet_is_seen(tmp_path, fmt):
     report = read_metadata(path)
     assert report.has_user_description and report.caption == corpus.PERSON
     before = path.read_bytes()
-    assert write_caption(path, CAPTION).skipped.startswith("a description is already there")
+    assert write_caption(path, CAPTION).skip is SkipReason.PERSONS_DESCRIPTION
     assert path.read_bytes() == before
     assert write_caption(path, CAPTION, force=True).target == "embed"
     assert _packets(path) == 1

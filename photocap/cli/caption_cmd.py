@@ -14,18 +14,13 @@ from photocap.cli._common import (
 
 
 def _expand(paths: tuple[Path, ...]) -> list[Path]:
-    """Files as given, folders walked recursively for image files (sorted, hidden skipped)."""
-    from photocap.settings import IMAGE_SUFFIXES
+    """Files as given, folders walked for image files by the library's scan rules (hidden ones skipped)."""
+    from photocap.library.scan import scan
 
     out: list[Path] = []
     for path in paths:
         if path.is_dir():
-            for found in sorted(path.rglob("*")):
-                rel = found.relative_to(path)
-                if any(part.startswith(".") for part in rel.parts):
-                    continue
-                if found.is_file() and found.suffix.lower() in IMAGE_SUFFIXES:
-                    out.append(found)
+            out.extend(Path(e.path) for e in scan([path]))
         else:
             out.append(path)
     return out

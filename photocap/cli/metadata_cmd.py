@@ -30,17 +30,21 @@ Examples:
 """
 
 
-def _expand(paths: Iterable[Path]) -> Iterator[Path]:
+def _expand(paths: Iterable[Path], problems: list[tuple[str, str]] | None = None) -> Iterator[Path]:
     """The photos named and those under folders (the scan's rules; RAW and other
-    sidecar-only formats included)."""
-    from photocap.library.scan import scan
+    sidecar-only formats included). What a folder holds that is named like a photo but is
+    not one (a FIFO, a link to nothing) lands in ``problems`` as (path, reason)."""
+    from photocap.library.scan import ScanStats, scan
     from photocap.metadata.containers import EMBED_SUFFIXES, SIDECAR_SUFFIXES
     from photocap.settings import IMAGE_SUFFIXES
 
     suffixes = IMAGE_SUFFIXES | EMBED_SUFFIXES | SIDECAR_SUFFIXES
     for path in paths:
         if path.is_dir():
-            yield from (Path(e.path) for e in scan([path], suffixes=suffixes))
+            stats = ScanStats()
+            yield from (Path(e.path) for e in scan([path], suffixes=suffixes, stats=stats))
+            if problems is not None:
+                problems.extend(stats.errors)
         else:
             yield path
 
@@ -191,20 +195,29 @@ def read(paths: tuple[Path, ...], as_json: bool) -> None:
     from photocap.metadata.reader import read_metadata
 
     total = failed = 0
-    for path in _expand(paths):
+    problems: list[tuple[str, str]] = []
+
+    def fail(path: str, reason: str) -> None:
+        warn(f"error: {reason}")
+        if as_json:
+            echo_json({"path": path, "error": reason})
+
+    for path in _expand(paths, problems):
         total += 1
         try:
             report = read_metadata(path)
         except PhotocapError as exc:
             failed += 1
-            warn(f"error: {exc}")
-            if as_json:
-                echo_json({"path": str(path), "error": str(exc)})
+            fail(str(path), str(exc))
             continue
         if as_json:
             echo_json(report.to_dict())
         else:
             _show(report)
+    for path, reason in problems:
+        total += 1
+        failed += 1
+        fail(path, f"{path}: {reason}")
     if total == 0:
         raise click.ClickException("No photos found.")
     if failed == total:

@@ -239,9 +239,12 @@ def _walk(
                         seen_dirs.add(key)
                     subdirs.append(entry.path)
                     continue
-                if not entry.is_file(follow_symlinks=follow):
-                    continue  # dangling link, socket, fifo, or a link when not following
                 suffix = os.path.splitext(name)[1].lower()
+                if not entry.is_file(follow_symlinks=follow):
+                    odd = _not_a_file(entry) if suffix in wanted else None
+                    if odd is not None:  # named like a photo, but nothing to read: say so, never open it
+                        st.errors.append((entry.path, odd))
+                    continue  # (a link to a file, when not following links, is passed over quietly)
                 if suffix not in wanted or suffix == SIDECAR_SUFFIX:
                     if suffix in IMAGE_SUFFIXES:
                         st.skipped_unsupported += 1
@@ -253,6 +256,26 @@ def _walk(
             st.files += 1
             yield ScanEntry(entry.path, fs.st_size, fs.st_mtime_ns)
         stack.extend(reversed(subdirs))  # pop() then visits them in name order
+
+
+def _not_a_file(entry: os.DirEntry[str]) -> str | None:
+    """Why an entry named like a photo is not one (None: a link to a file, not followed)."""
+    import stat
+
+    try:
+        mode = entry.stat(follow_symlinks=False).st_mode
+        if stat.S_ISLNK(mode):
+            os.stat(entry.path)  # raises for a link to nothing
+            return None
+    except FileNotFoundError:
+        return "a symbolic link to nothing (its target is gone)"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if stat.S_ISFIFO(mode):
+        return "not a photo file: it is a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "not a photo file: it is a socket"
+    return "not a photo file: it is a device or another special file"
 
 
 def content_hash(path: str | os.PathLike[str]) -> str:
