@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -159,16 +160,24 @@ def train(kind: str, path: Path, db_path: Path | None, out_dir: Path, arch: str 
         from photocap.inference import pick_device
 
         model_cfg, train_cfg = default_recipe()
+        overlay: dict[str, Any] = {}  # the config file's model settings
         if config_file is not None:
             data = json.loads(config_file.read_text())
-            model_cfg = type(model_cfg).from_dict({**model_cfg.to_dict(), **data.get("model", {})})
+            overlay = data.get("model", {})
+            unknown = sorted(set(overlay) - {f.name for f in fields(model_cfg)})
+            if unknown:
+                raise click.ClickException(f"{config_file}: unknown model settings: {', '.join(unknown)}")
             train_cfg = TrainConfig.from_dict({**train_cfg.__dict__, **data.get("train", {})})
-        for name, value in (("arch", arch), ("encoder", encoder), ("attention", attention),
+        for name, value in (*overlay.items(), ("arch", arch), ("encoder", encoder), ("attention", attention),
                             ("fine_tune_blocks", fine_tune_blocks)):
             if value is not None:
-                setattr(model_cfg, name, value)
+                setattr(model_cfg, name, value)  # validated together below
         if encoder == "inception-v3":
             model_cfg.image_size = 299  # the only size its ImageNet weights work at
+        changed = encoder is not None or arch is not None or {"encoder", "arch"} & set(overlay)
+        if changed and not any(name.startswith("concept_") for name in overlay):
+            for what in model_cfg.without_unsupported_concepts():
+                warn(f"photocap: the recipe's {what} is left out")
         if resume is None and init_path is None:
             try:
                 model_cfg.validate()

@@ -161,6 +161,18 @@ class ModelConfig:
         if size is not None and self.image_size != size:
             raise ValueError(f"the {self.encoder} encoder needs image_size {size}, not {self.image_size}")
 
+    def without_unsupported_concepts(self) -> list[str]:
+        """Turn off the concept settings the encoder or decoder cannot have (after changing
+        either, e.g. the recipe with another encoder); return what was turned off."""
+        dropped = []
+        if self.concept_head and not self.encoder.startswith("efficientnet-lite"):
+            self.concept_head, self.concept_force = False, 0.0
+            dropped.append(f"concepts (the {self.encoder} encoder has no ImageNet classifier here)")
+        if self.concept_slots and not (self.concept_head and self.arch == "transformer"):
+            self.concept_slots = 0
+            dropped.append(f"reading concepts in the decoder (the {self.arch} decoder does not)")
+        return dropped
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -63,6 +63,9 @@ class TrainConfig:
     scst_lr: float = 2e-5
     scst_samples: int = 5
     scst_temperature: float = 0.7  # below 1 keeps label smoothing's long tail out of the samples
+    # Contrastive reward: minus this times a sample's best CIDEr-D against the other photos of its
+    # batch, so a caption that fits every dog photo earns less than one that fits only its own.
+    scst_contrast: float = 0.0
     max_steps: int = 0  # stop after this many steps in total (0 = no limit); for quick runs
 
     @classmethod

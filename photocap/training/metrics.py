@@ -335,25 +335,33 @@ class CiderD:
         """CIDEr-D of each candidate against the references of the matching key."""
         if len(keys) != len(candidates):
             raise ValueError(f"{len(keys)} keys but {len(candidates)} candidates")
-        n = self.n
+        return [self._against(self._vector(self._counts(c)), self._references_of(k)) for k, c in zip(keys, candidates)]
+
+    def best_other(self, candidates: Sequence[str | Sequence[str]], others: Sequence[Sequence[str]]) -> list[float]:
+        """For each candidate, its highest CIDEr-D against the references of any key in ``others``
+        (e.g. the other photos of a batch: how well it would describe them too)."""
         out = []
-        for key, candidate in zip(keys, candidates):
-            refs = self._references_of(key)
-            vec, norms, length = self._vector(self._counts(candidate))
-            total = 0.0
-            for ref_vec, ref_norms, ref_length in refs:
-                val = [0.0] * n
-                for gram, weight in vec.items():
-                    ref_weight = ref_vec.get(gram)
-                    if ref_weight is not None:
-                        val[len(gram) - 1] += min(weight, ref_weight) * ref_weight
-                sim = 0.0
-                for i in range(n):
-                    if norms[i] != 0.0 and ref_norms[i] != 0.0:
-                        sim += val[i] / (norms[i] * ref_norms[i])
-                    else:
-                        sim += val[i]
-                delta = float(length - ref_length)
-                total += sim * math.exp(-(delta * delta) / self._penalty_denominator)
-            out.append(total / n / len(refs) * 10.0 if refs else 0.0)
+        for candidate, keys in zip(candidates, others):
+            prepared = self._vector(self._counts(candidate))
+            out.append(max((self._against(prepared, self._references_of(k)) for k in keys), default=0.0))
         return out
+
+    def _against(self, candidate: _Prepared, refs: list[_Prepared]) -> float:
+        n = self.n
+        vec, norms, length = candidate
+        total = 0.0
+        for ref_vec, ref_norms, ref_length in refs:
+            val = [0.0] * n
+            for gram, weight in vec.items():
+                ref_weight = ref_vec.get(gram)
+                if ref_weight is not None:
+                    val[len(gram) - 1] += min(weight, ref_weight) * ref_weight
+            sim = 0.0
+            for i in range(n):
+                if norms[i] != 0.0 and ref_norms[i] != 0.0:
+                    sim += val[i] / (norms[i] * ref_norms[i])
+                else:
+                    sim += val[i]
+            delta = float(length - ref_length)
+            total += sim * math.exp(-(delta * delta) / self._penalty_denominator)
+        return total / n / len(refs) * 10.0 if refs else 0.0
