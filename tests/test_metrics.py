@@ -135,3 +135,15 @@ def test_cider_d_with_fixed_document_frequencies() -> None:
         cider.score(["nope"], ["a dog"])
     with pytest.raises(ValueError):
         cider.score(["1", "2"], ["a dog"])
+
+
+def test_best_other_says_how_well_a_caption_would_describe_the_other_photos() -> None:
+    cider = CiderD(REFS)
+    generic, specific = "a dog runs on the grass", "a dog runs on the grass ."
+    own = cider.score(["1"], [specific])[0]
+    assert cider.best_other([specific], [["1"]]) == [own]  # against its own photo: its own score
+    fits_others = cider.best_other(["a man rides a red bike down the street", "kids playing in snow"],
+                                   [["1", "2", "4"], ["1", "3", "4"]])
+    assert fits_others[0] < 0.5 * cider.score(["3"], ["a man rides a red bike down the street"])[0]
+    assert fits_others[1] < 0.5 * cider.score(["2"], ["kids playing in snow"])[0]
+    assert cider.best_other([generic], [[]]) == [0.0]

@@ -108,7 +108,8 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny_dataset, tmp_path):
 
 
 def test_self_critical_phase_runs_and_logs(tiny_dataset, tmp_path):
-    result = _run(tiny_dataset, tmp_path / "scst", tmp_path / "cache", epochs=2, scst_epochs=1, scst_lr=1e-4)
+    result = _run(tiny_dataset, tmp_path / "scst", tmp_path / "cache", epochs=2, scst_epochs=1, scst_lr=1e-4,
+                  scst_contrast=0.5)  # the recipe's contrastive reward
     log = [json.loads(line) for line in (tmp_path / "scst" / "log.jsonl").read_text().splitlines()]
     assert log[-1]["epoch"] == "scst-1" and log[-1]["train_reward"] >= 0
     assert result.best_path.exists()
