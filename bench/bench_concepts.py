@@ -30,9 +30,10 @@ def _photos(folder: Path | None) -> list:
     try:
         from skimage import data
 
-        for name in ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_right", "hubble_deep_field",
-                     "immunohistochemistry", "retina", "colorwheel"):
+        for name in ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry",
+                     "retina", "colorwheel", "eagle"):
             images.append(Image.fromarray(getattr(data, name)()).convert("RGB"))
+        images.append(Image.fromarray(data.stereo_motorcycle()[0]).convert("RGB"))
     except ImportError:
         pass
     return images

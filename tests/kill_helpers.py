@@ -5,6 +5,10 @@ per batch; print READY once the workers are decoding (the test then SIGKILLs thi
 MODE ``die-before-write``: index FOLDER with --write-metadata; the first time a caption is
 about to be written into a file (its batch already committed), SIGKILL this process.
 MODE ``write``: index FOLDER with --write-metadata, to the end (the rerun).
+MODE ``loop``: index FOLDER with --write-metadata and two decode workers, batches of two,
+printing ``OUTCOME <event>`` as the progress reports them (the crash loop SIGKILLs it after a
+random number of those).
+MODE ``index-only``: index FOLDER without writing into the files (before a ``write`` is killed).
 Captions come from a fake captioner (fast, deterministic, one distinct caption per image).
 """
 
@@ -49,9 +53,15 @@ def main() -> None:
             if p.phase == "index":
                 print("READY", flush=True)
     else:
-        options = pipeline.IndexOptions(workers=0, batch_size=4, write_metadata=True)
+        options = pipeline.IndexOptions(workers=0, batch_size=4, write_metadata=mode != "index-only")
         captioner = FakeCaptioner()
         on_progress = None  # type: ignore[assignment]
+        if mode == "loop":
+            options = pipeline.IndexOptions(workers=2, batch_size=2, write_metadata=True)
+
+            def on_progress(p: pipeline.Progress) -> None:
+                for o in p.outcomes:
+                    print(f"OUTCOME {o.outcome}", flush=True)
         if mode == "die-before-write":
             real = sync.write_caption
 

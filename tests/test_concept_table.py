@@ -3,7 +3,6 @@ searches and keywords use. These tests read the file itself, not photocap's load
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 from pathlib import Path
 

@@ -110,7 +110,7 @@ def test_write_on_a_full_disk(tmp_path):
         out = photocap("write", str(photo), "--force", "--json", db=db)
         assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
         (row,) = [json.loads(line) for line in out.stdout.splitlines()]
-        assert "No space left on device" in row["error"]
+        assert row["event"] == "failed" and "No space left on device" in row["reason"]
         assert hashlib.sha256(photo.read_bytes()).hexdigest() == before
         assert sorted(p.name for p in photo.parent.iterdir()) == [photo.name]  # no temp file left
         filler.unlink()

@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover - Windows
 TEMP_SUFFIX = ".photocap-tmp"
 # ".<photo name>.<8 hex digits>.photocap-tmp", as replace() names them
 TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{8}" + re.escape(TEMP_SUFFIX) + "$")
-STALE_AFTER_S = 60.0  # unlocked and untouched this long: its writer is gone
+STALE_AFTER_S = 5.0  # unlocked and this old: its writer is gone (younger: maybe between creating and locking it)
 STALE_AFTER_UNLOCKED_S = 3600.0  # where locks are not available
 
 
