@@ -6,7 +6,7 @@ model (or ``--model PATH``), opens the real MainWindow offscreen, types a
 query, selects a result and saves a grab of the window::
 
     python scripts/screenshot_gui.py                      # bundled model
-    python scripts/screenshot_gui.py --model tiny.safetensors --query standing --select astronaut.jpg
+    python scripts/screenshot_gui.py --model tiny.safetensors --query playing --select chelsea.jpg
 
 Runs without a display (QT_QPA_PLATFORM=offscreen is set unless already set).
 """
@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=None,
                         help="model file (default: the bundled model, when present)")
     parser.add_argument("--photos", type=Path, default=ROOT / "examples" / "photos")
-    parser.add_argument("--query", default="standing", help="text typed into the search box")
-    parser.add_argument("--select", default="astronaut.jpg", help="file name of the result to select")
+    parser.add_argument("--query", default="playing", help="text typed into the search box")
+    parser.add_argument("--select", default="chelsea.jpg", help="file name of the result to select")
     parser.add_argument("--size", default="1180x720", help="window size, WxH")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshot.png")
     args = parser.parse_args(argv)
