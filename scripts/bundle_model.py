@@ -45,7 +45,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path, help="a trained model file (e.g. OUT/best.safetensors)")
     parser.add_argument("--data", type=Path, required=True, help="the training dataset (its dev split is used)")
-    parser.add_argument("--kind", default="flickr8k", help="dataset kind, as `photocap train --data` (default flickr8k)")
+    parser.add_argument("--kind", default="flickr8k",
+                        help="dataset kind, as `photocap train --data` (default flickr8k)")
     parser.add_argument("--also-dev", action="append", default=[], metavar="KIND:PATH",
                         help="another dev set, all of whose images are scored (repeatable)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="feature cache (default: the user cache folder)")

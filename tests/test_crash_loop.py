@@ -120,6 +120,21 @@ def no_process_left(pgid: int) -> None:
     wait_for(lambda: not group_members(pgid), 20, f"the processes of the killed run ({pgid}) to exit")
 
 
+def kill_after(proc: subprocess.Popen[str], lines: int, seconds: float) -> float:
+    """SIGKILL ``proc`` once it has printed ``lines`` more lines and ``seconds`` more have passed;
+    wait until every process of its run is gone. Returns the moment of the kill."""
+    assert proc.stdout is not None
+    for _ in range(lines):
+        if not proc.stdout.readline():
+            break
+    time.sleep(seconds)
+    os.kill(proc.pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    proc.wait(30)
+    no_process_left(proc.pid)
+    return killed_at
+
+
 def let_temps_age(killed_at: float, temps: int) -> None:
     """A temp file younger than atomic.STALE_AFTER_S may be a live writer's before its lock:
     the rerun removes a killed write's temp file only once it is that old."""
@@ -170,15 +185,7 @@ def test_the_indexer_killed_at_a_random_moment(tmp_path, template, indexer_outco
     proc = start("loop", db, folder)
     assert proc.stdout is not None
     wait_for(lambda: proc.stdout.readline().strip() == "STARTED", 60, "the indexer to start")
-    reported = rng.randrange(indexer_outcomes)  # kill after this many outcomes, a little into the next
-    for _ in range(reported):
-        if not proc.stdout.readline():
-            break
-    time.sleep(rng.uniform(0.0, 0.05))
-    os.kill(proc.pid, signal.SIGKILL)
-    killed_at = time.monotonic()
-    proc.wait(30)
-    no_process_left(proc.pid)
+    killed_at = kill_after(proc, rng.randrange(indexer_outcomes), rng.uniform(0.0, 0.05))
 
     if db.exists():
         integrity_ok(db)
@@ -213,15 +220,8 @@ def test_the_writer_killed_at_a_random_moment(tmp_path, template, trial) -> None
 
     proc = photocap_write(folder, db)
     assert proc.stdout is not None
-    reported = rng.randrange(PHOTOS)  # kill after this many files are reported, into the next one
-    for _ in range(reported):
-        if not proc.stdout.readline():
-            break
-    time.sleep(rng.uniform(0.0, 0.03))
-    os.kill(proc.pid, signal.SIGKILL)
-    killed_at = time.monotonic()
-    proc.wait(30)
-    no_process_left(proc.pid)
+    reported = rng.randrange(PHOTOS)
+    killed_at = kill_after(proc, reported, rng.uniform(0.0, 0.03))
 
     integrity_ok(db)
     written, untouched, temps = check_folder(folder, template, db)

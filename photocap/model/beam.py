@@ -82,8 +82,9 @@ def beam_search(
     ``(words + 1) ** length_penalty`` (0 = plain log-probability). ``banned_ids``
     (e.g. <pad>, <start>, <unk>) are never emitted; no caption repeats a phrase of
     ``no_repeat_ngram`` words (0 = allowed), counting the ids that ``same_words[i]`` maps
-    to another id as that id; of each ``once`` group of ids at most one is emitted, once. A batch item stops once it has ``beam_size`` finished
-    hypotheses; unfinished ones count at ``max_len``.
+    to another id as that id; of each ``once`` group of ids at most one is emitted, once.
+    A batch item stops once it has ``beam_size`` finished hypotheses; unfinished ones
+    count at ``max_len``.
 
     ``required[i]``, when not empty, is a set of ids of which image i's caption should hold
     one: constrained beam search (Anderson et al. 2017) with two banks of ``beam_size``
@@ -184,7 +185,8 @@ def beam_search(
             out.append(max(f or fb, key=ranking) if (f or fb) else Hypothesis([], float("-inf")))
             continue
         named = max(f, key=ranking)
-        out.append(named if ranking(named) + required_bonus[i] >= ranking(max(fb, key=ranking)) else max(fb, key=ranking))
+        best = max(fb, key=ranking)
+        out.append(named if ranking(named) + required_bonus[i] >= ranking(best) else best)
     return out
 
 
