@@ -1,7 +1,7 @@
-"""IPTC IIM inside a JPEG's Photoshop APP13 segment: read and update Caption-Abstract.
+"""IPTC IIM inside a JPEG's Photoshop APP13 segment: read and update Caption-Abstract and Keywords.
 
 photocap only updates an IPTC block that already exists (resource 0x0404 in the
-Photoshop image-resource block).  Other datasets and resources are copied
+Photoshop image-resource block); keywords are only ever added after those there.  Other datasets and resources are copied
 verbatim; the IPTC digest (0x0425), when present, is refreshed so that
 Photoshop-aware tools see the IIM and XMP as in sync.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from photocap.errors import MetadataError
@@ -165,7 +166,7 @@ def with_caption(block: IptcBlock, text: str) -> bytes | None:
     return updated(block, caption=text)
 
 
-def _encoder(datasets: list[Dataset], texts: list[str]):  # type: ignore[no-untyped-def]
+def _encoder(datasets: list[Dataset], texts: list[str]) -> Callable[[str], bytes] | None:
     """How to encode ``texts`` into this block (None if it can't be done losslessly).
 
     UTF-8 is declared (dataset 1:90, added to ``datasets``) when the block has no character

@@ -2,10 +2,11 @@
 
 :func:`write_caption` decides where the caption goes, refuses to overwrite a
 person's words unless allowed (:func:`photocap.metadata.provenance.may_replace`),
-merges into the existing metadata, records whose words the new caption is,
-then replaces the file atomically after verifying the result: it decodes, the
-image data is byte-identical, the new fields read back, and every tag that was
-there before is still there with the same value.
+merges into the existing metadata (and adds keywords after those already there, when
+given), records whose words the new caption is, then replaces the file atomically after verifying the result: it decodes, the
+image data is byte-identical, the new fields read back, every tag that was
+there before is still there with the same value, and every keyword list still starts
+with the keywords it had, in their order.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def _add_xmp_keywords(doc: xmp.XmpDoc, keywords: tuple[str, ...]) -> None:
     xmp.add_to_list(doc, prop, list(fields.missing_keywords(xmp.get_list(doc, prop) or [], keywords)))
 
 
-def _check_keywords(old: reader.Location | None, new: reader.Location, plan: "_Plan") -> None:
+def _check_keywords(old: reader.Location | None, new: reader.Location, plan: _Plan) -> None:
     """Each keyword tag written still starts with the keywords it had, in order, and holds
     every keyword asked for."""
     for tag in plan.tags:
