@@ -263,3 +263,28 @@ def test_index_write_metadata_keywords_with_a_real_model(tmp_path: Path, photo_d
     result = runner().invoke(cli, ["write", str(photo_dir), "--db", str(db), "--keywords", "--json"])
     assert result.exit_code == 0, result.output
     assert {json.loads(line)["skip"] for line in result.stdout.splitlines()} == {"up_to_date"}
+
+
+def test_iptc_in_a_latin1_block_takes_only_what_latin1_can_hold() -> None:
+    datasets = [(2, 25, "Café".encode("latin-1"))]  # an 8-bit block with no declared charset
+    block = iptc.IptcBlock([iptc.Resource(b"8BIM", iptc.RESOURCE_IPTC, b"\x00\x00", iptc.encode_iim(datasets))],
+                           datasets)
+    assert iptc.updated(block, keywords=("咖啡",)) is None
+    payload = iptc.updated(block, keywords=("crème",))
+    assert payload is not None
+    new = iptc.load(payload)
+    assert new is not None and new.keywords == ["Café", "crème"]
+
+
+def test_a_keyword_iptc_cannot_hold_still_goes_to_xmp(tmp_path: Path) -> None:
+    photo, _ = make_sample(tmp_path, "jpeg")
+    report = write_caption(photo, CAPTION, keywords=["cat", "k" * 80])
+    assert fields.XMP_SUBJECT in report.fields and fields.IPTC_KEYWORDS not in report.fields
+    assert fields.IPTC_CAPTION in report.fields
+    after = exiftool(photo)
+    assert as_list(after["XMP-dc:Subject"]) == [*PERSONS, "k" * 80]
+    assert as_list(after["IPTC:Keywords"]) == ["Holiday", "CAT"]
+    assert after["IPTC:Caption-Abstract"] == CAPTION
+    old = photo.read_bytes()
+    assert write_caption(photo, CAPTION, keywords=["cat", "k" * 80]).skip is SkipReason.UP_TO_DATE
+    assert photo.read_bytes() == old

@@ -209,16 +209,21 @@ def _plan_embed(
     ktags = _keyword_tags(kind, _present(loc), keywords)
     photoshop = None
     if fields.IPTC_CAPTION in tags or fields.IPTC_KEYWORDS in ktags:
-        assert loc.iptc is not None
+        block = loc.iptc
+        assert block is not None
         caption = text if fields.IPTC_CAPTION in tags else None
         add = fields.missing_keywords(loc.keywords.get(fields.IPTC_KEYWORDS, []), keywords) \
             if fields.IPTC_KEYWORDS in ktags else ()
-        photoshop = iptc.updated(loc.iptc, caption=caption, keywords=add)
-        if photoshop is None and fields.IPTC_KEYWORDS in ktags:  # keywords IIM can't hold losslessly
-            ktags.remove(fields.IPTC_KEYWORDS)
-            photoshop = iptc.updated(loc.iptc, caption=caption) if caption is not None else None
-        if photoshop is None and caption is not None:  # charset or length photocap can't write losslessly
-            tags.remove(fields.IPTC_CAPTION)
+        if caption is not None or add:
+            photoshop = iptc.updated(block, caption=caption, keywords=add)
+        if photoshop is None and caption is not None and iptc.updated(block, caption=caption) is None:
+            tags.remove(fields.IPTC_CAPTION)  # charset or length photocap can't write losslessly
+            caption = None
+        if photoshop is None and add and iptc.updated(block, caption=caption, keywords=add) is None:
+            ktags.remove(fields.IPTC_KEYWORDS)  # keywords IIM can't hold losslessly
+            add = ()
+        if photoshop is None and (caption is not None or add):
+            photoshop = iptc.updated(block, caption=caption, keywords=add)
     plan = _Plan("embed", path, tags + ktags, old=data, keywords=keywords)
     if _up_to_date(loc, tags, text, who) and not _keywords_missing(loc, ktags, keywords):
         return plan
