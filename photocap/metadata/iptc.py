@@ -161,11 +161,6 @@ def load(photoshop: bytes) -> IptcBlock | None:
     return IptcBlock(resources, parse_iim(iim.data))
 
 
-def with_caption(block: IptcBlock, text: str) -> bytes | None:
-    """The Photoshop payload with Caption-Abstract set, or None if it can't be done losslessly."""
-    return updated(block, caption=text)
-
-
 def _encoder(datasets: list[Dataset], texts: list[str]) -> Callable[[str], bytes] | None:
     """How to encode ``texts`` into this block (None if it can't be done losslessly).
 
