@@ -58,6 +58,9 @@ MAX_LISTED_FAILURES = 20
 @click.option("--force", is_flag=True, help="With --recaption: replace captions you wrote or edited too.")
 @click.option("--write-metadata", is_flag=True,
               help="Also write each new caption into the photo (description and alt-text; see `photocap write`).")
+@click.option("--keywords", is_flag=True,
+              help="With --write-metadata: also add the photo's confident concepts to its keywords "
+              "(see `photocap write --keywords`).")
 @json_option
 def index(
     folders: tuple[Path, ...],
@@ -71,6 +74,7 @@ def index(
     recaption: bool,
     force: bool,
     write_metadata: bool,
+    keywords: bool,
     as_json: bool,
 ) -> None:
     """Caption every photo under FOLDERS into the index, incrementally.
@@ -89,6 +93,7 @@ def index(
       photocap index ~/Pictures
       photocap index ~/Pictures /media/usb/DCIM --exclude 'Screenshots' --exclude '*.gif'
       photocap index ~/Pictures --recaption --model better.safetensors
+      photocap index ~/Pictures --write-metadata --keywords
       photocap index ~/Pictures --json | jq -r 'select(.event=="captioned") | .caption'
     """
     from photocap.index.store import CaptionIndex
@@ -96,6 +101,8 @@ def index(
 
     if force and not recaption:
         raise click.UsageError("--force only makes sense with --recaption.")
+    if keywords and not write_metadata:
+        raise click.UsageError("--keywords only makes sense with --write-metadata.")
     options = IndexOptions(
         batch_size=batch_size,
         workers=workers,
@@ -104,6 +111,7 @@ def index(
         recaption=recaption,
         force=force,
         write_metadata=write_metadata,
+        keywords=keywords,
     )
     factory = default_captioner_factory(model_path, device=device)
     reporter = _IndexReporter(as_json)

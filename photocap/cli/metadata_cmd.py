@@ -20,13 +20,15 @@ Examples:
   photocap write photo.jpg --dry-run         show what would be written, change nothing
   photocap write raw/ --target sidecar       XMP sidecars only (photo.cr2.xmp)
   photocap write a.jpg --force --json        replace a human's description; JSON lines
+  photocap write ~/Pictures --keywords       also add what the model sees ("cat", "sofa")
+                                             to each photo's keywords
 """
 
 READ_HELP_EPILOG = """
 \b
 Examples:
   photocap read photo.jpg                    the description fields and where they came from
-  photocap read ~/Pictures --json            one JSON object per photo
+  photocap read ~/Pictures --json            one JSON object per photo (keywords included)
 """
 
 
@@ -95,6 +97,13 @@ def _describe(o: FileOutcome) -> str:
     is_flag=True,
     help="Also write EXIF XPComment and UserComment (for Windows-oriented tools).",
 )
+@click.option(
+    "--keywords",
+    is_flag=True,
+    help="Also add the photo's confident concepts (what the model sees: \"cat\", \"pizza\") to its "
+    "keywords: XMP dc:subject, and IPTC Keywords where the photo has IPTC data. Keywords already "
+    "there are kept first, in their order; none is added twice (ignoring case).",
+)
 @json_option
 def write(
     paths: tuple[Path, ...],
@@ -105,6 +114,7 @@ def write(
     dry_run: bool,
     keep_mtime: bool,
     windows_fields: bool,
+    keywords: bool,
     as_json: bool,
 ) -> None:
     """Write the index's caption of each photo into its metadata.
@@ -127,7 +137,8 @@ def write(
     if not db.exists():
         raise click.ClickException(f"No index at {db}. Caption the photos first with `photocap index PATH`.")
     options = sync.WriteOptions(target=target, sidecar_name=sidecar_name, force=force,
-                                keep_mtime=keep_mtime, dry_run=dry_run, windows_fields=windows_fields)
+                                keep_mtime=keep_mtime, dry_run=dry_run, windows_fields=windows_fields,
+                                keywords=keywords)
     tally = Tally()
     tally.dry_run = dry_run
 
@@ -177,6 +188,10 @@ def _show(report: Any) -> None:
         owner = {"photocap-user": "photocap/you", "photocap-model": "photocap/model",
                  "stock": f"stock ({value.stock})"}.get(str(value.owner), "person")
         click.echo(f"  {value.tag:36} {value.location:9} {owner:16} {value.value!r}")
+    if report.keywords:
+        click.echo(f"  keywords: {', '.join(report.keywords)}")
+    for kv in report.keyword_values:
+        click.echo(f"  {kv.tag:36} {kv.location:9} {', '.join(kv.values)}")
     if report.sidecar:
         click.echo(f"  sidecar: {report.sidecar}")
     for message in report.warnings:
@@ -190,7 +205,8 @@ def read(paths: tuple[Path, ...], as_json: bool) -> None:
     """Show the description fields photocap finds in photos and their XMP sidecars.
 
     For each photo: every description/alt-text tag found, which one a caption would come
-    from, and whether photocap or someone else wrote it.  PATH may be photos or folders.
+    from, whether photocap or someone else wrote it, and its keywords (XMP dc:subject,
+    IPTC Keywords).  PATH may be photos or folders.
     """
     from photocap.metadata.reader import read_metadata
 

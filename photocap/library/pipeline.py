@@ -92,12 +92,14 @@ class IndexOptions:
     force: bool = False  # with recaption: replace a person's captions too (in the files too)
     write_metadata: bool = False  # write new captions into the photos (photocap.library.sync)
     metadata_target: str = "auto"  # embed | sidecar | auto
+    keywords: bool = False  # with write_metadata: the confident concepts as keywords too
     adopt_descriptions: bool = True  # a description found in a photo becomes its caption
     prune: bool = True  # delete the records of files already flagged missing by an earlier run
 
     @property
     def write_options(self) -> sync.WriteOptions:
-        return sync.WriteOptions(target=self.metadata_target, force=self.force and self.recaption)
+        return sync.WriteOptions(target=self.metadata_target, force=self.force and self.recaption,
+                                 keywords=self.keywords)
 
 
 INLINE_BELOW = 6  # this few files to decode: no worker processes (their start costs more)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from photocap.errors import MetadataError
 from photocap.index.store import CaptionIndex, Fingerprint, PhotoRecord, PhotoUpdate
+from photocap.library.concepts import keywords as concept_keywords
 from photocap.library.photofile import FileDescription, ProbeResult
 from photocap.library.scan import Root, content_hash, normalise_roots, resolve
 from photocap.metadata import atomic
@@ -46,6 +47,7 @@ class WriteOptions:
     keep_mtime: bool = True
     dry_run: bool = False
     windows_fields: bool = False
+    keywords: bool = False  # also add the photo's confident concepts as keywords (never removes any)
 
 
 # --------------------------------------------------------------------------- writing
@@ -67,6 +69,9 @@ def write_record(
 ) -> FileOutcome:
     """Write ``record``'s caption into its photo, then settle the index in one transaction.
 
+    With ``options.keywords`` the photo's confident concepts
+    (:func:`photocap.library.concepts.keywords`) are added to its keywords too.
+
     Success (written or already there): the fingerprint is refreshed when the photo itself
     changed, and "write owed" is cleared. A person's description in the way: SKIPPED with
     ``SkipReason.PERSONS_DESCRIPTION`` (and nothing owed any more: only ``--force`` changes
@@ -78,12 +83,14 @@ def write_record(
                            reason="no caption yet")
     source = record.source or CaptionSource.MODEL
     known = _matches_record(record)  # the index's fingerprint is the file's, before the write
+    words = concept_keywords(index.concepts(path)) if options.keywords else ()
     try:
         report = write_caption(
             path, record.caption, target=options.target, sidecar_name=options.sidecar_name,
             force=options.force, keep_mtime=options.keep_mtime, dry_run=options.dry_run,
             write_windows_fields=options.windows_fields, source=source,
             model=record.model if source is CaptionSource.MODEL else None, withdrawn=withdrawn,
+            keywords=words,
         )
     except (MetadataError, OSError) as exc:
         reason = str(exc) if isinstance(exc, MetadataError) else f"{path}: {exc.strerror or exc}"

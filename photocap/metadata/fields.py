@@ -12,6 +12,7 @@ Nothing here does I/O; the containers and the writer consult the table.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 # Write modes.
@@ -35,6 +36,8 @@ XMP_PHOTOCAP_SOURCE = "XMP-photocap:DescriptionSource"
 XMP_PHOTOCAP_DIGEST = "XMP-photocap:DescriptionDigest"
 XMP_PHOTOCAP_MODEL = "XMP-photocap:DescriptionModel"
 XMP_PHOTOCAP_WRITER = "XMP-photocap:Writer"
+XMP_SUBJECT = "XMP-dc:Subject"
+IPTC_KEYWORDS = "IPTC:Keywords"
 
 # XML namespaces used by the XMP tags above.
 NS_X = "adobe:ns:meta/"
@@ -91,6 +94,7 @@ class XmpProperty:
     namespace: str
     local: str
     lang_alt: bool
+    bag: bool = False  # an unordered list (rdf:Bag), e.g. dc:subject
 
 
 # photocap field "caption" -> ordered tags (read priority = this order).
@@ -135,6 +139,23 @@ CAPTION_TAGS: tuple[TagSpec, ...] = (
     ),
 )
 
+# photocap field "keywords" -> tags. Keywords are only ever added (merged after a person's,
+# compared without regard to case): photocap never removes or reorders one.
+KEYWORD_TAGS: tuple[TagSpec, ...] = (
+    TagSpec(
+        XMP_SUBJECT,
+        ALWAYS,
+        XMP_KINDS,
+        why="The keywords of Lightroom, digiKam, Bridge and most photo managers (only with --keywords).",
+    ),
+    TagSpec(
+        IPTC_KEYWORDS,
+        IF_PRESENT,
+        frozenset({"jpeg"}),
+        why="Legacy IPTC keywords, added to only where the photo already has IPTC data.",
+    ),
+)
+
 # Tags recording that photocap wrote the description and whose words it is (never
 # xmp:CreatorTool): DescriptionSource is "model" or "user" (photocap 0.1.0 wrote its version
 # there, read as "model"), DescriptionDigest the digest of the text written, DescriptionModel
@@ -150,25 +171,51 @@ XMP_PROPERTIES: dict[str, XmpProperty] = {
     XMP_PHOTOCAP_DIGEST: XmpProperty(NS_PHOTOCAP, "DescriptionDigest", lang_alt=False),
     XMP_PHOTOCAP_MODEL: XmpProperty(NS_PHOTOCAP, "DescriptionModel", lang_alt=False),
     XMP_PHOTOCAP_WRITER: XmpProperty(NS_PHOTOCAP, "Writer", lang_alt=False),
+    XMP_SUBJECT: XmpProperty(NS_DC, "subject", lang_alt=False, bag=True),
 }
 
 TAG_SPECS: dict[str, TagSpec] = {spec.name: spec for spec in CAPTION_TAGS}
+KEYWORD_SPECS: dict[str, TagSpec] = {spec.name: spec for spec in KEYWORD_TAGS}
 
 def caption_digest(text: str) -> str:
     """The digest photocap records next to a description it wrote (to spot later edits)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def tags_for(kind: str, *, block_present: dict[str, bool], windows: bool) -> list[str]:
-    """The caption tags written for a container ``kind`` ("jpeg", "png", "tiff", "webp", "sidecar").
+def tags_for(
+    kind: str, *, block_present: dict[str, bool], windows: bool, specs: tuple[TagSpec, ...] = CAPTION_TAGS
+) -> list[str]:
+    """The tags of ``specs`` (the caption's, or :data:`KEYWORD_TAGS`) written for a container
+    ``kind`` ("jpeg", "png", "tiff", "webp", "sidecar").
 
     ``block_present`` says which optional blocks the file already has, by tag group
     ("IPTC", "EXIF").
     """
     return [
         spec.name
-        for spec in CAPTION_TAGS
+        for spec in specs
         if spec.writes_to(
             kind, block_present=block_present.get(spec.name.split(":")[0], False), windows=windows
         )
     ]
+
+
+def keyword_key(word: str) -> str:
+    """What two keywords are compared by: "Cat" and "cat " are the same keyword."""
+    return " ".join(word.split()).casefold()
+
+
+def clean_keywords(words: Iterable[str]) -> tuple[str, ...]:
+    """Keywords to add: whitespace collapsed, empty ones and duplicates (ignoring case) dropped."""
+    out: dict[str, str] = {}
+    for word in words:
+        text = " ".join(str(word).split())
+        if text and not any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in text):
+            out.setdefault(keyword_key(text), text)
+    return tuple(out.values())
+
+
+def missing_keywords(existing: Iterable[str], wanted: Iterable[str]) -> tuple[str, ...]:
+    """The ``wanted`` keywords not yet among ``existing`` (compared by :func:`keyword_key`)."""
+    have = {keyword_key(w) for w in existing}
+    return tuple(w for w in wanted if keyword_key(w) not in have)

@@ -1,7 +1,7 @@
-"""IPTC IIM inside a JPEG's Photoshop APP13 segment: read and update Caption-Abstract.
+"""IPTC IIM inside a JPEG's Photoshop APP13 segment: read and update Caption-Abstract and Keywords.
 
 photocap only updates an IPTC block that already exists (resource 0x0404 in the
-Photoshop image-resource block).  Other datasets and resources are copied
+Photoshop image-resource block); keywords are only ever added after those there.  Other datasets and resources are copied
 verbatim; the IPTC digest (0x0425), when present, is refreshed so that
 Photoshop-aware tools see the IIM and XMP as in sync.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from photocap.errors import MetadataError
@@ -17,6 +18,8 @@ from photocap.errors import MetadataError
 RESOURCE_IPTC = 0x0404
 RESOURCE_DIGEST = 0x0425
 CAPTION = (2, 120)
+KEYWORDS = (2, 25)
+MAX_KEYWORD = 64  # bytes, per the IIM spec
 CHARSET = (1, 90)
 UTF8_CHARSET = b"\x1b%G"
 MAX_CAPTION = 2000  # bytes, per the IIM spec
@@ -132,6 +135,12 @@ class IptcBlock:
                 return _decode(value, utf8).rstrip("\x00").strip()
         return None
 
+    @property
+    def keywords(self) -> list[str]:
+        """The Keywords (2:25) datasets, in order."""
+        utf8 = _is_utf8(self.datasets)
+        return [_decode(v, utf8).rstrip("\x00").strip() for r, n, v in self.datasets if (r, n) == KEYWORDS]
+
     def fingerprint(self) -> dict[str, object]:
         found: dict[str, object] = {}
         seen: dict[tuple[int, int], int] = {}
@@ -152,33 +161,51 @@ def load(photoshop: bytes) -> IptcBlock | None:
     return IptcBlock(resources, parse_iim(iim.data))
 
 
-def with_caption(block: IptcBlock, text: str) -> bytes | None:
-    """The Photoshop payload with Caption-Abstract set, or None if it can't be done losslessly.
+def _encoder(datasets: list[Dataset], texts: list[str]) -> Callable[[str], bytes] | None:
+    """How to encode ``texts`` into this block (None if it can't be done losslessly).
 
-    UTF-8 is declared (dataset 1:90) when the block has no character set and holds only
-    ASCII; a block in an undeclared 8-bit charset gets the caption only if it is Latin-1.
+    UTF-8 is declared (dataset 1:90, added to ``datasets``) when the block has no character
+    set and holds only ASCII; a block in an undeclared 8-bit charset takes only Latin-1 text.
     """
-    datasets = list(block.datasets)
     if _is_utf8(datasets):
-        value = text.encode("utf-8")
-    elif any((r, n) == CHARSET for r, n, _ in datasets):
+        return lambda t: t.encode("utf-8")
+    if any((r, n) == CHARSET for r, n, _ in datasets):
         return None  # some other declared charset: leave it alone
-    elif all(v.isascii() for _, _, v in datasets):
-        value = text.encode("utf-8")
-        if not value.isascii():
+    if all(v.isascii() for _, _, v in datasets):
+        if not all(t.isascii() for t in texts):
             _insert_sorted(datasets, (*CHARSET, UTF8_CHARSET))
-    else:
-        try:
-            value = text.encode("latin-1")
-        except UnicodeEncodeError:
-            return None
-    if len(value) > MAX_CAPTION:
+        return lambda t: t.encode("utf-8")
+    try:
+        for t in texts:
+            t.encode("latin-1")
+    except UnicodeEncodeError:
         return None
-    index = next((i for i, d in enumerate(datasets) if (d[0], d[1]) == CAPTION), None)
-    if index is None:
-        _insert_sorted(datasets, (*CAPTION, value))
-    else:
-        datasets[index] = (*CAPTION, value)
+    return lambda t: t.encode("latin-1")
+
+
+def updated(block: IptcBlock, *, caption: str | None = None, keywords: tuple[str, ...] = ()) -> bytes | None:
+    """The Photoshop payload with Caption-Abstract set (``caption``) and ``keywords`` added
+    after the Keywords already there (which are kept as they are), or None if it can't be
+    done losslessly (a charset photocap can't write, a value too long for IIM)."""
+    datasets = list(block.datasets)
+    texts = ([caption] if caption is not None else []) + list(keywords)
+    encode = _encoder(datasets, texts)
+    if encode is None:
+        return None
+    if caption is not None:
+        value = encode(caption)
+        if len(value) > MAX_CAPTION:
+            return None
+        index = next((i for i, d in enumerate(datasets) if (d[0], d[1]) == CAPTION), None)
+        if index is None:
+            _insert_sorted(datasets, (*CAPTION, value))
+        else:
+            datasets[index] = (*CAPTION, value)
+    for word in keywords:
+        value = encode(word)
+        if len(value) > MAX_KEYWORD:
+            return None
+        _insert_sorted(datasets, (*KEYWORDS, value))
     iim = encode_iim(datasets)
     out = []
     for res in block.resources:

@@ -18,7 +18,10 @@ from photocap.records import CaptionSource
 
 MAX_SIDECAR = 16 * 1024 * 1024
 # The XMP properties photocap writes: where a file's packets disagree on these, the write settles it.
-_WRITTEN_KEYS = frozenset(xmp.key_of(prop) for prop in fields.XMP_PROPERTIES.values())
+# (Not the keywords: photocap only adds to those, so packets disagreeing on them stay refused.)
+_WRITTEN_KEYS = frozenset(
+    xmp.key_of(prop) for tag, prop in fields.XMP_PROPERTIES.items() if tag not in fields.KEYWORD_SPECS
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,15 @@ class FieldValue:
     placeholder: bool  # not a person's words: empty, a camera's stock text, a machine string
     owner: Owner = Owner.PERSON
     stock: str | None = None  # why it is not a person's words (placeholder), e.g. "a file name"
+
+
+@dataclass(frozen=True)
+class KeywordValues:
+    """The keywords one tag holds in the photo or its sidecar, in their order."""
+
+    tag: str  # e.g. "XMP-dc:Subject"
+    values: tuple[str, ...]
+    location: str  # "embedded" | "sidecar"
 
 
 @dataclass
@@ -51,6 +63,8 @@ class MetadataReport:
     written_by_photocap: bool = False  # the caption above is one photocap wrote
     photocap_source: CaptionSource | None = None  # whose words photocap recorded writing
     photocap_model: str | None = None
+    keywords: list[str] = field(default_factory=list)  # every keyword found, once each (ignoring case)
+    keyword_values: list[KeywordValues] = field(default_factory=list)  # ... and where each list is
     camera_make: str | None = None  # EXIF Make and Model (a description equal to them is stock)
     camera_model: str | None = None
     warnings: list[str] = field(default_factory=list)
@@ -65,6 +79,7 @@ class Location:
 
     name: str  # "embedded" | "sidecar"
     tags: dict[str, str] = field(default_factory=dict)  # caption tag -> value
+    keywords: dict[str, list[str]] = field(default_factory=dict)  # keyword tag -> its keywords
     provenance: dict[str, str] = field(default_factory=dict)  # photocap tags -> value
     doc: xmp.XmpDoc | None = None
     iptc: iptc.IptcBlock | None = None
@@ -104,6 +119,10 @@ def _read_xmp_into(loc: Location, packets: list[bytes]) -> None:
                 loc.tags[tag] = value
             elif value.strip() != loc.tags[tag].strip():
                 loc.others.append((tag, value))
+        words = xmp.get_list(doc, fields.XMP_PROPERTIES[fields.XMP_SUBJECT])
+        if words is not None:
+            have = loc.keywords.setdefault(fields.XMP_SUBJECT, [])
+            have += [w for w in words if w not in have]
     try:
         loc.doc = xmp.merge(docs, _WRITTEN_KEYS)
     except MetadataError as exc:
@@ -133,6 +152,8 @@ def read_embedded(kind: str, data: bytes) -> Location:
             caption = loc.iptc.caption if loc.iptc else None
             if caption:
                 loc.tags[fields.IPTC_CAPTION] = caption
+            if loc.iptc is not None and loc.iptc.keywords:
+                loc.keywords[fields.IPTC_KEYWORDS] = loc.iptc.keywords
     return loc
 
 
@@ -197,6 +218,11 @@ def build_report(
             found = [loc.tags[spec.name]] if spec.name in loc.tags else []
             for value in found + [v for tag, v in loc.others if tag == spec.name]:
                 report.values.append(_field_value(spec, value, loc.name, written, make, model))
+        for spec in fields.KEYWORD_TAGS:
+            words = [w for w in loc.keywords.get(spec.name, []) if w.strip()]
+            if words:
+                report.keyword_values.append(KeywordValues(spec.name, tuple(words), loc.name))
+                report.keywords += fields.missing_keywords(report.keywords, fields.clean_keywords(words))
         if report.photocap_source is None and loc.provenance.get(fields.XMP_PHOTOCAP_SOURCE):
             report.photocap_source = parse_source(loc.provenance[fields.XMP_PHOTOCAP_SOURCE])
             report.photocap_model = loc.provenance.get(fields.XMP_PHOTOCAP_MODEL)

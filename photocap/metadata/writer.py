@@ -2,10 +2,11 @@
 
 :func:`write_caption` decides where the caption goes, refuses to overwrite a
 person's words unless allowed (:func:`photocap.metadata.provenance.may_replace`),
-merges into the existing metadata, records whose words the new caption is,
-then replaces the file atomically after verifying the result: it decodes, the
-image data is byte-identical, the new fields read back, and every tag that was
-there before is still there with the same value.
+merges into the existing metadata (and adds keywords after those already there, when
+given), records whose words the new caption is, then replaces the file atomically after verifying the result: it decodes, the
+image data is byte-identical, the new fields read back, every tag that was
+there before is still there with the same value, and every keyword list still starts
+with the keywords it had, in their order.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import os
 import stat
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +75,7 @@ class _Plan:
     data: bytes | None = None  # None: nothing to change
     old: bytes | None = None
     removed: tuple[str, ...] = ()  # provenance tags taken out (a model's id under a person's words)
+    keywords: tuple[str, ...] = ()  # the keywords every keyword tag in ``tags`` must hold after
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,37 @@ def _up_to_date(loc: reader.Location | None, tags: list[str], text: str, who: _W
     return who.model is None or prov.get(fields.XMP_PHOTOCAP_MODEL) == who.model
 
 
+def _keyword_tags(kind: str, present: dict[str, bool], keywords: tuple[str, ...]) -> list[str]:
+    if not keywords:
+        return []
+    return fields.tags_for(kind, block_present=present, windows=False, specs=fields.KEYWORD_TAGS)
+
+
+def _keywords_missing(loc: reader.Location | None, ktags: list[str], keywords: tuple[str, ...]) -> bool:
+    """Whether some keyword tag still lacks one of ``keywords`` (ignoring case)."""
+    have = loc.keywords if loc is not None else {}
+    return any(fields.missing_keywords(have.get(t, []), keywords) for t in ktags)
+
+
+def _add_xmp_keywords(doc: xmp.XmpDoc, keywords: tuple[str, ...]) -> None:
+    prop = fields.XMP_PROPERTIES[fields.XMP_SUBJECT]
+    xmp.add_to_list(doc, prop, list(fields.missing_keywords(xmp.get_list(doc, prop) or [], keywords)))
+
+
+def _check_keywords(old: reader.Location | None, new: reader.Location, plan: _Plan) -> None:
+    """Each keyword tag written still starts with the keywords it had, in order, and holds
+    every keyword asked for."""
+    for tag in plan.tags:
+        if tag not in fields.KEYWORD_SPECS:
+            continue
+        before = old.keywords.get(tag, []) if old is not None else []
+        after = new.keywords.get(tag, [])
+        if after[: len(before)] != before:
+            raise MetadataError(f"verification failed: {tag} would lose or reorder a keyword")
+        if fields.missing_keywords(after, plan.keywords):
+            raise MetadataError(f"verification failed: {tag} does not read back")
+
+
 def _check_preserved(before: dict, after: dict, changing: set[str], what: str) -> None:
     for key, value in before.items():
         if key in changing or key.startswith(IPTC_CHANGING):
@@ -152,30 +185,47 @@ def _decode(path: Path, kind: str) -> None:
 # --- embedding ------------------------------------------------------------------------------
 
 
-def _embed_tags(kind: str, loc: reader.Location, windows: bool) -> list[str]:
+def _present(loc: reader.Location) -> dict[str, bool]:
+    """Which optional blocks the photo already has, by tag group."""
     emb = loc.embedded
     assert emb is not None
-    present = {
+    return {
         "IPTC": loc.iptc is not None and "IPTC" not in loc.problems,
         "EXIF": emb.exif is not None,
     }
-    return fields.tags_for(kind, block_present=present, windows=windows)
+
+
+def _embed_tags(kind: str, loc: reader.Location, windows: bool) -> list[str]:
+    return fields.tags_for(kind, block_present=_present(loc), windows=windows)
 
 
 def _plan_embed(
-    path: Path, kind: str, data: bytes, loc: reader.Location, text: str, windows: bool, who: _Who
+    path: Path, kind: str, data: bytes, loc: reader.Location, text: str, windows: bool, who: _Who,
+    keywords: tuple[str, ...] = (),
 ) -> _Plan:
     emb = loc.embedded
     assert emb is not None
     tags = _embed_tags(kind, loc, windows)
+    ktags = _keyword_tags(kind, _present(loc), keywords)
     photoshop = None
-    if fields.IPTC_CAPTION in tags:
-        assert loc.iptc is not None
-        photoshop = iptc.with_caption(loc.iptc, text)
-        if photoshop is None:  # charset or length photocap can't write losslessly
-            tags.remove(fields.IPTC_CAPTION)
-    plan = _Plan("embed", path, tags, old=data)
-    if _up_to_date(loc, tags, text, who):
+    if fields.IPTC_CAPTION in tags or fields.IPTC_KEYWORDS in ktags:
+        block = loc.iptc
+        assert block is not None
+        caption = text if fields.IPTC_CAPTION in tags else None
+        add = fields.missing_keywords(loc.keywords.get(fields.IPTC_KEYWORDS, []), keywords) \
+            if fields.IPTC_KEYWORDS in ktags else ()
+        if caption is not None or add:
+            photoshop = iptc.updated(block, caption=caption, keywords=add)
+        if photoshop is None and caption is not None and iptc.updated(block, caption=caption) is None:
+            tags.remove(fields.IPTC_CAPTION)  # charset or length photocap can't write losslessly
+            caption = None
+        if photoshop is None and add and iptc.updated(block, caption=caption, keywords=add) is None:
+            ktags.remove(fields.IPTC_KEYWORDS)  # keywords IIM can't hold losslessly
+            add = ()
+        if photoshop is None and (caption is not None or add):
+            photoshop = iptc.updated(block, caption=caption, keywords=add)
+    plan = _Plan("embed", path, tags + ktags, old=data, keywords=keywords)
+    if _up_to_date(loc, tags, text, who) and not _keywords_missing(loc, ktags, keywords):
         return plan
     try:  # only into a photo that decodes: rewritten headers could "repair" a broken one into another
         _decode(path, kind)
@@ -185,8 +235,10 @@ def _plan_embed(
     for tag in tags:
         if tag in fields.XMP_PROPERTIES:
             xmp.set_value(doc, fields.XMP_PROPERTIES[tag], text)
+    if fields.XMP_SUBJECT in ktags:
+        _add_xmp_keywords(doc, keywords)
     written, plan.removed = _provenance(doc, text, who)
-    plan.tags = tags + written
+    plan.tags = tags + ktags + written
     packet = xmp.serialize(doc)
     if kind == "jpeg":
         room = jpeg.MAX_XMP - len(packet)
@@ -223,8 +275,8 @@ def _verify_embed(
         if not containers.same_image(kind, old, new):
             raise MetadataError("verification failed: the image data would change")
         new_loc = reader.read_embedded(kind, new)
-        caption_tags = [t for t in plan.tags if t not in fields.PROVENANCE_TAGS]
-        _check_readback(new_loc, caption_tags, text)
+        _check_readback(new_loc, [t for t in plan.tags if t in fields.TAG_SPECS], text)
+        _check_keywords(loc, new_loc, plan)
         assert new_loc.doc is not None and new_loc.embedded is not None
         _check_preserved(old_props, xmp.properties(new_loc.doc), xmp_changing, "XMP")
         if emb.exif is not None and new_loc.embedded.exif is not None:
@@ -244,7 +296,8 @@ def _verify_embed(
 
 
 def _plan_sidecar(
-    path: Path, loc: reader.Location | None, side: Path, text: str, who: _Who
+    path: Path, loc: reader.Location | None, side: Path, text: str, who: _Who,
+    keywords: tuple[str, ...] = (),
 ) -> _Plan:
     if loc is not None and "XMP" in loc.problems:
         raise MetadataError(f"{side}: the existing sidecar can't be merged: {loc.problems['XMP']}")
@@ -253,8 +306,9 @@ def _plan_sidecar(
     if side.exists() and not _writable(side):
         raise MetadataError(f"{path}: the sidecar {side} is read-only")
     tags = fields.tags_for("sidecar", block_present={}, windows=False)
-    plan = _Plan("sidecar", side, tags)
-    if _up_to_date(loc, tags, text, who):
+    ktags = _keyword_tags("sidecar", {}, keywords)
+    plan = _Plan("sidecar", side, tags + ktags, keywords=keywords)
+    if _up_to_date(loc, tags, text, who) and not _keywords_missing(loc, ktags, keywords):
         return plan
     doc = loc.doc if loc is not None and loc.doc is not None else None
     if doc is None:
@@ -264,8 +318,10 @@ def _plan_sidecar(
         doc = xmp.parse(side.read_bytes())  # a fresh copy to change
     for tag in tags:
         xmp.set_value(doc, fields.XMP_PROPERTIES[tag], text)
+    if fields.XMP_SUBJECT in ktags:
+        _add_xmp_keywords(doc, keywords)
     written, plan.removed = _provenance(doc, text, who)
-    plan.tags = tags + written
+    plan.tags = tags + ktags + written
     plan.data = xmp.serialize(doc)
     return plan
 
@@ -278,7 +334,8 @@ def _verify_sidecar(
 
     def verify(temp: Path) -> None:
         new_loc = reader.read_sidecar(temp)
-        _check_readback(new_loc, [t for t in plan.tags if t not in fields.PROVENANCE_TAGS], text)
+        _check_readback(new_loc, [t for t in plan.tags if t in fields.TAG_SPECS], text)
+        _check_keywords(loc, new_loc, plan)
         assert new_loc.doc is not None
         _check_preserved(old_props, xmp.properties(new_loc.doc), changing, "XMP")
 
@@ -327,6 +384,7 @@ def write_caption(
     model: str | None = None,
     source: CaptionSource = CaptionSource.MODEL,
     withdrawn: str | None = None,
+    keywords: Sequence[str] = (),
 ) -> WriteReport:
     """Write ``text`` as the photo's description and alt text; see the module docstring.
 
@@ -340,6 +398,10 @@ def write_caption(
     caption, or words photocap did not write) is left alone, with ``skip`` set to
     ``SkipReason.PERSONS_DESCRIPTION``, unless ``force``; ``withdrawn`` is a person's
     caption they have just cleared, which photocap wrote and may now replace.
+    ``keywords`` are added to the photo's keywords (:data:`~photocap.metadata.fields.KEYWORD_TAGS`:
+    XMP dc:subject, and IPTC Keywords where the photo has IPTC data), after the ones already
+    there, which are never removed or reordered; one already there (ignoring case) is not
+    added again. The write is "already up to date" only when the caption and every keyword are.
     ``keep_mtime`` keeps the file's modification time.  ``dry_run`` changes nothing.
     """
     if target not in TARGETS:
@@ -347,6 +409,9 @@ def write_caption(
     if sidecar_name not in sidecar.NAMES:
         raise MetadataError(f"unknown sidecar naming {sidecar_name!r}; use 'ext' or 'base'")
     text = _clean(text)
+    if isinstance(keywords, str):
+        raise MetadataError("keywords must be a list of words, not one string")
+    words = fields.clean_keywords(keywords)
     who = _Who(CaptionSource(source), model)
     given = Path(path)
     real = Path(os.path.realpath(given))
@@ -372,12 +437,12 @@ def write_caption(
     choice, _why_not_embedded = _choose_target(target, real, kind, embedded)
     if choice == "embed":
         assert data is not None and embedded is not None
-        plan = _plan_embed(real, kind, data, embedded, text, write_windows_fields, who)
+        plan = _plan_embed(real, kind, data, embedded, text, write_windows_fields, who, words)
         verify = _verify_embed(kind, data, embedded, plan, text) if plan.data else None
     else:
         side = sidecar.target(real, sidecar_name)
         expected = atomic.signature(side)
-        plan = _plan_sidecar(real, side_loc, side, text, who)
+        plan = _plan_sidecar(real, side_loc, side, text, who, words)
         verify = _verify_sidecar(side_loc, plan, text) if plan.data else None
     if plan.data is None:
         return WriteReport(str(given), plan.target, None, tuple(plan.tags), skipped="already up to date",

@@ -23,6 +23,8 @@ from photocap.metadata.fields import (
 RDF = f"{{{NS_RDF}}}RDF"
 DESCRIPTION = f"{{{NS_RDF}}}Description"
 ALT = f"{{{NS_RDF}}}Alt"
+BAG = f"{{{NS_RDF}}}Bag"
+SEQ = f"{{{NS_RDF}}}Seq"
 LI = f"{{{NS_RDF}}}li"
 ABOUT = f"{{{NS_RDF}}}about"
 XMPMETA = f"{{{NS_X}}}xmpmeta"
@@ -208,6 +210,66 @@ def set_value(doc: XmpDoc, prop: XmpProperty, value: str) -> None:
         _set_lang_alt(element, value)
     else:
         element.text = value
+
+
+def get_list(doc: XmpDoc, prop: XmpProperty) -> list[str] | None:
+    """The items of a list property (an rdf:Bag, or a Seq some tools write), or None.
+
+    A plain value where a list belongs (``dc:subject="cat"``) reads as one item.
+    """
+    key = _key(prop)
+    for desc in _descriptions(doc):
+        if key in desc.attrib:
+            return [desc.attrib[key]] if desc.attrib[key].strip() else []
+        element = desc.find(key)
+        if element is None:
+            continue
+        container = element.find(BAG)
+        if container is None:
+            container = element.find(SEQ)
+        if container is None:
+            return [element.text] if len(element) == 0 and (element.text or "").strip() else []
+        return [li.text or "" for li in container.findall(LI)]
+    return None
+
+
+def add_to_list(doc: XmpDoc, prop: XmpProperty, values: list[str]) -> None:
+    """Append ``values`` to a list property, after the items already there (left untouched);
+    a new property is an rdf:Bag in the first rdf:Description."""
+    if not values:
+        return
+    key = _key(prop)
+    descriptions = _descriptions(doc)
+    container = None
+    for desc in descriptions:
+        if key in desc.attrib:  # a plain value: becomes the first item of a Bag
+            old = desc.attrib.pop(key)
+            element = ET.SubElement(desc, key)
+            container = ET.SubElement(element, BAG)
+            if old.strip():
+                ET.SubElement(container, LI).text = old
+            break
+        element = desc.find(key)
+        if element is None:
+            continue
+        container = element.find(BAG)
+        if container is None:
+            container = element.find(SEQ)
+        if container is None:
+            old_text = element.text if len(element) == 0 else None
+            for child in list(element):
+                element.remove(child)
+            element.text = None
+            container = ET.SubElement(element, BAG)
+            if old_text and old_text.strip():
+                ET.SubElement(container, LI).text = old_text
+        break
+    if container is None:
+        if not descriptions:
+            descriptions = [ET.SubElement(_rdf(doc), DESCRIPTION, {ABOUT: ""})]
+        container = ET.SubElement(ET.SubElement(descriptions[0], key), BAG)
+    for value in values:
+        ET.SubElement(container, LI).text = value
 
 
 def remove(doc: XmpDoc, prop: XmpProperty) -> bool:
