@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from photocap.errors import ModelError
+from photocap.errors import BackendFallbackWarning, ModelError
 from photocap.model.checkpoint import CheckpointError, load_model
 from photocap.model.preprocess import describe_image_error, open_image, to_tensor
 from photocap.records import CaptionFailure, CaptionResult, Concept, Described
@@ -94,7 +94,7 @@ class Captioner:
             return load_onnx_encoder(self.model.encoder, self.image_size, self.model_path)
         except OnnxUnavailable as exc:
             warnings.warn(f"photocap: the ONNX encoder is not available ({exc}); using torch instead",
-                          RuntimeWarning, stacklevel=3)
+                          BackendFallbackWarning, stacklevel=3)
             return None
 
     def _encode(self, batch: torch.Tensor):

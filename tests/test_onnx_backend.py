@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from photocap import onnx_encoder
 from photocap.cli import cli
+from photocap.errors import BackendFallbackWarning
 from photocap.inference import Captioner
 from photocap.settings import default_model_path
 
@@ -67,7 +68,7 @@ def test_failed_export_falls_back_to_torch_with_a_warning(tiny_model_path, tmp_p
         raise ValueError("no exporter today")
 
     monkeypatch.setattr(onnx_encoder, "_export", broken)
-    with pytest.warns(RuntimeWarning, match=r"ONNX encoder is not available \(exporting the encoder to ONNX "
+    with pytest.warns(BackendFallbackWarning, match=r"ONNX encoder is not available \(exporting the encoder to ONNX "
                                             r"failed: ValueError: no exporter today\); using torch instead"):
         captioner = Captioner(tiny_model_path, device="cpu", backend="onnx")
     assert captioner.backend == "torch" and captioner._onnx is None
@@ -80,7 +81,7 @@ def test_failed_export_falls_back_to_torch_with_a_warning(tiny_model_path, tmp_p
 def test_a_graph_that_fails_its_check_is_not_used_nor_cached(tiny_model_path, tmp_path, monkeypatch):
     monkeypatch.setenv("PHOTOCAP_ONNX_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(onnx_encoder, "TOLERANCE", -1.0)  # no graph can pass
-    with pytest.warns(RuntimeWarning, match="differs from torch by"):
+    with pytest.warns(BackendFallbackWarning, match="differs from torch by"):
         captioner = Captioner(tiny_model_path, device="cpu", backend="auto")
     assert captioner.backend == "torch"
     assert not list((tmp_path / "cache").glob("*.onnx*"))
@@ -89,7 +90,7 @@ def test_a_graph_that_fails_its_check_is_not_used_nor_cached(tiny_model_path, tm
 def test_missing_onnxruntime_falls_back(tiny_model_path, tmp_path, monkeypatch):
     monkeypatch.setenv("PHOTOCAP_ONNX_CACHE", str(tmp_path / "cache"))
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime -> ImportError
-    with pytest.warns(RuntimeWarning, match="onnxruntime is not installed"):
+    with pytest.warns(BackendFallbackWarning, match="onnxruntime is not installed"):
         assert Captioner(tiny_model_path, device="cpu", backend="onnx").backend == "torch"
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # auto without onnxruntime is plain torch, no warning
@@ -126,3 +127,19 @@ def test_cli_caption_backend_onnx_json(sample_photos):
 def test_cli_rejects_an_unknown_backend(sample_photos):
     result = CliRunner().invoke(cli, ["caption", "--backend", "tensorrt", str(sample_photos["coffee.jpg"])])
     assert result.exit_code == 2 and "tensorrt" in result.output
+
+
+def test_cli_says_why_it_falls_back_in_one_plain_line(tiny_model_path, tmp_path, sample_photos):
+    """A real `photocap caption --backend onnx` process where onnxruntime does not import."""
+    import os
+    import subprocess
+
+    code = "import sys; sys.modules['onnxruntime'] = None; from photocap.cli import cli; cli()"
+    env = {**os.environ, "PHOTOCAP_ONNX_CACHE": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-c", code, "caption", "--backend", "onnx", "--model", str(tiny_model_path),
+                          str(sample_photos["chelsea.jpg"])], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "cat" in out.stdout
+    lines = [line for line in out.stderr.splitlines() if "ONNX" in line]
+    assert lines == ["photocap: the ONNX encoder is not available (onnxruntime is not installed (import of "
+                     "onnxruntime halted; None in sys.modules)); using torch instead"], out.stderr
