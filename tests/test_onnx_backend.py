@@ -143,3 +143,15 @@ def test_cli_says_why_it_falls_back_in_one_plain_line(tiny_model_path, tmp_path,
     lines = [line for line in out.stderr.splitlines() if "ONNX" in line]
     assert lines == ["photocap: the ONNX encoder is not available (onnxruntime is not installed (import of "
                      "onnxruntime halted; None in sys.modules)); using torch instead"], out.stderr
+
+
+def test_onnx_backend_is_for_the_cpu_only(tiny_model_path, monkeypatch):
+    import torch
+
+    from photocap.errors import ModelError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # refused before anything loads onto it
+    with pytest.raises(ModelError, match="--backend onnx runs the encoder on the CPU, not cuda"):
+        Captioner(tiny_model_path, device="cuda", backend="onnx")
+    with pytest.raises(ModelError, match="unknown backend 'tensorrt'"):
+        Captioner(tiny_model_path, device="cpu", backend="tensorrt")
