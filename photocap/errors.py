@@ -53,3 +53,8 @@ class NotIndexedError(IndexDatabaseError):
     def __init__(self, path: str) -> None:
         super().__init__(f"{path} is not in the index; index its folder first.")
         self.path = path
+
+
+class BackendFallbackWarning(RuntimeWarning):
+    """The backend asked for (ONNX Runtime) cannot be used; photocap goes on with torch. The CLI
+    prints its message alone on stderr."""

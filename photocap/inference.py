@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import torch
 from PIL import Image
 
-from photocap.errors import ModelError
+from photocap.errors import BackendFallbackWarning, ModelError
 from photocap.model.checkpoint import CheckpointError, load_model
 from photocap.model.preprocess import describe_image_error, open_image, to_tensor
 from photocap.records import CaptionFailure, CaptionResult, Concept, Described
@@ -33,6 +34,9 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+BACKENDS = ("auto", "onnx", "torch")
+
+
 def _model_hint(given: str | Path | None, path: Path) -> str:
     """What to do about a model file that failed to load, by where its path came from."""
     if given is not None:
@@ -48,11 +52,22 @@ class Captioner:
     """A loaded captioning model. Thread-compatible, not thread-safe: use one per thread."""
 
     def __init__(self, model_path: str | Path | None = None, device: str = "auto", beam: int | None = None,
-                 length_penalty: float | None = None, concept_force: float | None = None) -> None:
+                 length_penalty: float | None = None, concept_force: float | None = None,
+                 backend: str = "auto") -> None:
         """``beam`` / ``length_penalty`` / ``concept_force``: None = the model's own decoding settings
-        (chosen on its dev split)."""
+        (chosen on its dev split).
+
+        ``backend``: what runs the encoder. ``auto``: ONNX Runtime on the CPU when onnxruntime imports,
+        torch on a GPU / MPS or without it; ``onnx`` (CPU only); ``torch``. When the ONNX encoder cannot
+        be had (onnxruntime missing, export or its check failed) it falls back to torch with a warning;
+        :attr:`backend` says which one runs. The decoder's beam search always runs in torch."""
+        if backend not in BACKENDS:
+            raise ModelError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
         path = Path(model_path) if model_path is not None else default_model_path()
         self.device = pick_device(device)
+        if backend == "onnx" and self.device.type != "cpu":
+            raise ModelError(f"--backend onnx runs the encoder on the CPU, not {self.device.type}; "
+                             "use --device cpu, or --backend torch / auto")
         try:
             self.model, self.info = load_model(path, self.device)
         except CheckpointError as exc:
@@ -63,6 +78,31 @@ class Captioner:
         self.concept_force = self.model.cfg.concept_force if concept_force is None else concept_force
         # Mixed precision on GPUs; the CPU stays in float32 (bfloat16 there is slower on most CPUs).
         self._autocast = self.device.type in ("cuda", "mps")
+        self._onnx = None
+        self.backend = "torch"
+        if self.device.type == "cpu" and backend != "torch":
+            self._onnx = self._load_onnx(explicit=backend == "onnx")
+            if self._onnx is not None:
+                self.backend = "onnx"
+
+    def _load_onnx(self, explicit: bool):
+        from photocap.onnx_encoder import OnnxUnavailable, load_onnx_encoder, onnxruntime_available
+
+        if not explicit and not onnxruntime_available():
+            return None  # auto without onnxruntime: torch, nothing to warn about
+        try:
+            return load_onnx_encoder(self.model.encoder, self.image_size, self.model_path)
+        except OnnxUnavailable as exc:
+            warnings.warn(f"photocap: the ONNX encoder is not available ({exc}); using torch instead",
+                          BackendFallbackWarning, stacklevel=3)
+            return None
+
+    def _encode(self, batch: torch.Tensor):
+        """Grid features and concepts of a batch, by the chosen backend."""
+        if self._onnx is None:
+            return self.model.encode(batch)
+        grid, logits = self._onnx.encode(batch)
+        return grid, self.model.concepts_of(logits)
 
     @property
     def model_id(self) -> str:
@@ -81,7 +121,7 @@ class Captioner:
         """(B, 3, S, S) in [-1, 1] -> each image's caption, its mean log-prob per word, and its concepts."""
         batch = batch.to(self.device, non_blocking=True)
         with torch.inference_mode(), torch.autocast(self.device.type, enabled=self._autocast):
-            feats, concepts = self.model.encode(batch)
+            feats, concepts = self._encode(batch)
             decoded = self.model.decode_features(feats.float(), self.beam, self.length_penalty, concepts,
                                                  self.concept_force)
         return [Described(d.text, d.score, tuple(Concept(w.word, round(float(p), 4)) for w, p in d.concepts))

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Exported ONNX encoders (the CPU backend's cache) go to a folder of this run, not the user's cache.
+os.environ.setdefault("PHOTOCAP_ONNX_CACHE", tempfile.mkdtemp(prefix="photocap-onnx-"))
 
 pytest_plugins = ["skip_policy"]  # a skip is allowed only for a listed reason (never photocap's own import)
 

@@ -7,8 +7,11 @@ command such as ``photocap search`` never pays for torch or Qt.
 from __future__ import annotations
 
 import importlib
+import warnings
 
 import click
+
+from photocap.errors import BackendFallbackWarning
 
 # command name -> "module:attribute", imported on first use.
 COMMANDS = {
@@ -42,6 +45,16 @@ class LazyGroup(click.Group):
         return getattr(importlib.import_module(module_name), attr)
 
 
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """photocap's own warnings as a plain line (no file name or source line); others as Python prints them."""
+    if issubclass(category, BackendFallbackWarning):
+        return f"{message}\n"
+    return _python_format_warning(message, category, filename, lineno, line)
+
+
+_python_format_warning = warnings.formatwarning
+
+
 @click.group(cls=LazyGroup)
 @click.version_option(package_name="photocap")
 def cli() -> None:
@@ -55,3 +68,4 @@ def cli() -> None:
       photocap write ~/Pictures          write captions into the photos' metadata
       photocap set-caption "Mum" a.jpg   your own caption for a photo
     """
+    warnings.formatwarning = _format_warning

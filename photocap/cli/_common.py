@@ -28,6 +28,14 @@ device_option = click.option(
     show_default=True,
     help="Where the model runs; auto picks CUDA, then Apple MPS, then the CPU.",
 )
+backend_option = click.option(
+    "--backend",
+    type=click.Choice(["auto", "onnx", "torch"]),
+    default="auto",
+    show_default=True,
+    help="What runs the image encoder: auto uses ONNX Runtime on the CPU (when installed) and torch on "
+    "a GPU; onnx falls back to torch with a warning when it cannot be used.",
+)
 model_option = click.option(
     "--model",
     "model_path",

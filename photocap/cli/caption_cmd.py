@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from photocap.cli._common import (
-    batch_size_option, beam_option, concept_force_option, device_option, echo_json, json_option,
+    backend_option, batch_size_option, beam_option, concept_force_option, device_option, echo_json, json_option,
     length_penalty_option, model_option, user_errors, warn,
 )
 
@@ -36,9 +36,10 @@ def _expand(paths: tuple[Path, ...]) -> list[Path]:
               help="Also print each photo's concepts (what the ImageNet classifier sees) as a third column.")
 @batch_size_option
 @device_option
+@backend_option
 @model_option
 def caption(paths: tuple[Path, ...], as_json: bool, beam: int | None, length_penalty: float | None,
-            concept_force: float | None, show_concepts: bool, batch_size: int, device: str,
+            concept_force: float | None, show_concepts: bool, batch_size: int, device: str, backend: str,
             model_path: Path | None) -> None:
     """Caption image files (or folders, recursively) and print the captions.
 
@@ -64,7 +65,7 @@ def caption(paths: tuple[Path, ...], as_json: bool, beam: int | None, length_pen
         from photocap.inference import Captioner
 
         captioner = Captioner(model_path, device=device, beam=beam, length_penalty=length_penalty,
-                              concept_force=concept_force)
+                              concept_force=concept_force, backend=backend)
         ok = failed = 0
         for result in captioner.caption_paths(files, batch_size=batch_size):
             if isinstance(result, CaptionFailure):

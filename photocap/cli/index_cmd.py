@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from photocap.cli._common import (
+    backend_option,
     batch_size_option,
     db_option,
     device_option,
@@ -49,6 +50,7 @@ MAX_LISTED_FAILURES = 20
     help="Image decoding processes. Default: one per CPU but one (at most 8); 0 decodes in this process.",
 )
 @device_option
+@backend_option
 @model_option
 @click.option("--exclude", multiple=True, metavar="GLOB",
               help="Skip files and folders matching GLOB (name, path below FOLDER, or absolute path). Repeatable.")
@@ -68,6 +70,7 @@ def index(
     batch_size: int,
     workers: int | None,
     device: str,
+    backend: str,
     model_path: Path | None,
     exclude: tuple[str, ...],
     follow_symlinks: bool,
@@ -113,7 +116,7 @@ def index(
         write_metadata=write_metadata,
         keywords=keywords,
     )
-    factory = default_captioner_factory(model_path, device=device)
+    factory = default_captioner_factory(model_path, device=device, backend=backend)
     reporter = _IndexReporter(as_json)
     with user_errors():
         try:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from photocap.cli._common import (
+    backend_option,
     batch_size_option,
     db_option,
     device_option,
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
               help="Also write each new caption into the photo (description and alt-text; "
               "see `photocap write`). The watcher ignores its own writes.")
 @device_option
+@backend_option
 @batch_size_option
 @click.option("--settle", type=click.FloatRange(0.05, 3600), default=2.0, show_default=True,
               metavar="SECONDS",
@@ -59,6 +61,7 @@ def watch(
     db_path: Path | None,
     write_metadata: bool,
     device: str,
+    backend: str,
     batch_size: int,
     settle: float,
     workers: int | None,
@@ -112,7 +115,7 @@ def watch(
     printer = _Printer(as_json)
     with user_errors():
         watcher = Watcher(folders, resolve_db(db_path), options,
-                          default_captioner_factory(model_path, device=device), printer)
+                          default_captioner_factory(model_path, device=device, backend=backend), printer)
         previous = _on_sigterm(watcher.request_stop)
         try:
             watcher.run_forever()

@@ -68,14 +68,15 @@ CaptionerFactory = Callable[[], CaptionerLike]
 
 
 def default_captioner_factory(
-    model_path: str | os.PathLike[str] | None = None, device: str = "auto", beam: int | None = None
+    model_path: str | os.PathLike[str] | None = None, device: str = "auto", beam: int | None = None,
+    backend: str = "auto",
 ) -> CaptionerFactory:
     """A factory that imports torch and loads the model only when first called."""
 
     def make() -> CaptionerLike:
         from photocap.inference import Captioner
 
-        return Captioner(model_path, device=device, beam=beam)
+        return Captioner(model_path, device=device, beam=beam, backend=backend)
 
     return make
 
