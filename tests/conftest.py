@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-# Exported ONNX encoders (the CPU backend's cache) go to a folder of this run, not the user's cache.
-os.environ.setdefault("PHOTOCAP_ONNX_CACHE", tempfile.mkdtemp(prefix="photocap-onnx-"))
 
 pytest_plugins = ["skip_policy"]  # a skip is allowed only for a listed reason (never photocap's own import)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory):
+    """Exported ONNX encoders (the CPU backend's cache) go to a folder of this run, not the user's
+    cache (subprocesses inherit it)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PHOTOCAP_ONNX_CACHE", str(tmp_path_factory.mktemp("onnx-cache")))
+        yield
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "photos"
