@@ -212,6 +212,12 @@ def set_value(doc: XmpDoc, prop: XmpProperty, value: str) -> None:
         element.text = value
 
 
+def _list_container(element: ET.Element) -> ET.Element | None:
+    """A list property's rdf:Bag, or the rdf:Seq some tools write instead; None for a plain value."""
+    container = element.find(BAG)
+    return container if container is not None else element.find(SEQ)
+
+
 def get_list(doc: XmpDoc, prop: XmpProperty) -> list[str] | None:
     """The items of a list property (an rdf:Bag, or a Seq some tools write), or None.
 
@@ -224,9 +230,7 @@ def get_list(doc: XmpDoc, prop: XmpProperty) -> list[str] | None:
         element = desc.find(key)
         if element is None:
             continue
-        container = element.find(BAG)
-        if container is None:
-            container = element.find(SEQ)
+        container = _list_container(element)
         if container is None:
             return [element.text] if len(element) == 0 and (element.text or "").strip() else []
         return [li.text or "" for li in container.findall(LI)]
@@ -252,9 +256,7 @@ def add_to_list(doc: XmpDoc, prop: XmpProperty, values: list[str]) -> None:
         element = desc.find(key)
         if element is None:
             continue
-        container = element.find(BAG)
-        if container is None:
-            container = element.find(SEQ)
+        container = _list_container(element)
         if container is None:
             old_text = element.text if len(element) == 0 else None
             for child in list(element):
