@@ -214,16 +214,19 @@ def _plan_embed(
         caption = text if fields.IPTC_CAPTION in tags else None
         add = fields.missing_keywords(loc.keywords.get(fields.IPTC_KEYWORDS, []), keywords) \
             if fields.IPTC_KEYWORDS in ktags else ()
-        if caption is not None or add:
-            photoshop = iptc.updated(block, caption=caption, keywords=add)
-        if photoshop is None and caption is not None and iptc.updated(block, caption=caption) is None:
-            tags.remove(fields.IPTC_CAPTION)  # charset or length photocap can't write losslessly
+        # each on its own: a caption or keywords the block can't hold losslessly (charset,
+        # length) are left to XMP without costing the other
+        alone = iptc.updated(block, caption=caption) if caption is not None else None
+        if alone is None:
+            if caption is not None:
+                tags.remove(fields.IPTC_CAPTION)
             caption = None
-        if photoshop is None and add and iptc.updated(block, caption=caption, keywords=add) is None:
-            ktags.remove(fields.IPTC_KEYWORDS)  # keywords IIM can't hold losslessly
-            add = ()
-        if photoshop is None and (caption is not None or add):
+        if add:
             photoshop = iptc.updated(block, caption=caption, keywords=add)
+            if photoshop is None:
+                ktags.remove(fields.IPTC_KEYWORDS)
+        if photoshop is None:
+            photoshop = alone
     plan = _Plan("embed", path, tags + ktags, old=data, keywords=keywords)
     if _up_to_date(loc, tags, text, who) and not _keywords_missing(loc, ktags, keywords):
         return plan
