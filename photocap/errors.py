@@ -58,3 +58,7 @@ class NotIndexedError(IndexDatabaseError):
 class BackendFallbackWarning(RuntimeWarning):
     """The backend asked for (ONNX Runtime) cannot be used; photocap goes on with torch. The CLI
     prints its message alone on stderr."""
+
+
+class MeaningUnavailable(PhotocapError):
+    """Search by meaning cannot run here (its sentence model is missing or broken); words still work."""
