@@ -91,6 +91,10 @@ class Described:
     concepts: tuple[Concept, ...] = ()  # best first
 
 
+# Embedding vectors cross layers as bytes of little-endian float32 (numpy dtype "<f4"), unit length.
+VECTOR_DTYPE = "<f4"
+
+
 @dataclass(frozen=True)
 class CaptionResult:
     """One image's caption as produced by a model."""
@@ -100,9 +104,14 @@ class CaptionResult:
     score: float  # mean log-probability per token of the chosen caption (<= 0)
     model: str  # model id, e.g. "photocap-flickr8k-v1"
     concepts: tuple[Concept, ...] = ()  # best first; empty for a model without a concept head
+    # What the photo looks like in the sentence model's space (search by its pixels): VECTOR_DTYPE
+    # bytes of a unit vector, or None for a model without a pixel head. Not part of to_dict().
+    image_vector: bytes | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        del d["image_vector"]
+        return d
 
 
 @dataclass(frozen=True)
