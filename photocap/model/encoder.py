@@ -25,10 +25,18 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models._utils import _make_divisible
 
 from photocap.model.encoders_tv import SPECS as TORCHVISION_SPECS
 from photocap.model.encoders_tv import build_torchvision_backbone, load_checked, read_state_dict
+
+
+def _make_divisible(v: float, divisor: int = 8) -> int:
+    """Channels rounded to a multiple of ``divisor``, never below 90% of ``v`` (the EfficientNet/MobileNet
+    rule, as torchvision.models._utils has it; here so the default encoder needs no torchvision)."""
+    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return new_v
 
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01  # TF's 0.99 decay
