@@ -146,23 +146,46 @@ def search_page(
         raise MeaningUnavailable(f"Searching by meaning needs the sentence model; {INSTALL_HINT}.")
     depth = max(DEPTH, offset + limit)
     parts = query_parts(query)
-    meaning, pixels = _by_meaning(index, parts, embed, depth, include_missing)
+    # The query's embedding runs in a thread while this one asks SQLite for the word matches
+    # (ONNX Runtime and SQLite both let go of the GIL): on two cores the two overlap.
+    pending = _embedding(embed, parts.text)
     words: list[tuple[int, float]] = []
-    if mode is SearchMode.HYBRID:
-        words = index.word_ranking(query, depth, include_missing=include_missing)
+    words_total = None
+    try:
+        if mode is SearchMode.HYBRID:
+            words = index.word_ranking(query, depth, include_missing=include_missing)
+            if count and len(words) == depth:  # more word matches than are ranked: count them all
+                words_total = index.count_matches(query, include_missing=include_missing)
+    finally:
+        vector = pending.result() if pending is not None else None
+    meaning, pixels = _by_meaning(index, parts, vector, _text_model(embed), depth, include_missing)
     ranked = _fuse([i for i, _ in words], [i for i, _ in meaning], [i for i, _ in pixels])
     page = ranked[offset:offset + limit] if limit > 0 else []
     hits = _hits(index, query, page, words, meaning, pixels, highlight, fused=mode is SearchMode.HYBRID)
     total = offset + len(hits)
     if count and (len(hits) == limit or offset):
         total = len(ranked)
-        if mode is SearchMode.HYBRID and len(words) == depth:  # more word matches than were ranked
+        if words_total is not None:
             # Every word match, plus the meaning and pixel matches not among the ranked word
             # matches: an upper bound (some of those may match the words further down), exact
             # whenever a query has fewer than DEPTH word matches; checking each would cost a scan
             # of the query words' whole index entries.
-            total = index.count_matches(query, include_missing=include_missing) + len(set(ranked) - {i for i, _ in words})
+            total = words_total + len(set(ranked) - {i for i, _ in words})
     return SearchPage(hits, total)
+
+
+_pool: list[Any] = []  # one worker thread for query embeddings, made on first use
+
+
+def _embedding(embed: QueryEmbed, text: str) -> Any:
+    """A future of ``embed(text)`` (None for a query with nothing to embed)."""
+    if not text.strip():
+        return None
+    if not _pool:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _pool.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="photocap-query-embed"))
+    return _pool[0].submit(embed, text)
 
 
 def count_matches(index: CaptionIndex, query: str, *, mode: SearchMode = SearchMode.HYBRID,
@@ -180,15 +203,14 @@ def meaning_matches(scores: list[tuple[int, float]], floor: float, gate: float) 
     return [(i, s) for i, s in scores if s >= floor]
 
 
-def _by_meaning(index: CaptionIndex, parts: QueryParts, embed: QueryEmbed, depth: int,
+def _by_meaning(index: CaptionIndex, parts: QueryParts, vector: Any, text_model: str, depth: int,
                 include_missing: bool) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
-    """The meaning and pixel rankings ``(photo_id, cosine)``, past the threshold rule and allowed
-    by the query's exclusions and phrases."""
-    if not parts.text.strip():
+    """The meaning and pixel rankings ``(photo_id, cosine)`` of the query's ``vector``, past the
+    threshold rule and allowed by the query's exclusions and phrases."""
+    if vector is None:
         return [], []
-    vector = embed(parts.text)
     out: list[list[tuple[int, float]]] = []
-    for kind, floor, gate, model_id in ((VectorKind.TEXT, MIN_MEANING, MEANING_GATE, _text_model(embed)),
+    for kind, floor, gate, model_id in ((VectorKind.TEXT, MIN_MEANING, MEANING_GATE, text_model),
                                         (VectorKind.PIXELS, MIN_PIXELS, PIXELS_GATE, _pixel_model(index))):
         if model_id is None:
             out.append([])
