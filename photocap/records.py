@@ -89,6 +89,7 @@ class Described:
     caption: str
     score: float  # mean log-probability per token of the chosen caption (<= 0)
     concepts: tuple[Concept, ...] = ()  # best first
+    image_vector: bytes | None = None  # the pixel head's vector (see CaptionResult), None without one
 
 
 # Embedding vectors cross layers as bytes of little-endian float32 (numpy dtype "<f4"), unit length.
