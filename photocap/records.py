@@ -24,6 +24,15 @@ class MatchedBy(StrEnum):
 
     WORDS = "words"  # the query's words are in its caption
     CONCEPTS = "concepts"  # they name what the model's classifier sees in it (not in the caption)
+    MEANING = "meaning"  # the query means what its caption and concepts say (their text vector)
+    PIXELS = "pixels"  # the query is close to what the photo looks like (its image vector)
+
+
+class VectorKind(StrEnum):
+    """Which vector of a photo the index keeps (one of each kind per photo, with its model id)."""
+
+    TEXT = "text"  # the sentence model's embedding of what photocap knows of it (caption, concepts)
+    PIXELS = "pixels"  # its image vector from the captioning model's pixel head (same space as TEXT)
 
 
 class Outcome(StrEnum):
@@ -89,6 +98,7 @@ class Described:
     caption: str
     score: float  # mean log-probability per token of the chosen caption (<= 0)
     concepts: tuple[Concept, ...] = ()  # best first
+    image_vector: bytes | None = None  # as CaptionResult.image_vector (None: the model has no pixel head)
 
 
 # Embedding vectors cross layers as bytes of little-endian float32 (numpy dtype "<f4"), unit length.

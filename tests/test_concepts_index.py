@@ -38,11 +38,11 @@ def test_a_concept_finds_the_photo_its_caption_missed(tmp_path):
         _photo(index, "/p/beach.jpg", "two children play on the beach", (Concept("beach", 0.7),))
         _photo(index, "/p/old.jpg", "an elephant in the zoo")  # indexed by a model without concepts
         (hit,) = index.search("animal")  # a broader word of "elephant"
-        assert hit.record.path == "/p/elephant.jpg" and hit.matched_by is MatchedBy.CONCEPTS
+        assert hit.record.path == "/p/elephant.jpg" and hit.matched_by == (MatchedBy.CONCEPTS,)
         assert hit.snippet == "a group of people are walking on the beach" and hit.concepts == ELEPHANT
         hits = index.search("elephants")
         assert [h.record.path for h in hits] == ["/p/old.jpg", "/p/elephant.jpg"]  # the caption's words first
-        assert [h.matched_by for h in hits] == [MatchedBy.WORDS, MatchedBy.CONCEPTS]
+        assert [h.matched_by for h in hits] == [(MatchedBy.WORDS,), (MatchedBy.CONCEPTS,)]
         assert not index.search("ship")  # 2 %: kept, shown, not searchable
         assert index.concepts("/p/elephant.jpg") == ELEPHANT
         assert index.get("/p/elephant.jpg").concepts_model == "m1"
@@ -75,7 +75,7 @@ def test_an_index_from_before_concepts_migrates_and_keeps_searching(tmp_path):
         assert [h.record.path for h in index.search("dog runs")] == ["/p/a.jpg"]
         assert index.get("/p/a.jpg").concepts_model is None and index.concepts("/p/a.jpg") == ()
         _photo(index, "/p/a.jpg", "two dogs running on sand", (Concept("dog", 0.9),))
-        assert index.search("pet")[0].matched_by is MatchedBy.CONCEPTS
+        assert index.search("pet")[0].matched_by == (MatchedBy.CONCEPTS,)
 
 
 def test_index_stores_the_models_concepts_and_search_and_caption_list_them(tmp_path, photo_dir,
@@ -95,7 +95,7 @@ def test_index_stores_the_models_concepts_and_search_and_caption_list_them(tmp_p
     assert result.exit_code == 0, result.output
     hits = [json.loads(line) for line in result.stdout.splitlines()]
     assert {Path(h["path"]).name for h in hits} == {"chelsea.jpg", "chelsea-copy.jpg"}
-    assert all(h["matched_by"] == "concepts" and h["concepts"][0]["word"] == "cat" for h in hits)
+    assert all(h["matched_by"] == ["concepts"] and h["concepts"][0]["word"] == "cat" for h in hits)
     result = runner.invoke(cli, ["search", "pet", "--db", str(db)])
     assert "(sees: cat" in result.output
 

@@ -19,7 +19,9 @@ def test_from_empty_file(tmp_path: Path) -> None:
     CaptionIndex.open(db).close()
     inspect = sqlite_utils.Database(db)
     assert {"photos", "captions_fts", "schema_migrations"} <= set(inspect.table_names())
-    assert {t.name for t in inspect.triggers} == {"photos_fts_insert", "photos_fts_delete", "photos_fts_update"}
+    assert {t.name for t in inspect.triggers} == {"photos_fts_insert", "photos_fts_delete", "photos_fts_update",
+                                                  "photo_vectors_removed", "photos_vectors_delete",
+                                                  "photos_text_vector_stale", "photos_pixel_vector_stale"}
     assert [r["name"] for r in inspect["schema_migrations"].rows] == [name for name, _ in MIGRATIONS]
 
 

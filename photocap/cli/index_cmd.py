@@ -26,7 +26,7 @@ from photocap.cli._common import (
     user_errors,
     warn,
 )
-from photocap.records import MatchedBy, Outcome
+from photocap.records import MatchedBy, Outcome, VectorKind
 
 if TYPE_CHECKING:
     from photocap.index.store import SearchHit
@@ -201,38 +201,66 @@ class _QueryCommand(click.Command):
 @click.command(cls=_QueryCommand, context_settings={"ignore_unknown_options": True})
 @click.argument("query", nargs=-1, required=True)
 @db_option
+@click.option("--mode", type=click.Choice(["hybrid", "words", "meaning"]), default="hybrid", show_default=True,
+              help="hybrid: words and meaning together; words: the caption's and concepts' words only; "
+                   "meaning: what the query means, whatever its words.")
 @click.option("--limit", type=click.IntRange(1, 100_000), default=20, show_default=True,
               help="Show at most this many photos, best first.")
 @json_option
 @click.option("--paths-only", is_flag=True, help="Print only paths, one per line (for xargs and image viewers).")
-def search(query: tuple[str, ...], db_path: Path | None, limit: int, as_json: bool, paths_only: bool) -> None:
-    """Find photos whose caption matches QUERY, best match first.
+def search(query: tuple[str, ...], db_path: Path | None, mode: str, limit: int, as_json: bool,
+           paths_only: bool) -> None:
+    """Find photos for QUERY, best match first: by its words and by what it means.
 
-    A photo is also found by what the model's classifier saw in it (its concepts:
-    "elephant" finds the elephant a caption missed, "animal" finds dogs and cats);
-    those results say what was seen. Words match other forms of themselves
-    ("dogs running" finds "a dog runs");
-    the last word also matches as a prefix ("sun" finds "sunset"). Use "quotes"
-    for an exact phrase, OR between alternatives, and -word to exclude a word.
-    Any text is safe to type.
+    By default (--mode hybrid) a photo is found by the words of its caption, by
+    what the model's classifier saw in it (its concepts: "elephant" finds the
+    elephant a caption missed, "animal" finds dogs and cats), and by meaning:
+    "puppy" finds "a dog runs on the grass", "seaside" finds a beach, in your
+    own words. Each result says why it matched (words, concepts, meaning,
+    pixels). Words match other forms of themselves ("dogs running" finds "a dog
+    runs"); the last word also matches as a prefix ("sun" finds "sunset"). Use
+    "quotes" for an exact phrase, OR between alternatives, and -word to exclude
+    a word (in every mode: an excluded word is never brought back by meaning).
+    Any text is safe to type. Without the sentence model, search is by words
+    and says how to turn meaning on.
 
     \b
     Examples:
-      photocap search dog on a beach
+      photocap search puppy on the beach
+      photocap search dog on a beach --mode words
+      photocap search a child in a red coat playing in the snow --mode meaning
       photocap search '"red car"' OR bicycle
       photocap search cat -sofa --limit 5
       photocap search sunset --paths-only | xargs -d '\\n' eog
-      photocap search birthday --json | jq -r .path
+      photocap search birthday --json | jq -r '.path + " " + (.matched_by | join(","))'
     """
+    from photocap.errors import MeaningUnavailable
     from photocap.index.store import CaptionIndex
+    from photocap.library.search import SearchMode, count_matches, query_embedder
+    from photocap.library.search import search as find
 
     text = " ".join(query)
-    with user_errors(), CaptionIndex.open(resolve_db(db_path), create=False, readonly_ok=True) as idx:
-        hits = idx.search(text, limit=limit, highlight=_markers(as_json or paths_only))
-        total = idx.count_matches(text) if len(hits) == limit else len(hits)
-        empty_index = not hits and not idx.has_captions()
+    chosen = SearchMode(mode)
+    embed = None
+    with user_errors():
+        if chosen is not SearchMode.WORDS:
+            try:
+                embed = query_embedder()
+            except MeaningUnavailable as exc:
+                if chosen is SearchMode.MEANING:
+                    raise
+                warn(f"Searching by words only: {exc}")
+        with CaptionIndex.open(resolve_db(db_path), create=False, readonly_ok=True) as idx:
+            hits = find(idx, text, mode=chosen, limit=limit, embed=embed, highlight=_markers(as_json or paths_only))
+            total = (count_matches(idx, text, mode=chosen, embed=embed) if len(hits) == limit else len(hits))
+            empty_index = not hits and not idx.has_captions()
+            no_vectors = (not hits and embed is not None and not empty_index
+                          and not idx.has_vectors(VectorKind.TEXT, embed.model_id))
     if not hits:
         hint = " The index has no captions yet: run `photocap index FOLDER`." if empty_index else ""
+        if no_vectors:
+            hint = (" The index has no vectors for search by meaning yet: run `photocap index FOLDER` "
+                    "(it embeds the captions it has, without captioning again).")
         warn(f"No photos match {text!r}.{hint}")
         return
     for hit in hits:
@@ -256,14 +284,27 @@ def _print_hit(hit: SearchHit, as_json: bool, paths_only: bool) -> None:
             "path": r.path, "caption": r.caption, "snippet": hit.snippet, "rank": round(hit.rank, 4),
             "source": r.source, "score": r.score, "model": r.model, "taken_at": r.taken_at,
             "camera": r.camera, "width": r.width, "height": r.height, "id": r.id,
-            "matched_by": str(hit.matched_by), "concepts": [c.to_dict() for c in hit.concepts],
+            "matched_by": [str(m) for m in hit.matched_by], "concepts": [c.to_dict() for c in hit.concepts],
+            "meaning_score": _round(hit.meaning_score), "pixels_score": _round(hit.pixels_score),
+            "fused_score": _round(hit.fused_score, 6),
         })
     else:
         click.echo(click.style(hit.record.path, bold=True))
-        seen = ""
-        if hit.matched_by is MatchedBy.CONCEPTS:  # say why: the caption does not hold the words
-            seen = "  (sees: " + ", ".join(f"{c.word} {c.score:.0%}" for c in hit.concepts[:3]) + ")"
-        click.echo(f"    {hit.snippet}" + ("  (yours)" if hit.record.source == "user" else "") + seen)
+        why = ""
+        if MatchedBy.WORDS not in hit.matched_by:  # say why: the caption does not hold the words
+            reasons = []
+            if MatchedBy.CONCEPTS in hit.matched_by:
+                reasons.append("sees: " + ", ".join(f"{c.word} {c.score:.0%}" for c in hit.concepts[:3]))
+            if MatchedBy.MEANING in hit.matched_by and hit.meaning_score is not None:
+                reasons.append(f"meaning {hit.meaning_score:.2f}")
+            if MatchedBy.PIXELS in hit.matched_by and hit.pixels_score is not None:
+                reasons.append(f"looks like it {hit.pixels_score:.2f}")
+            why = "  (" + "; ".join(reasons) + ")" if reasons else ""
+        click.echo(f"    {hit.snippet}" + ("  (yours)" if hit.record.source == "user" else "") + why)
+
+
+def _round(x: float | None, digits: int = 4) -> float | None:
+    return None if x is None else round(x, digits)
 
 
 # --------------------------------------------------------------------------- prune

@@ -143,12 +143,61 @@ m005_photo_concepts = (
     "INSERT INTO captions_fts(captions_fts, rank) VALUES ('rank', 'bm25(1.0, 0.0)')",
 )
 
+m006_photo_vectors = (
+    # Search by meaning: one vector per photo and kind ('text': the sentence model's embedding of
+    # its caption and concepts; 'pixels': its image vector), with the model that made it (vectors
+    # of different models never mix: another model id means the vector is owed again).
+    # ``seq`` grows with every write, so a loaded scan structure only reads what is new; deletions
+    # are counted in vector_state.removed (by a trigger), which makes it reload.
+    """
+    CREATE TABLE photo_vectors (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL CHECK (kind IN ('text', 'pixels')),
+        model TEXT NOT NULL,                -- e.g. "all-MiniLM-L6-v2-int8"
+        vector BLOB NOT NULL,               -- little-endian float32, unit length
+        bits BLOB NOT NULL,                 -- the sign of each component, packed: the fast scan
+        UNIQUE (photo_id, kind)
+    )
+    """,
+    "CREATE INDEX photo_vectors_scan ON photo_vectors(kind, model, seq)",
+    "CREATE TABLE vector_state (id INTEGER PRIMARY KEY CHECK (id = 1), removed INTEGER NOT NULL)",
+    "INSERT INTO vector_state (id, removed) VALUES (1, 0)",
+    """
+    CREATE TRIGGER photo_vectors_removed AFTER DELETE ON photo_vectors BEGIN
+        UPDATE vector_state SET removed = removed + 1 WHERE id = 1;
+    END
+    """,
+    # The owners of "a vector goes with its photo" and "a vector is stale", so no writer can
+    # forget them: a deleted photo loses its vectors (also without PRAGMA foreign_keys); a new
+    # caption or other confident concepts make the text vector owed; new file content makes the
+    # image vector owed.
+    """
+    CREATE TRIGGER photos_vectors_delete AFTER DELETE ON photos BEGIN
+        DELETE FROM photo_vectors WHERE photo_id = old.id;
+    END
+    """,
+    """
+    CREATE TRIGGER photos_text_vector_stale AFTER UPDATE OF caption, concept_terms ON photos
+    WHEN old.caption IS NOT new.caption OR old.concept_terms IS NOT new.concept_terms BEGIN
+        DELETE FROM photo_vectors WHERE photo_id = new.id AND kind = 'text';
+    END
+    """,
+    """
+    CREATE TRIGGER photos_pixel_vector_stale AFTER UPDATE OF content_hash ON photos
+    WHEN old.content_hash IS NOT NULL AND old.content_hash IS NOT new.content_hash BEGIN
+        DELETE FROM photo_vectors WHERE photo_id = new.id AND kind = 'pixels';
+    END
+    """,
+)
+
 MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("m001_photos", m001_photos),
     ("m002_captions_fts", m002_captions_fts),
     ("m003_photos_missing_index", m003_photos_missing_index),
     ("m004_photos_write_owed", m004_photos_write_owed),
     ("m005_photo_concepts", m005_photo_concepts),
+    ("m006_photo_vectors", m006_photo_vectors),
 )
 
 

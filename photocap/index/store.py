@@ -32,7 +32,8 @@ from typing import Any, NamedTuple
 
 from photocap.errors import IndexDatabaseError, NotIndexedError, QueryError
 from photocap.index.migrations import MIGRATIONS, migrate
-from photocap.records import CaptionSource, Concept, MatchedBy
+from photocap.index import vectors
+from photocap.records import CaptionSource, Concept, MatchedBy, VectorKind
 
 DEFAULT_BUSY_TIMEOUT_S = 10.0
 _MARK_OPEN, _MARK_CLOSE = "\x02", "\x03"  # snippet markers no caption holds (control characters)
@@ -106,20 +107,36 @@ class PhotoRecord:
         return cls(*values)
 
 
+# The order MatchedBy values are listed in (SearchHit.matched_by, ``--json``).
+MATCH_ORDER = (MatchedBy.WORDS, MatchedBy.CONCEPTS, MatchedBy.MEANING, MatchedBy.PIXELS)
+
+
+def matched(*reasons: MatchedBy) -> tuple[MatchedBy, ...]:
+    """``reasons`` as a SearchHit's ``matched_by``: each once, in :data:`MATCH_ORDER`."""
+    return tuple(m for m in MATCH_ORDER if m in reasons)
+
+
 @dataclass(frozen=True)
 class SearchHit:
     """A search result: the photo, a snippet of its caption with matches highlighted, the rank,
-    and why it matched (its caption, or only the concepts its model saw)."""
+    and why it matched: ``matched_by`` holds each reason once, in :data:`MATCH_ORDER` (its
+    caption's words, only the concepts its model saw, the meaning of its caption and concepts,
+    what its pixels look like)."""
 
     record: PhotoRecord
     snippet: str
-    rank: float  # bm25: lower (more negative) is better
-    matched_by: MatchedBy = MatchedBy.WORDS
+    rank: float  # bm25: lower (more negative) is better; 0.0 when not matched by words
+    matched_by: tuple[MatchedBy, ...] = (MatchedBy.WORDS,)
     concepts: tuple[Concept, ...] = ()  # what its model's classifier sees, best first
+    meaning_score: float | None = None  # cosine of the query and its text vector, when compared
+    pixels_score: float | None = None  # cosine of the query and its image vector, when compared
+    fused_score: float | None = None  # the hybrid ranking's score (higher is better), in hybrid mode
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.record.to_dict(), "snippet": self.snippet, "rank": self.rank,
-                "matched_by": str(self.matched_by), "concepts": [c.to_dict() for c in self.concepts]}
+                "matched_by": [str(m) for m in self.matched_by], "concepts": [c.to_dict() for c in self.concepts],
+                "meaning_score": self.meaning_score, "pixels_score": self.pixels_score,
+                "fused_score": self.fused_score}
 
 
 class Fingerprint(NamedTuple):
@@ -289,6 +306,49 @@ def fts_query(text: str, *, prefix_last: bool = True) -> str | None:
     return " OR ".join(f"({p})" for p in parts)
 
 
+@dataclass(frozen=True)
+class QueryParts:
+    """What a search string says besides its words' meaning: for search by meaning (see
+    :func:`query_parts`)."""
+
+    text: str  # the words and phrases' words to embed, operators and excluded words left out
+    phrases: tuple[str, ...] = ()  # "quoted phrases", as FTS5 strings
+    excluded: tuple[str, ...] = ()  # -word / NOT word, as FTS5 strings (prefix-starred if typed so)
+    has_or: bool = False  # alternatives: a photo needs any one of the phrases, not all
+
+
+def query_parts(text: str) -> QueryParts:
+    """Split user text as :func:`fts_query` reads it: the meaning to embed, phrases, exclusions."""
+    if len(text) > MAX_QUERY_CHARS:
+        fts_query(text)  # raises the QueryError
+    words: list[str] = []
+    phrases: list[str] = []
+    excluded: list[str] = []
+    has_or = pending_not = False
+    for m in _QUERY_TOKEN.finditer(text):
+        phrase, word = m.group("phrase"), m.group("word")
+        if word is not None and not m.group("neg") and not m.group("star") and word in ("OR", "AND", "NOT"):
+            has_or |= word == "OR"
+            pending_not = word == "NOT"
+            continue
+        if phrase is not None:
+            ws = _WORD.findall(phrase)
+            if not ws:
+                continue
+            term = '"' + " ".join(ws).lower() + '"'
+        else:
+            ws = [word]
+            term = f'"{word.lower()}"' + ("*" if m.group("star") else "")
+        if m.group("neg") or pending_not:
+            excluded.append(term)
+            pending_not = False
+            continue
+        words.extend(ws)
+        if phrase is not None:
+            phrases.append(term)
+    return QueryParts(" ".join(words), tuple(dict.fromkeys(phrases)), tuple(dict.fromkeys(excluded)), has_or)
+
+
 def _bare(term: str) -> str:
     return term.rstrip("*").strip('"').lower()
 
@@ -305,6 +365,7 @@ class CaptionIndex:
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self.path = path
+        self._scans: dict[tuple[VectorKind, str], vectors.VectorScan] = {}  # loaded for nearest()
 
     # ---------------------------------------------------------------- opening
     @classmethod
@@ -588,8 +649,39 @@ class CaptionIndex:
                     "ORDER BY photo_id, rank", ids):
                 concepts.setdefault(photo_id, []).append(Concept(word, score))
         return [SearchHit(records[i], snippets.get(i, records[i].caption or ""), float(r),
-                          MatchedBy.WORDS if i in in_caption else MatchedBy.CONCEPTS, tuple(concepts.get(i, ())))
+                          (MatchedBy.WORDS,) if i in in_caption else (MatchedBy.CONCEPTS,),
+                          tuple(concepts.get(i, ())))
                 for i, r in top if i in records]
+
+    def keep_allowed(self, ids: Iterable[int], parts: QueryParts) -> list[int]:
+        """Those of ``ids`` (in their order) that a query with ``parts`` allows a photo found by
+        meaning: none of its excluded words in the caption or concept terms, and its quoted
+        phrases there (all of them; any one if the query has OR)."""
+        order = list(dict.fromkeys(int(i) for i in ids))
+        if not order or not (parts.phrases or parts.excluded):
+            return order
+        wanted = "[" + ",".join(map(str, order)) + "]"
+        sql = ("SELECT rowid FROM captions_fts WHERE captions_fts MATCH ? "
+               "AND rowid IN (SELECT value FROM json_each(?))")
+        keep = set(order)
+        with self._errors():
+            if parts.excluded:
+                keep -= {r[0] for r in self._conn.execute(sql, (" OR ".join(parts.excluded), wanted))}
+            if parts.phrases and keep:
+                joiner = " OR " if parts.has_or else " AND "
+                keep &= {r[0] for r in self._conn.execute(sql, (joiner.join(parts.phrases), wanted))}
+        return [i for i in order if i in keep]
+
+    def word_matches(self, ids: Iterable[int], query: str) -> set[int]:
+        """Those of ``ids`` that :meth:`search` finds for ``query`` (missing or not)."""
+        match = self._match(query)
+        order = [int(i) for i in ids]
+        if match is None or not order:
+            return set()
+        with self._errors():
+            return {r[0] for r in self._conn.execute(
+                "SELECT rowid FROM captions_fts WHERE captions_fts MATCH ? "
+                "AND rowid IN (SELECT value FROM json_each(?))", (match, "[" + ",".join(map(str, order)) + "]"))}
 
     def count_matches(self, query: str, *, include_missing: bool = False) -> int:
         """How many photos :meth:`search` would find for ``query`` without a limit."""
@@ -747,6 +839,92 @@ class CaptionIndex:
                 n += self._conn.execute("DELETE FROM photos WHERE path = ?", (_abs(p),)).rowcount
         return n
 
+    # --------------------------------------------------------------- vectors
+    def set_vectors(self, rows: Iterable[tuple[int, VectorKind, str, Any]]) -> int:
+        """Store ``(photo_id, kind, model_id, vector)`` rows in one transaction (joining an open
+        one), replacing each photo's vector of that kind; return how many were stored.
+
+        ``vector``: :data:`~photocap.records.VECTOR_DTYPE` bytes (or a float array), stored at unit
+        length. Rows for photos no longer in the index are skipped. A vector becomes owed again when
+        its photo's caption or confident concepts change (text) or its content does (pixels): the
+        index's triggers delete it.
+        """
+        with self.transaction(), self._errors():
+            return vectors.set_vectors(self._conn, rows)
+
+    def vectors_owed(self, kind: VectorKind, model_id: str, limit: int | None = None, *, after: int = 0,
+                     ids: Iterable[int] | None = None) -> list[vectors.OwedVector]:
+        """Photos lacking a vector of ``kind`` by ``model_id`` (none, stale, or another model's), in
+        id order, with their caption and concepts (what a text vector is made of). ``after`` pages
+        (the last id seen); ``ids`` restricts to those photos. Text: captioned photos only."""
+        with self._errors():
+            return vectors.vectors_owed(self._conn, kind, model_id, limit, after=after,
+                                        ids=None if ids is None else list(ids))
+
+    def count_vectors_owed(self, kind: VectorKind, model_id: str) -> int:
+        """How many photos :meth:`vectors_owed` lists without a limit."""
+        with self._errors():
+            return vectors.count_vectors_owed(self._conn, kind, model_id)
+
+    def nearest(self, kind: VectorKind, model_id: str, query_vector: Any, limit: int, *,
+                include_missing: bool = False, exact: bool = False) -> list[tuple[int, float]]:
+        """``(photo_id, cosine)`` of the photos whose ``kind`` vector (by ``model_id``) is nearest
+        ``query_vector``, best first. The scan structure is loaded on first use and kept for this
+        index object; it is brought up to date (cheaply) at each call. See
+        :mod:`photocap.index.vectors` for the method and its measured speed and recall."""
+        k = VectorKind(kind)
+        scan = self._scans.get((k, model_id))
+        if scan is None:
+            scan = self._scans[(k, model_id)] = vectors.VectorScan(k, model_id)
+        with self._errors():
+            return vectors.nearest(self._conn, scan, query_vector, limit, include_missing=include_missing,
+                                   exact=exact)
+
+    def vector_counts(self) -> dict[str, dict[str, int]]:
+        """``{kind: {model_id: how many vectors}}``."""
+        with self._errors():
+            return vectors.vector_counts(self._conn)
+
+    def has_vectors(self, kind: VectorKind, model_id: str) -> bool:
+        """Whether any photo has a ``kind`` vector by ``model_id`` (cheap)."""
+        with self._errors():
+            return self._conn.execute("SELECT 1 FROM photo_vectors WHERE kind = ? AND model = ? LIMIT 1",
+                                      (str(VectorKind(kind)), model_id)).fetchone() is not None
+
+    def vector_models(self, kind: VectorKind) -> list[str]:
+        """The model ids of the ``kind`` vectors held, most vectors first."""
+        return list(self.vector_counts().get(str(VectorKind(kind)), {}))
+
+    def records_by_id(self, ids: Iterable[int]) -> dict[int, PhotoRecord]:
+        """``{id: record}`` for the photos of ``ids`` still in the index."""
+        wanted = "[" + ",".join(str(int(i)) for i in ids) + "]"
+        with self._errors():
+            return {r[0]: PhotoRecord.from_row(r) for r in self._conn.execute(
+                f"SELECT {_COLUMNS} FROM photos WHERE id IN (SELECT value FROM json_each(?))", (wanted,))}
+
+    def concepts_by_id(self, ids: Iterable[int]) -> dict[int, tuple[Concept, ...]]:
+        """``{id: concepts, best first}`` for those of ``ids`` that have concepts."""
+        wanted = "[" + ",".join(str(int(i)) for i in ids) + "]"
+        out: dict[int, list[Concept]] = {}
+        with self._errors():
+            for photo_id, word, score in self._conn.execute(
+                    "SELECT photo_id, word, score FROM photo_concepts WHERE photo_id IN "
+                    "(SELECT value FROM json_each(?)) ORDER BY photo_id, rank", (wanted,)):
+                out.setdefault(photo_id, []).append(Concept(word, score))
+        return {i: tuple(c) for i, c in out.items()}
+
+    def ids_of(self, paths: Iterable[str | os.PathLike[str]]) -> dict[str, int]:
+        """``{absolute path: photo id}`` for those of ``paths`` in the index."""
+        wanted = [_abs(p) for p in paths]
+        out: dict[str, int] = {}
+        with self._errors():
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                out.update((p, i) for i, p in self._conn.execute(
+                    f"SELECT id, path FROM photos WHERE path IN ({marks})", chunk))
+        return out
+
     # ----------------------------------------------------------- maintenance
     def stats(self) -> dict[str, Any]:
         """Counts (total, by source, uncaptioned, failed, missing), model ids, and file sizes."""
@@ -785,6 +963,7 @@ class CaptionIndex:
             "db_bytes": self.path.stat().st_size if self.path.exists() else 0,
             "wal_bytes": wal.stat().st_size if wal.exists() else 0,
             "schema": [r[0] for r in c.execute("SELECT name FROM schema_migrations ORDER BY rowid")],
+            "vectors": vectors.vector_counts(c),
         }
 
     def backup(self, dest: str | os.PathLike[str]) -> Path:

@@ -36,6 +36,7 @@ from photocap.index.store import CaptionIndex, Fingerprint, PhotoUpdate
 from photocap.library import sync
 from photocap.library.concepts import with_concepts
 from photocap.library.decide import Decider, Decision, facts
+from photocap.library.meaning import Embedder, EmbedderFactory, embed_owed, shared_embedder
 from photocap.library.photofile import DecodedImage, ProbeResult, decode_file, probe_file
 from photocap.library.runlog import Progress, RunLog
 from photocap.library.scan import ScanEntry, ScanStats, is_image_path, scan, supported_suffixes
@@ -43,7 +44,8 @@ from photocap.library.schedule import Done, Scheduler, Step
 from photocap.library.summary import IndexSummary
 from photocap.library.workers import DecodePool
 from photocap.model.preprocess import describe_image_error
-from photocap.records import CaptionSource, Described, FileChange, FileOutcome, Outcome, ScanProblem
+from photocap.errors import MeaningUnavailable
+from photocap.records import CaptionSource, Described, FileChange, FileOutcome, Outcome, ScanProblem, VectorKind
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -121,8 +123,11 @@ class _Run:
 
     def __init__(self, index: CaptionIndex, factory: CaptionerFactory, options: IndexOptions,
                  on_progress: Callable[[Progress], None] | None, should_stop: Callable[[], bool] | None,
-                 pool: DecodePool | None) -> None:
+                 pool: DecodePool | None, embedder_factory: EmbedderFactory | None = None) -> None:
         self.index = index
+        self.embedder_factory = embedder_factory
+        self.embedder: Embedder | None = None
+        self.image_vectors: dict[str, tuple[str, bytes]] = {}  # path -> (model id, image vector), to store
         self.factory = factory
         self.opt = options
         self.log = RunLog(on_progress)
@@ -167,10 +172,17 @@ class _Run:
         if not self.pending:
             return
         rows, self.pending = self.pending, []
-        self.index.upsert_photos([u for u, _ in rows], force=self.opt.force)
+        images, self.image_vectors = self.image_vectors, {}
+        with self.index.transaction():  # captions, concepts and image vectors together
+            self.index.upsert_photos([u for u, _ in rows], force=self.opt.force)
+            if images:
+                ids = self.index.ids_of(images)
+                self.log.tally.pixel_vectors += self.index.set_vectors(
+                    (ids[p], VectorKind.PIXELS, model, vec) for p, (model, vec) in images.items() if p in ids)
         for _, outcome in rows:
             if outcome is not None:
                 self.log.emit(outcome)
+        self.embed_text([u.path for u, _ in rows if u.caption is not None])
         if self.opt.write_metadata:
             sync.write_owed(self.index, [u.path for u, _ in rows if u.write_owed], self.opt.write_options,
                             self.log.emit)
@@ -278,6 +290,8 @@ class _Run:
             row = replace(update, caption=text, score=float(score), model=model_id, source=CaptionSource.MODEL,
                           write_owed=True if self.opt.write_metadata else None)
             row = with_concepts(row, described.concepts, model_id)
+            if described.image_vector is not None:
+                self.image_vectors[item.entry.path] = (model_id, described.image_vector)
             self.pending.append((row, FileOutcome(item.entry.path, Outcome.CAPTIONED, change=item.change,
                                                   caption=text, source=CaptionSource.MODEL, model=model_id,
                                                   score=float(score))))
@@ -285,6 +299,70 @@ class _Run:
             last = item.entry.path
         self.flush()
         self.log.progress("index", last, force=True)
+
+    # ------------------------------------------------------------- text vectors
+    def load_embedder(self) -> Embedder | None:
+        """The sentence model, loaded on first need; None (and one warning in the summary) if it
+        can't be: captions are never lost for it, only their vectors wait for a later run."""
+        if self.embedder is None and self.embedder_factory is not None and self.log.tally.meaning_off is None:
+            try:
+                self.embedder = self.embedder_factory()
+            except MeaningUnavailable as exc:
+                self.log.tally.meaning_off = str(exc)
+        return self.embedder
+
+    def embed_text(self, paths: list[str]) -> None:
+        """Embed the text vectors of just-committed captions (new ones, or changed: stale)."""
+        if not paths or self.embedder_factory is None or self.log.tally.meaning_off is not None:
+            return
+        ids = list(self.index.ids_of(paths).values())
+        if not self.index.vectors_owed(VectorKind.TEXT, self._text_model(), 1, ids=ids):
+            return
+        embedder = self.load_embedder()
+        if embedder is not None:
+            self._embed(embedder, ids=ids)
+
+    def backfill_text(self) -> None:
+        """Embed every text vector still owed: an index made before search by meaning (or by
+        another sentence model), captions changed since (stale), a run that was stopped."""
+        if self.embedder_factory is None or self.stopped or self.log.tally.meaning_off is not None:
+            return
+        owed = self.index.count_vectors_owed(VectorKind.TEXT, self._text_model())
+        if not owed:
+            return
+        embedder = self.load_embedder()
+        if embedder is None:
+            return
+        self.log.total, self.log.done = owed, 0
+        self.log.progress("embed", force=True)
+        self._embed(embedder)
+
+    def _embed(self, embedder: Embedder, ids: list[int] | None = None) -> None:
+        start = self.log.tally.embedded
+
+        def batch_done(n: int) -> None:
+            self.log.tally.embedded = start + n
+            if ids is None:
+                self.log.done = n
+                self.log.progress("embed")
+
+        try:
+            embed_owed(self.index, embedder, ids=ids, on_batch=batch_done, should_stop=self.stop_requested)
+        except MeaningUnavailable as exc:
+            self.log.tally.meaning_off = str(exc)
+
+    def _text_model(self) -> str:
+        if self.embedder is not None:
+            return self.embedder.model_id
+        from photocap.library.meaning import text_model_id
+
+        return text_model_id()
+
+    def count_pixels_owed(self) -> None:
+        """With a pixel head: how many photos (captioned before it) still lack its image vector."""
+        model = self.log.tally.model
+        if self.log.tally.pixel_vectors and model is not None:
+            self.log.tally.pixels_owed = self.index.count_vectors_owed(VectorKind.PIXELS, model)
 
     # ------------------------------------------------------------- the end
     def finish_owed(self, roots: Iterable[str]) -> None:
@@ -317,6 +395,7 @@ def index_folders(
     should_stop: Callable[[], bool] | None = None,
     *,
     pool: DecodePool | None = None,
+    embedder_factory: EmbedderFactory | None = shared_embedder,
 ) -> IndexSummary:
     """Bring the index up to date with every photo under ``roots`` (folders or files).
 
@@ -328,10 +407,17 @@ def index_folders(
     :class:`~photocap.errors.MissingRootError` for a root that is not there, and lets
     model/database errors through after committing what was done. ``pool`` is a warm
     :class:`DecodePool` to use (the watcher's); by default the run starts its own.
+
+    Search by meaning: new captions get their text vectors as they are committed, and then every
+    text vector the index still owes is made (an index from before search by meaning, captions
+    changed since, another sentence model), without captioning anything again; image vectors of a
+    model with a pixel head are stored with its captions. ``embedder_factory`` makes the sentence
+    model (None: no text vectors); if it can't be loaded the run goes on without vectors and the
+    summary says why (``meaning_off``).
     """
     opt = options or IndexOptions()
     resolved = sync.library_roots(index, roots)
-    run = _Run(index, captioner_factory, opt, on_progress, should_stop, pool)
+    run = _Run(index, captioner_factory, opt, on_progress, should_stop, pool, embedder_factory)
     paths = [r.path for r in resolved]
     known: dict[str, Fingerprint] = {}
     for root in paths:
@@ -358,6 +444,8 @@ def index_folders(
             for outcome in sync.settle_missing(index, known, run.decider.claimed, prune=opt.prune):
                 run.log.emit(outcome)
             run.finish_owed(paths)
+            run.backfill_text()
+            run.count_pixels_owed()
     finally:
         run.flush()
     return run.end()
@@ -372,15 +460,16 @@ def index_files(
     should_stop: Callable[[], bool] | None = None,
     *,
     pool: DecodePool | None = None,
+    embedder_factory: EmbedderFactory | None = shared_embedder,
 ) -> IndexSummary:
     """Index an explicit list of files (the watcher's settled files), incrementally.
 
     Same rules as :func:`index_folders` per file. Paths that are not photos (suffix,
     hidden, ``.xmp``) are ignored; a path that no longer exists is flagged missing.
-    Nothing else in the index is touched.
+    Nothing else in the index is touched (only these files' text vectors are made).
     """
     opt = options or IndexOptions()
-    run = _Run(index, captioner_factory, opt, on_progress, should_stop, pool)
+    run = _Run(index, captioner_factory, opt, on_progress, should_stop, pool, embedder_factory)
     work: list[_Item] = []
     gone: list[str] = []
     seen: set[str] = set()

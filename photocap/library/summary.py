@@ -37,6 +37,10 @@ class IndexSummary:
     write_failed: int = 0
     unsupported: int = 0  # files skipped for lack of a decoder (HEIC without pillow-heif)
     temp_removed: int = 0  # stale temp files of killed writes, removed
+    embedded: int = 0  # text vectors made (search by meaning): new captions, and those owed
+    pixel_vectors: int = 0  # image vectors stored (from a model with a pixel head)
+    pixels_owed: int = 0  # with a pixel head: photos captioned before it, still without an image vector
+    meaning_off: str | None = None  # why no text vectors were made (the sentence model failed to load)
     failures: tuple[FileOutcome, ...] = ()
     write_failures: tuple[FileOutcome, ...] = ()
     scan_errors: tuple[ScanProblem, ...] = ()
@@ -85,6 +89,10 @@ class Tally:
         self.model: str | None = None
         self.stopped = False
         self.dry_run = False
+        self.embedded = 0
+        self.pixel_vectors = 0
+        self.pixels_owed = 0
+        self.meaning_off: str | None = None
 
     def _add(self, key: str, n: int = 1) -> None:
         self.counts[key] = self.counts.get(key, 0) + n
@@ -131,7 +139,8 @@ class Tally:
             written=c("written", 0), write_skipped=c("write_skipped", 0), write_failed=c("write_failed", 0),
             unsupported=unsupported, temp_removed=temp_removed, failures=tuple(self.failures),
             write_failures=tuple(self.write_failures), scan_errors=tuple(self.scan_errors),
-            model=self.model, stopped=self.stopped, elapsed_s=elapsed_s,
+            model=self.model, stopped=self.stopped, elapsed_s=elapsed_s, embedded=self.embedded,
+            pixel_vectors=self.pixel_vectors, pixels_owed=self.pixels_owed, meaning_off=self.meaning_off,
         )
 
     def write_summary(self, temp_removed: int = 0) -> WriteSummary:
@@ -179,6 +188,13 @@ def format_index_summary(s: IndexSummary, *, one_line: bool = False) -> str:
         extra.append(f"{s.unsupported} HEIC/HEIF skipped (install the 'heif' extra: pip install 'photocap[heif]')")
     if s.temp_removed:
         extra.append(f"{s.temp_removed} stale temp files of an interrupted write removed")
+    if s.embedded:
+        extra.append(f"{_plural(s.embedded, 'caption')} embedded for search by meaning")
+    if s.pixels_owed:
+        extra.append(f"{s.pixels_owed} photos captioned before this model have no image vector "
+                     "(`photocap index --recaption` makes them)")
+    if s.meaning_off:
+        extra.append(f"search by meaning is off: {s.meaning_off}")
     if not extra:
         return head
     return head + (" " if one_line else "\n") + "; ".join(extra) + "."
