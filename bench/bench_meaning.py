@@ -111,7 +111,12 @@ class ModeResult:
 
 
 def make_search(mode: str) -> tuple[Search | None, str | None]:
-    """The library's search function for ``mode``, as (index, query, limit) -> hits; or why not."""
+    """The library's search for ``mode``, as (index, query, limit) -> hits; or why it can't run.
+
+    words / meaning / hybrid are :func:`photocap.library.search.search`'s modes; "pixels" is the
+    pixel ranking that function fuses (its ``_by_meaning``: image vectors above MIN_PIXELS, with
+    the query's exclusions), alone.
+    """
     try:
         from photocap.library import search as lib_search
     except ImportError:
@@ -125,24 +130,46 @@ def make_search(mode: str) -> tuple[Search | None, str | None]:
                     for h in index.search(query, limit=limit)]
 
         return words, None
-    return lib_search_adapter(lib_search, mode)
-
-
-def lib_search_adapter(lib_search, mode: str) -> tuple[Search | None, str | None]:
-    embedder = None
+    embed = None
     if mode != "words":
         from photocap.errors import MeaningUnavailable
-        from photocap.meaning.text import TextEmbedder
 
         try:
-            embedder = TextEmbedder()
+            embed = lib_search.query_embedder()
         except MeaningUnavailable as exc:
             return None, str(exc)
+    if mode == "pixels":
+        return pixels_search(lib_search, embed)
 
     def run(index, query: str, limit: int) -> list[tuple[str, str, str]]:
-        hits = lib_search.search(index, query, mode=mode, limit=limit, embedder=embedder)
-        return [(Path(h.record.path).name, h.record.caption or "", "+".join(str(m) for m in h.matched_by))
-                for h in hits]
+        hits = lib_search.search(index, query, mode=mode, limit=limit, embed=embed)
+        return [(Path(h.record.path).name, h.record.caption or "", why(h)) for h in hits]
+
+    return run, None
+
+
+def why(hit) -> str:
+    out = []
+    for m in hit.matched_by:
+        m = str(m)
+        score = {"meaning": hit.meaning_score, "pixels": hit.pixels_score}.get(m)
+        out.append(f"{m} {score:.2f}" if score is not None else m)
+    return ", ".join(out)
+
+
+def pixels_search(lib_search, embed) -> tuple[Search | None, str | None]:
+    from photocap.index.store import query_parts
+    from photocap.records import VectorKind
+
+    def run(index, query: str, limit: int) -> list[tuple[str, str, str]]:
+        if not index.vector_models(VectorKind.PIXELS):
+            raise LookupError("the index holds no pixel vectors (no pixel head in the model yet)")
+        _meaning, pixels = lib_search._by_meaning(index, query_parts(query), embed, max(lib_search.DEPTH, limit),
+                                                  False)
+        pixels = pixels[:limit]
+        records = index.records_by_id([i for i, _ in pixels])
+        return [(Path(records[i].path).name, records[i].caption or "", f"pixels {s:.2f}")
+                for i, s in pixels if i in records]
 
     return run, None
 
@@ -170,7 +197,11 @@ def run_mode(mode: str, dbs: dict[str, Path], n_sentences: int | None) -> ModeRe
         by_cat.setdefault(cat, set()).add(name)
     indexes = {key: CaptionIndex.open(db, create=False, readonly_ok=True) for key, db in dbs.items()}
     try:
-        search(indexes["all"], "warm up", 10)  # first call loads what it loads; not timed
+        try:
+            search(indexes["all"], "warm up", 10)  # first call loads what it loads; not timed
+        except Exception as exc:  # noqa: BLE001 - a mode the index can't serve
+            res.unavailable = f"{type(exc).__name__}: {exc}"
+            return res
         for key in ("f8k", "all"):
             found = {k: 0 for k in K}
             for name in dev:

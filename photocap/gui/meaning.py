@@ -1,6 +1,7 @@
 """EmbedderLoader: the window's one sentence model for search by meaning, loaded off the UI thread.
 
-Loading the model (``photocap.meaning.text.TextEmbedder``) takes a few tenths of a second, so the
+Loading the model (``photocap.library.search.query_embedder`` over the process's one
+``TextEmbedder``, which the window's indexing runs share) takes a few tenths of a second, so the
 window asks for it when the user starts typing; the first search(es) before it is ready run by
 words, and the window searches again once :attr:`EmbedderLoader.ready` fires. When the model
 can't be loaded, :attr:`EmbedderLoader.unavailable` carries the reason (with what to install),
@@ -19,9 +20,11 @@ from photocap.errors import MeaningUnavailable
 
 
 def _default_factory() -> Any:
-    from photocap.meaning.text import TextEmbedder
+    """The library's query embedder over the process's one sentence model (indexing shares it)."""
+    from photocap.library.meaning import shared_embedder
+    from photocap.library.search import query_embedder
 
-    return TextEmbedder()
+    return query_embedder(shared_embedder)
 
 
 class _LoadThread(QThread):

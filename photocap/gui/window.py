@@ -46,7 +46,7 @@ from photocap.gui.delegate import ThumbnailDelegate
 from photocap.gui.detail import DetailPanel
 from photocap.gui.errors import user_message
 from photocap.gui.meaning import EmbedderLoader
-from photocap.gui.models import RecordRole, ResultSource, ResultsModel
+from photocap.gui.models import HitRole, RecordRole, ResultSource, ResultsModel
 from photocap.gui.thumbnails import ThumbnailCache
 from photocap.gui.workers import IndexWorker, ProgressInfo
 from photocap.index.store import CaptionIndex, PhotoRecord
@@ -359,7 +359,7 @@ class MainWindow(QMainWindow):
 
     def _meaning_ready(self) -> None:
         if self.search_mode != "words" and self.search_box.text().strip() and not self.search_timer.isActive():
-            self.run_search()  # the searches typed while it loaded ran by words
+            self.refresh()  # the search typed while it loaded ran by words; keep the selection
 
     def _meaning_unavailable(self, message: str) -> None:
         """Say once that searching is by words only, and how to turn meaning on."""
@@ -397,7 +397,8 @@ class MainWindow(QMainWindow):
             return
         self.thumbnails.cancel_pending()
         try:
-            self.model.set_source(ResultSource(index, query), min_rows=min_rows)
+            self.model.set_source(ResultSource(index, query, self.search_mode, self._embedder()),
+                                  min_rows=min_rows)
         except PhotocapError as exc:
             self.model.set_source(None)
             self.show_error(str(exc))
@@ -425,7 +426,11 @@ class MainWindow(QMainWindow):
         noun = "photo" if total == 1 else "photos"
         if query:
             verb = "matches" if total == 1 else "match"
-            self.count_label.setText(f"{total} {noun} {verb} “{query}”" if total else f"No photos match “{query}”")
+            source = self.model.source
+            ran = source.mode if source is not None else "words"
+            how = {"hybrid": "by words and meaning", "meaning": "by meaning"}.get(ran, "by words")
+            text = f"{total} {noun} {verb} “{query}”" if total else f"No photos match “{query}”"
+            self.count_label.setText(f"{text} {how}")
         else:
             self.count_label.setText(f"{total} {noun} in the index")
 
@@ -445,7 +450,7 @@ class MainWindow(QMainWindow):
         if self.detail.dirty and self.detail.record is not None and self.detail.record.path != record.path:
             if self.confirm_keep_edit():
                 self.detail.save()
-        self.detail.set_record(record, self._concepts(record))
+        self.detail.set_record(record, self._concepts(record), current.data(HitRole))
 
     def _concepts(self, record: PhotoRecord) -> tuple[Concept, ...]:
         """What the index knows the model's classifier saw in ``record``'s photo."""
@@ -611,7 +616,9 @@ class MainWindow(QMainWindow):
         record = self.index.get(path)
         if record is not None:
             self.model.update_record(record)
-            self.detail.set_record(record, self._concepts(record))
+            row = self.model.row_of(path)
+            hit = self.model.index(row).data(HitRole) if row is not None else None
+            self.detail.set_record(record, self._concepts(record), hit)
 
     # ================================================================ indexing
     @property
