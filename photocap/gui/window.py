@@ -430,7 +430,7 @@ class MainWindow(QMainWindow):
             ran = source.mode if source is not None else "words"
             how = {"hybrid": "by words and meaning", "meaning": "by meaning"}.get(ran, "by words")
             text = f"{total} {noun} {verb} “{query}”" if total else f"No photos match “{query}”"
-            self.count_label.setText(f"{text} {how}")
+            self.count_label.setText(f"{text} (searched {how})")
         else:
             self.count_label.setText(f"{total} {noun} in the index")
 
