@@ -236,8 +236,7 @@ def search(query: tuple[str, ...], db_path: Path | None, mode: str, limit: int, 
     """
     from photocap.errors import MeaningUnavailable
     from photocap.index.store import CaptionIndex
-    from photocap.library.search import SearchMode, count_matches, query_embedder
-    from photocap.library.search import search as find
+    from photocap.library.search import SearchMode, query_embedder, search_page
 
     text = " ".join(query)
     chosen = SearchMode(mode)
@@ -251,8 +250,9 @@ def search(query: tuple[str, ...], db_path: Path | None, mode: str, limit: int, 
                     raise
                 warn(f"Searching by words only: {exc}")
         with CaptionIndex.open(resolve_db(db_path), create=False, readonly_ok=True) as idx:
-            hits = find(idx, text, mode=chosen, limit=limit, embed=embed, highlight=_markers(as_json or paths_only))
-            total = (count_matches(idx, text, mode=chosen, embed=embed) if len(hits) == limit else len(hits))
+            page = search_page(idx, text, mode=chosen, limit=limit, embed=embed,
+                               highlight=_markers(as_json or paths_only))
+            hits, total = page.hits, page.total
             empty_index = not hits and not idx.has_captions()
             no_vectors = (not hits and embed is not None and not empty_index
                           and not idx.has_vectors(VectorKind.TEXT, embed.model_id))

@@ -594,7 +594,25 @@ class CaptionIndex:
         match = self._match(query)
         if match is None or limit <= 0:
             return []
-        offset = max(0, offset)
+        return self._word_hits(match, self._word_top(match, limit, max(0, offset), include_missing), highlight)
+
+    def word_ranking(self, query: str, limit: int, *, include_missing: bool = False) -> list[tuple[int, float]]:
+        """``(photo_id, rank)`` of :meth:`search`'s first ``limit`` results, without snippets or
+        records (what the hybrid ranking fuses; :meth:`word_hits` makes the page's hits)."""
+        match = self._match(query)
+        if match is None or limit <= 0:
+            return []
+        return self._word_top(match, limit, 0, include_missing)
+
+    def word_hits(self, query: str, ranking: list[tuple[int, float]], *,
+                  highlight: tuple[str, str] = ("[", "]")) -> list[SearchHit]:
+        """:meth:`search`'s hits for those ``(photo_id, rank)`` of :meth:`word_ranking`, in order."""
+        match = self._match(query)
+        if match is None or not ranking:
+            return []
+        return self._word_hits(match, ranking, highlight)
+
+    def _word_top(self, match: str, limit: int, offset: int, include_missing: bool) -> list[tuple[int, float]]:
         filters = "" if include_missing else (
             " AND captions_fts.rowid NOT IN (SELECT id FROM photos WHERE missing = 1)"
         )
@@ -617,13 +635,16 @@ class CaptionIndex:
                 join = " JOIN photos p ON p.id = captions_fts.rowid"
                 filters += " AND captions_fts.rowid >= ?"
                 args = (match, floor[0])
-            top = self._conn.execute(
+            return [(int(i), float(r)) for i, r in self._conn.execute(
                 f"SELECT captions_fts.rowid, {rank} FROM captions_fts{join} "
                 f"WHERE captions_fts MATCH ?{filters} ORDER BY {order} LIMIT ? OFFSET ?",
                 (*args, limit, offset),
-            ).fetchall()
-            if not top:
-                return []
+            ).fetchall()]
+
+    def _word_hits(self, match: str, top: list[tuple[int, float]], highlight: tuple[str, str]) -> list[SearchHit]:
+        if not top:
+            return []
+        with self._errors():
             # Snippets and records for the page only (a snippet costs as much as a rank).
             marks = ",".join("?" * len(top))
             ids = [t[0] for t in top]

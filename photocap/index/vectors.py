@@ -297,10 +297,12 @@ def nearest(
         ids = scan.candidates(q, max(rerank, limit))
         if ids.size == 0:
             return []
+        # CROSS JOIN: one primary-key seek per candidate (the planner would rather scan by model).
         rows = conn.execute(
-            "SELECT v.photo_id, v.vector FROM photo_vectors v JOIN photos p ON p.id = v.photo_id "
-            "WHERE v.photo_id IN (SELECT value FROM json_each(?)) AND v.kind = ? AND v.model = ?"
-            f"{missing}", ("[" + ",".join(map(str, ids.tolist())) + "]", str(scan.kind), scan.model_id)).fetchall()
+            "SELECT v.photo_id, v.vector FROM json_each(?) AS j CROSS JOIN photo_vectors v "
+            "ON v.photo_id = j.value AND v.kind = ? CROSS JOIN photos p ON p.id = v.photo_id "
+            f"WHERE v.model = ?{missing}",
+            ("[" + ",".join(map(str, ids.tolist())) + "]", str(scan.kind), scan.model_id)).fetchall()
     if not rows:
         return []
     dim = len(rows[0][1]) // 4

@@ -352,11 +352,9 @@ class _Run:
             self.log.tally.meaning_off = str(exc)
 
     def _text_model(self) -> str:
-        if self.embedder is not None:
-            return self.embedder.model_id
-        from photocap.library.meaning import text_model_id
+        from photocap.library.meaning import text_model_id, text_vector_model
 
-        return text_model_id()
+        return text_vector_model(self.embedder.model_id if self.embedder is not None else text_model_id())
 
     def count_pixels_owed(self) -> None:
         """With a pixel head: how many photos (captioned before it) still lack its image vector."""

@@ -7,10 +7,11 @@ The CLI (``photocap search --mode``), the GUI's search box and the benchmarks ca
   "phrases", OR, -word, prefix).
 * ``meaning``: the query's words (operators and excluded words left out) are embedded by the
   sentence model and compared by cosine with each photo's text vector (its caption and
-  confident concepts: :func:`photocap.library.meaning.photo_text`) and image vector (pixels).
-  A photo counts as a meaning match only at cosine >= :data:`MIN_MEANING` (pixels:
-  :data:`MIN_PIXELS`), so a query that means nothing in the library finds nothing rather than
-  the whole library.
+  confident concepts: :func:`photocap.library.meaning.photo_texts`) and image vector (pixels).
+  A photo counts as a meaning match by :func:`meaning_matches`: the query's best cosine must
+  reach :data:`MEANING_GATE`, then each photo at >= :data:`MIN_MEANING` counts (pixels: their
+  own pair), so a query that means nothing in the library finds nothing rather than the whole
+  library.
 * ``hybrid`` (the default): reciprocal rank fusion, ``score = sum(1 / (RRF_K + rank))`` over the
   words ranking, the meaning ranking and the pixels ranking (each up to :data:`DEPTH` deep);
   ties keep the words order.
@@ -27,7 +28,7 @@ raises :class:`~photocap.errors.MeaningUnavailable`; a front end loads the model
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -41,10 +42,16 @@ if TYPE_CHECKING:
 
 RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009); see the module docstring
 DEPTH = 200  # each ranking's candidates for the fusion (more when a page lies deeper)
-# Cosine below which a photo does not count as meaning the query. Measured on the Flickr8k dev
-# captions (bench/bench_vectors.py --threshold): see the README. Pixels: the image head's cosines
-# run lower; its owner tunes MIN_PIXELS.
-MIN_MEANING = 0.35
+# When a photo counts as meaning the query (meaning_matches): the query's best cosine must reach
+# the gate (else it means nothing in this library), then every photo at cosine >= the floor counts.
+# Measured by bench/bench_vectors.py --threshold (README): of 24 nonsense queries none passes the
+# gate on the 1,000 Flickr8k dev captions and one on COCO dev with concepts ("recipe" -> a pizza,
+# 0.49); 19 of 20 synonym queries pass on Flickr8k (captions only), 20 of 20 on COCO; 98% of
+# sentence queries (another caption of a photo) reach their photo at the floor.
+MEANING_GATE = 0.35
+MIN_MEANING = 0.25
+# Pixels: not measured here (the image head's cosines run lower than text's); its owner tunes these.
+PIXELS_GATE = 0.20
 MIN_PIXELS = 0.20
 
 QueryEmbed = Callable[[str], Any]  # a query's text -> its unit vector (np.ndarray of the sentence model)
@@ -76,12 +83,19 @@ def query_embedder(factory: EmbedderFactory = default_embedder_factory) -> Query
 
 
 def _text_model(embed: QueryEmbed) -> str:
-    model_id = getattr(embed, "model_id", None)
-    if model_id:
-        return str(model_id)
-    from photocap.library.meaning import text_model_id
+    """The model id of the text vectors a query embedded by ``embed`` is compared with."""
+    from photocap.library.meaning import text_model_id, text_vector_model
 
-    return text_model_id()
+    return text_vector_model(str(getattr(embed, "model_id", None) or text_model_id()))
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """One page of results and how many there are in all (words: every match; meaning and
+    pixel matches count up to :data:`DEPTH` each)."""
+
+    hits: list[SearchHit]
+    total: int
 
 
 def search(
@@ -101,13 +115,31 @@ def search(
     Raises QueryError for a query photocap refuses, MeaningUnavailable for ``meaning`` without
     ``embed``.
     """
+    return search_page(index, query, mode=mode, limit=limit, offset=offset, embed=embed, highlight=highlight,
+                       include_missing=include_missing, count=False).hits
+
+
+def search_page(
+    index: CaptionIndex,
+    query: str,
+    *,
+    mode: SearchMode = SearchMode.HYBRID,
+    limit: int = 20,
+    offset: int = 0,
+    embed: QueryEmbed | None = None,
+    highlight: tuple[str, str] = ("[", "]"),
+    include_missing: bool = False,
+    count: bool = True,
+) -> SearchPage:
+    """:func:`search`, and the number of results in all (``count``; else the page's length)."""
     mode = SearchMode(mode)
-    if limit <= 0:
-        return []
     offset = max(0, offset)
     if mode is SearchMode.WORDS or (mode is SearchMode.HYBRID and embed is None):
-        return index.search(query, limit=limit, offset=offset, highlight=highlight,
-                            include_missing=include_missing)
+        hits = index.search(query, limit=limit, offset=offset, highlight=highlight,
+                            include_missing=include_missing) if limit > 0 else []
+        total = (index.count_matches(query, include_missing=include_missing)
+                 if count and (len(hits) == limit or offset) else offset + len(hits))
+        return SearchPage(hits, total)
     if embed is None:
         from photocap.meaning.text import INSTALL_HINT
 
@@ -115,48 +147,52 @@ def search(
     depth = max(DEPTH, offset + limit)
     parts = query_parts(query)
     meaning, pixels = _by_meaning(index, parts, embed, depth, include_missing)
-    if mode is SearchMode.MEANING:
-        ranked = _fuse([], meaning, pixels)
-        words_hits: dict[int, SearchHit] = {}
-    else:
-        hits = index.search(query, limit=depth, highlight=highlight, include_missing=include_missing)
-        words_hits = {h.record.id: h for h in hits}
-        ranked = _fuse(list(words_hits), meaning, pixels)
-    page = ranked[offset:offset + limit]
-    return _hits(index, page, words_hits, dict(meaning), dict(pixels), fused=mode is SearchMode.HYBRID)
+    words: list[tuple[int, float]] = []
+    if mode is SearchMode.HYBRID:
+        words = index.word_ranking(query, depth, include_missing=include_missing)
+    ranked = _fuse([i for i, _ in words], [i for i, _ in meaning], [i for i, _ in pixels])
+    page = ranked[offset:offset + limit] if limit > 0 else []
+    hits = _hits(index, query, page, words, meaning, pixels, highlight, fused=mode is SearchMode.HYBRID)
+    total = offset + len(hits)
+    if count and (len(hits) == limit or offset):
+        total = len(ranked)
+        if mode is SearchMode.HYBRID and len(words) == depth:  # more word matches than were ranked
+            found = {i for i, _ in meaning} | {i for i, _ in pixels}
+            total = (index.count_matches(query, include_missing=include_missing)
+                     + len(found - index.word_matches(found, query)))
+    return SearchPage(hits, total)
 
 
 def count_matches(index: CaptionIndex, query: str, *, mode: SearchMode = SearchMode.HYBRID,
                   embed: QueryEmbed | None = None, include_missing: bool = False) -> int:
     """How many photos :func:`search` finds for ``query`` without a limit (meaning and pixel
     matches count up to :data:`DEPTH` each)."""
-    mode = SearchMode(mode)
-    if mode is SearchMode.WORDS or (mode is SearchMode.HYBRID and embed is None):
-        return index.count_matches(query, include_missing=include_missing)
-    if embed is None:
-        raise MeaningUnavailable("Searching by meaning needs the sentence model.")
-    meaning, pixels = _by_meaning(index, query_parts(query), embed, DEPTH, include_missing)
-    found = {i for i, _ in meaning} | {i for i, _ in pixels}
-    if mode is SearchMode.MEANING:
-        return len(found)
-    return index.count_matches(query, include_missing=include_missing) + len(found - index.word_matches(found, query))
+    return search_page(index, query, mode=mode, limit=0, embed=embed, include_missing=include_missing).total
+
+
+def meaning_matches(scores: list[tuple[int, float]], floor: float, gate: float) -> list[tuple[int, float]]:
+    """THE threshold rule: nothing if even the best cosine is below ``gate`` (the query means
+    nothing here), else every match at cosine >= ``floor``."""
+    if not scores or scores[0][1] < gate:
+        return []
+    return [(i, s) for i, s in scores if s >= floor]
 
 
 def _by_meaning(index: CaptionIndex, parts: QueryParts, embed: QueryEmbed, depth: int,
                 include_missing: bool) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
-    """The meaning and pixel rankings ``(photo_id, cosine)``, above their thresholds and allowed
+    """The meaning and pixel rankings ``(photo_id, cosine)``, past the threshold rule and allowed
     by the query's exclusions and phrases."""
     if not parts.text.strip():
         return [], []
     vector = embed(parts.text)
     out: list[list[tuple[int, float]]] = []
-    for kind, floor, model_id in ((VectorKind.TEXT, MIN_MEANING, _text_model(embed)),
-                                  (VectorKind.PIXELS, MIN_PIXELS, _pixel_model(index))):
+    for kind, floor, gate, model_id in ((VectorKind.TEXT, MIN_MEANING, MEANING_GATE, _text_model(embed)),
+                                        (VectorKind.PIXELS, MIN_PIXELS, PIXELS_GATE, _pixel_model(index))):
         if model_id is None:
             out.append([])
             continue
-        near = [(i, s) for i, s in index.nearest(kind, model_id, vector, depth, include_missing=include_missing)
-                if s >= floor]
+        near = meaning_matches(index.nearest(kind, model_id, vector, depth, include_missing=include_missing),
+                               floor, gate)
         allowed = set(index.keep_allowed([i for i, _ in near], parts))
         out.append([(i, s) for i, s in near if i in allowed])
     return out[0], out[1]
@@ -168,43 +204,43 @@ def _pixel_model(index: CaptionIndex) -> str | None:
     return models[0] if models else None
 
 
-def _fuse(words: list[int], meaning: list[tuple[int, float]], pixels: list[tuple[int, float]]) -> list[int]:
+def _fuse(words: list[int], meaning: list[int], pixels: list[int]) -> list[int]:
     """THE fusion: reciprocal rank fusion of the three rankings; ties keep the words order."""
     score: dict[int, float] = {}
-    for ranking in (words, [i for i, _ in meaning], [i for i, _ in pixels]):
+    for ranking in (words, meaning, pixels):
         for rank, photo_id in enumerate(ranking):
             score[photo_id] = score.get(photo_id, 0.0) + 1.0 / (RRF_K + rank + 1)
     first_seen = {photo_id: n for n, photo_id in enumerate(score)}  # words first, then meaning, pixels
     return sorted(score, key=lambda i: (-score[i], first_seen[i]))
 
 
-def _hits(index: CaptionIndex, page: list[int], words_hits: dict[int, SearchHit], meaning: dict[int, float],
-          pixels: dict[int, float], *, fused: bool) -> list[SearchHit]:
+def _hits(index: CaptionIndex, query: str, page: list[int], words: list[tuple[int, float]],
+          meaning: list[tuple[int, float]], pixels: list[tuple[int, float]], highlight: tuple[str, str], *,
+          fused: bool) -> list[SearchHit]:
     if not page:
         return []
-    others = [i for i in page if i not in words_hits]
+    on_page = set(page)
+    word_hits = {h.record.id: h for h in index.word_hits(query, [w for w in words if w[0] in on_page],
+                                                         highlight=highlight)}
+    others = [i for i in page if i not in word_hits]
     records = index.records_by_id(others)
     concepts = index.concepts_by_id(others)
-    words_rank = {i: n for n, i in enumerate(words_hits)}
-    meaning_rank = {i: n for n, i in enumerate(meaning)}
-    pixels_rank = {i: n for n, i in enumerate(pixels)}
+    ranks = [{i: n for n, (i, _) in enumerate(r)} for r in (words, meaning, pixels)]
+    meaning_score, pixels_score = dict(meaning), dict(pixels)
     out: list[SearchHit] = []
     for photo_id in page:
-        hit = words_hits.get(photo_id)
+        hit = word_hits.get(photo_id)
         if hit is None:
             record = records.get(photo_id)
             if record is None:
                 continue  # deleted meanwhile
             hit = SearchHit(record, record.caption or "", 0.0, (), concepts.get(photo_id, ()))
         reasons = [*hit.matched_by]
-        if photo_id in meaning:
+        if photo_id in meaning_score:
             reasons.append(MatchedBy.MEANING)
-        if photo_id in pixels:
+        if photo_id in pixels_score:
             reasons.append(MatchedBy.PIXELS)
-        score = None
-        if fused:
-            score = sum(1.0 / (RRF_K + ranks[photo_id] + 1)
-                        for ranks in (words_rank, meaning_rank, pixels_rank) if photo_id in ranks)
-        out.append(replace(hit, matched_by=matched(*reasons), meaning_score=meaning.get(photo_id),
-                           pixels_score=pixels.get(photo_id), fused_score=score))
+        score = sum(1.0 / (RRF_K + r[photo_id] + 1) for r in ranks if photo_id in r) if fused else None
+        out.append(replace(hit, matched_by=matched(*reasons), meaning_score=meaning_score.get(photo_id),
+                           pixels_score=pixels_score.get(photo_id), fused_score=score))
     return out
