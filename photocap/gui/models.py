@@ -41,7 +41,7 @@ class Row:
 
 class _QueryVector:
     """The window's query embedder, remembering the last query's vector: a source asks for the
-    count and then for pages of one query, which is one embedding, not one per call."""
+    first page (and the count) and then for more pages of one query: one embedding, not one per call."""
 
     def __init__(self, embed: Callable[[str], Any]) -> None:
         self._embed = embed
@@ -73,13 +73,14 @@ class ResultSource:
     def is_search(self) -> bool:
         return bool(self.query)
 
-    def total(self) -> int:
-        """How many rows this source has in all."""
+    def first_page(self, limit: int) -> tuple[list[Row], int]:
+        """The first ``limit`` rows, and how many rows this source has in all (one search)."""
         if self.is_search:
             from photocap.library import search
 
-            return search.count_matches(self.index, self.query, mode=self.mode, embed=self._embed)
-        return self.index.count(include_missing=False)
+            found = search.search_page(self.index, self.query, mode=self.mode, limit=limit, embed=self._embed)
+            return [Row(h.record, h.snippet, h) for h in found.hits], found.total
+        return self.page(0, limit), self.index.count(include_missing=False)
 
     def page(self, offset: int, limit: int) -> list[Row]:
         """Rows ``offset`` .. ``offset + limit`` (fewer at the end)."""
@@ -118,11 +119,8 @@ class ResultsModel(QAbstractListModel):
         try:
             self._source, self._rows, self._by_path, self._total = source, [], {}, 0
             if source is not None:
-                self._total = source.total()
-                want = max(self.page_size, min_rows)
-                while len(self._rows) < min(want, self._total):
-                    if not self._append(source.page(len(self._rows), self.page_size)):
-                        break
+                rows, self._total = source.first_page(max(self.page_size, min_rows))
+                self._append(rows)
         finally:
             self.endResetModel()
 
