@@ -88,6 +88,9 @@ def build(work: Path) -> dict[str, Path]:
     factory = default_captioner_factory(device="cpu")
     for key, db in dbs.items():
         t0 = time.perf_counter()
+        if key == "all" and not db.exists():  # start from the Flickr8k one: only COCO's 80 to caption
+            with CaptionIndex.open(dbs["f8k"]) as f8k_index:
+                f8k_index.backup(db)
         with CaptionIndex.open(db) as index:
             s = index_folders(roots[key], index, factory, IndexOptions(workers=1))
         print(f"# {db.name}: {s.captioned} captioned, {time.perf_counter() - t0:.1f} s", file=sys.stderr)
