@@ -247,7 +247,8 @@ def bench_sqlite_vec(path: Path, matrix: np.ndarray, queries: np.ndarray, truth:
     return out
 
 
-def run_size(n: int, base_text, base, queries, query_text, tmp: Path) -> list[dict]:
+def run_size(n: int, base_text, base, queries, query_text, tmp: Path,
+             methods: tuple[str, ...] = ("numpy", "bits", "sqlite-vec", "search")) -> list[dict]:
     from photocap.index import vectors
     from photocap.meaning.text import MODEL_ID
 
@@ -257,13 +258,14 @@ def run_size(n: int, base_text, base, queries, query_text, tmp: Path) -> list[di
     truth = [exact_top(matrix, q) for q in queries]
     rows: list[dict] = []
 
-    lat = time_calls(lambda q: exact_top(matrix, q), queries[:60])
-    rows.append({"method": "numpy-f32 exact", "p50": statistics.median(lat), "p95": pct(lat, 0.95),
-                 "cold_s": cold(COLD_NUMPY, str(db)), "memory_mb": matrix.nbytes / 2**20, "recall10": 1.0})
+    if "numpy" in methods:
+        lat = time_calls(lambda q: exact_top(matrix, q), queries[:60])
+        rows.append({"method": "numpy-f32 exact", "p50": statistics.median(lat), "p95": pct(lat, 0.95),
+                     "cold_s": cold(COLD_NUMPY, str(db)), "memory_mb": matrix.nbytes / 2**20, "recall10": 1.0})
 
     with CaptionIndex.open(db) as idx:
         conn = idx.connection
-        for rerank in (200, 400, 1000):
+        for rerank in (200, 400, 1000) if "bits" in methods else ():
             scan = vectors.VectorScan(VectorKind.TEXT, MODEL_ID)
             t0 = time.perf_counter()
             scan.refresh(conn)
@@ -278,27 +280,34 @@ def run_size(n: int, base_text, base, queries, query_text, tmp: Path) -> list[di
             rows.append({"method": f"bits+rerank {rerank}", "p50": statistics.median(lat), "p95": pct(lat, 0.95),
                          "cold_s": cold(COLD_BITS, str(db)) if rerank == vectors.RERANK else None,
                          "memory_mb": scan.nbytes / 2**20, "recall10": rec, "load_s": load_s})
-        rows += bench_sqlite_vec(db, matrix, queries, truth)
+        if "sqlite-vec" in methods:
+            rows += bench_sqlite_vec(db, matrix, queries, truth)
         del matrix
         gc.collect()
-        rows.append(whole_search(idx, db, query_text))
+        if "search" in methods:
+            rows += whole_search(idx, db, query_text)
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
     return rows
 
 
-def whole_search(idx: CaptionIndex, db: Path, query_text: list[str]) -> dict:
-    """The whole hybrid search, warm (a loaded embedder and scan), and `photocap search` cold."""
-    from photocap.library.search import SearchMode, query_embedder, search
+def whole_search(idx: CaptionIndex, db: Path, query_text: list[str]) -> list[dict]:
+    """The whole hybrid search (query embedding, words, meaning, fusion, the page's records and the
+    total), warm (a loaded embedder and scan), and `photocap search` cold in a new process."""
+    from photocap.library.search import SearchMode, query_embedder, search_page
 
     embed = query_embedder()
     texts = SHORT_QUERIES + query_text[:48]
-    search(idx, texts[0], mode=SearchMode.HYBRID, embed=embed)
-    lat = time_calls(lambda t: search(idx, t, mode=SearchMode.HYBRID, limit=20, embed=embed), texts)
+    search_page(idx, texts[0], mode=SearchMode.HYBRID, embed=embed)
+    emb = time_calls(embed, texts)
+    words = time_calls(lambda t: search_page(idx, t, mode=SearchMode.WORDS, limit=20), texts)
+    lat = time_calls(lambda t: search_page(idx, t, mode=SearchMode.HYBRID, limit=20, embed=embed), texts)
     code = "import sys; from photocap.cli import cli; sys.argv[0] = 'photocap'; cli()"
     cold_s = cold(code, "search", "puppy on the beach", "--db", str(db), "--limit", "20")
-    return {"method": "whole hybrid search", "p50": statistics.median(lat), "p95": pct(lat, 0.95),
-            "cold_s": cold_s, "memory_mb": None, "recall10": None}
+    return [{"method": "query embedding alone", "p50": statistics.median(emb), "p95": pct(emb, 0.95)},
+            {"method": "words search alone (+ total)", "p50": statistics.median(words), "p95": pct(words, 0.95)},
+            {"method": "whole hybrid search (+ total); cold: `photocap search`", "p50": statistics.median(lat),
+             "p95": pct(lat, 0.95), "cold_s": cold_s}]
 
 
 def print_table(results: dict[int, list[dict]]) -> None:
@@ -408,6 +417,8 @@ def main() -> None:
     ap.add_argument("--base", type=int, default=6000, help="real captions the synthetic vectors mix")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--threshold", action="store_true", help="only measure the meaning threshold")
+    ap.add_argument("--methods", nargs="+", default=["numpy", "bits", "sqlite-vec", "search"],
+                    choices=["numpy", "bits", "sqlite-vec", "search"])
     ap.add_argument("--variants", action="store_true", help="only compare the photo text variants (COCO dev)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
@@ -421,7 +432,7 @@ def main() -> None:
     results: dict[int, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-vectors-") as tmp:
         for n in args.sizes:
-            results[n] = run_size(n, base_text, base, queries, query_text, Path(tmp))
+            results[n] = run_size(n, base_text, base, queries, query_text, Path(tmp), tuple(args.methods))
             print_table({n: results[n]})
     print_table(results)
     print(f"\npeak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")

@@ -28,11 +28,18 @@ def loaded_after_import(module: str) -> set[str]:
                                     "photocap.metadata.writer", "photocap.metadata.reader",
                                     "photocap.library", "photocap.library.scan", "photocap.library.photofile",
                                     "photocap.library.workers", "photocap.library.pipeline",
-                                    "photocap.library.sync", "photocap.library.edit", "photocap.library.watch"])
+                                    "photocap.library.sync", "photocap.library.edit", "photocap.library.watch",
+                                    "photocap.index.vectors", "photocap.library.meaning", "photocap.library.search"])
 def test_light_modules_do_not_load_torch_or_qt(module):
     loaded = loaded_after_import(module)
     assert "torch" not in loaded
     assert not any(m.startswith("PySide6") for m in loaded)
+
+
+@pytest.mark.parametrize("module", ["photocap.cli", "photocap.index.store", "photocap.library.search"])
+def test_search_modules_load_numpy_and_onnxruntime_only_when_searching_by_meaning(module):
+    loaded = loaded_after_import(module)
+    assert "numpy" not in loaded and "onnxruntime" not in loaded
 
 
 def test_model_package_imports_nothing_else_of_photocap():

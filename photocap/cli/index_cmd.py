@@ -149,6 +149,14 @@ class _IndexReporter:
             self.bar.set_postfix_str(f"{p.scanned} found", refresh=False)
             self.bar.refresh()
             return
+        if p.phase == "embed":  # the text vectors still owed (search by meaning), after the files
+            if self.bar.desc != "Embedding":
+                self.bar.reset(total=p.total)
+                self.bar.set_description("Embedding")
+                self.bar.unit = "caption"
+            self.bar.set_postfix_str(f"{p.summary.embedded} embedded", refresh=False)
+            self.bar.update(p.done - self.bar.n)
+            return
         if self.bar.total != p.total:
             self.bar.reset(total=p.total)
             self.bar.set_description("Captioning")
@@ -389,6 +397,10 @@ def db_status(db_path: Path | None, as_json: bool) -> None:
                f"{s['write_owed']}")
     models = ", ".join(f"{m} ({n})" for m, n in s["models"].items()) or "none"
     click.echo(f"Models:    {models}")
+    kinds = {"text": "meaning", "pixels": "pixels"}
+    vecs = "; ".join(f"{kinds.get(k, k)}: " + ", ".join(f"{n} by {m}" for m, n in by_model.items())
+                     for k, by_model in s["vectors"].items()) or "none (`photocap index` makes them)"
+    click.echo(f"Vectors:   {vecs}")
     click.echo(f"Size:      {_human_bytes(s['db_bytes'] + s['wal_bytes'])}")
 
 

@@ -366,6 +366,7 @@ class CaptionIndex:
         self._conn = conn
         self.path = path
         self._scans: dict[tuple[VectorKind, str], vectors.VectorScan] = {}  # loaded for nearest()
+        self._models: tuple[tuple[int, int], dict[str, dict[str, int]]] | None = None  # vector_models()
 
     # ---------------------------------------------------------------- opening
     @classmethod
@@ -913,8 +914,13 @@ class CaptionIndex:
                                       (str(VectorKind(kind)), model_id)).fetchone() is not None
 
     def vector_models(self, kind: VectorKind) -> list[str]:
-        """The model ids of the ``kind`` vectors held, most vectors first."""
-        return list(self.vector_counts().get(str(VectorKind(kind)), {}))
+        """The model ids of the ``kind`` vectors held, most vectors first (kept until vectors change:
+        each search asks)."""
+        with self._errors():
+            state = vectors.state(self._conn)
+            if self._models is None or self._models[0] != state:
+                self._models = (state, vectors.vector_counts(self._conn))
+        return list(self._models[1].get(str(VectorKind(kind)), {}))
 
     def records_by_id(self, ids: Iterable[int]) -> dict[int, PhotoRecord]:
         """``{id: record}`` for the photos of ``ids`` still in the index."""

@@ -9,12 +9,13 @@ content deletes the image vector, a deleted photo deletes both.
 Search structure, chosen by measurement (``bench/bench_vectors.py``; figures in the README): an
 exact float32 scan of every vector costs ~1.5 GB of memory and >100 ms at 1M photos on 2 cores,
 and sqlite-vec's vec0 brute force is slower still. What meets "warm p95 <= 50 ms at 1M" and "cold
-search <= 2 s at 100k" is a two-step search: the sign bits of every vector of one kind and model
-are kept in memory (48 MB at 1M photos, column-major uint64) and scanned by Hamming distance
-(XOR + ``np.bitwise_count``); the :data:`RERANK` nearest candidates are then re-ranked by exact
-cosine on their float vectors, read from SQLite by primary key. Libraries of at most RERANK
-photos are therefore searched exactly; above, recall@10 against exact cosine is what the bench
-prints.
+search <= 2 s at 100k" is a search in three steps: the sign bits of every vector of one kind and
+model are kept in memory (48 MB at 1M photos, column-major uint64) and scanned by Hamming
+distance (XOR + ``np.bitwise_count``); the :data:`POOL` x :data:`RERANK` nearest are narrowed to
+RERANK by the asymmetric estimate ``query . sign(vector)`` (the query's floats against the
+candidates' signs); those are re-ranked by exact cosine on their float vectors, read from SQLite
+by primary key. Libraries of at most RERANK photos are therefore searched exactly; above,
+recall@10 against exact cosine is what the bench prints.
 
 The loaded bits (:class:`VectorScan`) stay valid while nothing changed: a cheap check per query
 (the table's AUTOINCREMENT sequence and the trigger-kept count of deletions) loads only rows added
@@ -35,7 +36,8 @@ from photocap.records import VECTOR_DTYPE, Concept, VectorKind
 if TYPE_CHECKING:
     import numpy as np
 
-RERANK = 400  # candidates by Hamming distance re-ranked by exact cosine (see bench/bench_vectors.py)
+RERANK = 400  # candidates re-ranked by exact cosine (see bench/bench_vectors.py)
+POOL = 4  # x RERANK nearest by Hamming distance, narrowed to RERANK by the asymmetric estimate
 _WORD_BITS = 64
 
 
@@ -169,7 +171,8 @@ def vector_counts(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
     return out
 
 
-def _state(conn: sqlite3.Connection) -> tuple[int, int]:
+def state(conn: sqlite3.Connection) -> tuple[int, int]:
+    """(deletions so far, last seq written): changes whenever any vector does (a cheap check)."""
     row = conn.execute(
         "SELECT (SELECT removed FROM vector_state WHERE id = 1), "
         "(SELECT seq FROM sqlite_sequence WHERE name = 'photo_vectors')").fetchone()
@@ -210,21 +213,23 @@ class VectorScan:
         if began:
             conn.execute("BEGIN")  # one snapshot for the check and the load
         try:
-            removed, seq = _state(conn)
+            removed, seq = state(conn)
             if removed == self._removed and seq == self._seq:
                 return
             full = removed != self._removed
             since = 0 if full else self._seq
-            rows = conn.execute(
-                "SELECT photo_id, bits, length(vector) FROM photo_vectors "
+            rows = conn.execute(  # from the covering index photo_vectors_scan alone
+                "SELECT photo_id, bits FROM photo_vectors "
                 "WHERE kind = ? AND model = ? AND seq > ? AND seq <= ? ORDER BY seq",
                 (str(self.kind), self.model_id, since, seq)).fetchall()
+            if rows and self.dim is None:
+                self.dim = conn.execute("SELECT length(vector) / 4 FROM photo_vectors WHERE photo_id = ? "
+                                        "AND kind = ?", (rows[0][0], str(self.kind))).fetchone()[0]
         finally:
             if began:
                 conn.execute("COMMIT")
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         if rows:
-            self.dim = rows[0][2] // 4
             words = len(rows[0][1]) // 8
             cols = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.uint64).reshape(len(rows), words).T
             cols = np.ascontiguousarray(cols)
@@ -239,7 +244,8 @@ class VectorScan:
         self._removed, self._seq = removed, seq
 
     def candidates(self, query: np.ndarray, n: int) -> np.ndarray:
-        """Photo ids of (about) the ``n`` vectors nearest ``query`` by Hamming distance of sign bits."""
+        """Photo ids of the ``n`` vectors most likely nearest ``query``: the POOL * n nearest by Hamming
+        distance of sign bits, then the ``n`` of those with the best ``query . sign(vector)``."""
         import numpy as np
 
         if self.columns is None or self.ids.size == 0:
@@ -258,12 +264,34 @@ class VectorScan:
             np.bitwise_xor(self.columns[w], q[w], out=tmp)
             np.bitwise_count(tmp, out=cnt)
             np.add(dist, cnt, out=dist)
-        # The distance below which there are fewer than n, from a histogram (cheaper than a partition).
+        pool = min(size, POOL * n)
+        # The distance below which there are fewer than `pool`, from a histogram (cheaper than a partition).
         cum = np.cumsum(np.bincount(dist, minlength=q.size * _WORD_BITS + 1))
-        t = int(np.searchsorted(cum, n))  # cum[t] >= n: distances <= t give at least n
+        t = int(np.searchsorted(cum, pool))  # cum[t] >= pool: distances <= t give at least pool
         below = np.flatnonzero(dist < t)
-        ties = np.flatnonzero(dist == t)[: n - below.size]
-        return self.ids[np.concatenate([below, ties])]
+        rows = np.concatenate([below, np.flatnonzero(dist == t)[: pool - below.size]])
+        # Second step: the query's own floats against the candidates' signs (q . sign(v), the
+        # asymmetric estimate, closer to the cosine than the Hamming distance), keeping n. Summed
+        # from a table per stored byte (what its 8 bits add), without BLAS: a small matrix product
+        # there starts threads that, on a busy 2-core machine, cost more than the product.
+        if rows.size > n:
+            data = np.ascontiguousarray(self.columns[:, rows].T).view(np.uint8)  # the stored bytes again
+            estimate = _byte_tables(query)[np.arange(data.shape[1]), data].sum(axis=1)
+            rows = rows[np.argpartition(-estimate, n - 1)[:n]]
+        return self.ids[rows]
+
+
+def _byte_tables(query: np.ndarray) -> np.ndarray:
+    """(bytes, 256) float32: for each stored byte position and value, the sum of ``query``'s
+    components whose bit is set, doubled, less all 8 (so the rows' sum is ``query . sign(v)``)."""
+    import numpy as np
+
+    nbytes = -(-query.size // _WORD_BITS) * 8
+    q = np.zeros(nbytes * 8, dtype=np.float32)
+    q[: query.size] = query
+    q = q.reshape(nbytes, 8)  # np.packbits order: the first component is the byte's high bit
+    bits = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(np.float32)  # (256, 8)
+    return np.einsum("vk,bk->bv", 2.0 * bits - 1.0, q)
 
 
 def nearest(
@@ -309,7 +337,7 @@ def nearest(
     if dim != q.size:
         raise ValueError(f"the query has {q.size} dimensions; the {scan.kind} vectors of {scan.model_id} have {dim}")
     matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=VECTOR_DTYPE).reshape(len(rows), dim)
-    scores = matrix @ q
+    scores = np.einsum("ij,j->i", matrix, q)  # not BLAS: see VectorScan.candidates
     k = min(limit, scores.size)
     top = np.argpartition(-scores, k - 1)[:k] if k < scores.size else np.arange(scores.size)
     top = top[np.argsort(-scores[top], kind="stable")]

@@ -92,7 +92,7 @@ def _text_model(embed: QueryEmbed) -> str:
 @dataclass(frozen=True)
 class SearchPage:
     """One page of results and how many there are in all (words: every match; meaning and
-    pixel matches count up to :data:`DEPTH` each)."""
+    pixel matches count up to :data:`DEPTH` each; see :func:`search_page`)."""
 
     hits: list[SearchHit]
     total: int
@@ -157,9 +157,11 @@ def search_page(
     if count and (len(hits) == limit or offset):
         total = len(ranked)
         if mode is SearchMode.HYBRID and len(words) == depth:  # more word matches than were ranked
-            found = {i for i, _ in meaning} | {i for i, _ in pixels}
-            total = (index.count_matches(query, include_missing=include_missing)
-                     + len(found - index.word_matches(found, query)))
+            # Every word match, plus the meaning and pixel matches not among the ranked word
+            # matches: an upper bound (some of those may match the words further down), exact
+            # whenever a query has fewer than DEPTH word matches; checking each would cost a scan
+            # of the query words' whole index entries.
+            total = index.count_matches(query, include_missing=include_missing) + len(set(ranked) - {i for i, _ in words})
     return SearchPage(hits, total)
 
 
