@@ -34,7 +34,7 @@ def _split(captioner, decoded: list, batch_size: int) -> tuple[float, float]:
         captioner._encode(batches[0])  # warm-up
         for batch in batches:
             t = time.perf_counter()
-            feats, concepts = captioner._encode(batch)
+            feats, concepts, _ = captioner._encode(batch)
             enc += time.perf_counter() - t
             t = time.perf_counter()
             captioner.model.decode_features(feats.float(), captioner.beam, captioner.length_penalty, concepts,

@@ -10,10 +10,11 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from photocap.errors import BackendFallbackWarning, ModelError
+from photocap.errors import BackendFallbackWarning, ModelError, PixelHeadWarning
 from photocap.model.checkpoint import CheckpointError, load_model
+from photocap.model.pixels import PixelHead, PixelHeadError, encoder_identity, load_pixel_head, pixels_path_for
 from photocap.model.preprocess import describe_image_error, open_image, to_tensor
-from photocap.records import CaptionFailure, CaptionResult, Concept, Described
+from photocap.records import VECTOR_DTYPE, CaptionFailure, CaptionResult, Concept, Described
 from photocap.settings import MODEL_ENV, default_model_path, env_model_path
 
 log = logging.getLogger(__name__)
@@ -53,14 +54,19 @@ class Captioner:
 
     def __init__(self, model_path: str | Path | None = None, device: str = "auto", beam: int | None = None,
                  length_penalty: float | None = None, concept_force: float | None = None,
-                 backend: str = "auto") -> None:
+                 backend: str = "auto", pixel_head: str | Path | None = "auto") -> None:
         """``beam`` / ``length_penalty`` / ``concept_force``: None = the model's own decoding settings
         (chosen on its dev split).
 
         ``backend``: what runs the encoder. ``auto``: ONNX Runtime on the CPU when onnxruntime imports,
         torch on a GPU / MPS or without it; ``onnx`` (CPU only); ``torch``. When the ONNX encoder cannot
         be had (onnxruntime missing, export or its check failed) it falls back to torch with a warning;
-        :attr:`backend` says which one runs. The decoder's beam search always runs in torch."""
+        :attr:`backend` says which one runs. The decoder's beam search always runs in torch.
+
+        ``pixel_head``: the pixel head that gives each result its ``image_vector`` (search by the pixels).
+        ``auto``: ``NAME.pixels.safetensors`` beside the model file when there is one (a file there
+        that does not fit this model is skipped with a warning); a path: that file (an error if it
+        does not fit); None: none, ``image_vector`` stays None."""
         if backend not in BACKENDS:
             raise ModelError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
         path = Path(model_path) if model_path is not None else default_model_path()
@@ -78,12 +84,34 @@ class Captioner:
         self.concept_force = self.model.cfg.concept_force if concept_force is None else concept_force
         # Mixed precision on GPUs; the CPU stays in float32 (bfloat16 there is slower on most CPUs).
         self._autocast = self.device.type in ("cuda", "mps")
+        self.pixels: PixelHead | None = None
+        self.pixel_space: str | None = None  # the text model the image vectors compare with (its id)
+        if pixel_head is not None:
+            self._load_pixels(pixel_head)
         self._onnx = None
         self.backend = "torch"
         if self.device.type == "cpu" and backend != "torch":
             self._onnx = self._load_onnx(explicit=backend == "onnx")
             if self._onnx is not None:
                 self.backend = "onnx"
+
+    def _load_pixels(self, given: str | Path) -> None:
+        auto = isinstance(given, str) and given == "auto"
+        path = pixels_path_for(self.model_path) if auto else Path(given)
+        if auto and not path.is_file():
+            return
+        try:
+            head, header = load_pixel_head(path, encoder_id=encoder_identity(self.model.encoder, self.model.cfg.encoder),
+                                           device=self.device)
+            if header.cfg.inputs != "grid" and self.model.encoder.concept_head is None:
+                raise PixelHeadError(f"{path} reads the concept head's logits, but this model has no concept head")
+        except PixelHeadError as exc:
+            if not auto:
+                raise ModelError(str(exc)) from exc
+            warnings.warn(f"photocap: the pixel head beside the model is not used: {exc}", PixelHeadWarning,
+                          stacklevel=3)
+            return
+        self.pixels, self.pixel_space = head, header.text_model
 
     def _load_onnx(self, explicit: bool):
         from photocap.onnx_encoder import OnnxUnavailable, load_onnx_encoder, onnxruntime_available
@@ -97,12 +125,18 @@ class Captioner:
                           BackendFallbackWarning, stacklevel=3)
             return None
 
-    def _encode(self, batch: torch.Tensor):
-        """Grid features and concepts of a batch, by the chosen backend."""
+    def encoder_outputs(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, 3, S, S) in [-1, 1] on this device -> grid features (B, P, C) and ImageNet logits (B, 1000)
+        (None without a concept head), by the chosen backend."""
         if self._onnx is None:
-            return self.model.encode(batch)
-        grid, logits = self._onnx.encode(batch)
-        return grid, self.model.concepts_of(logits)
+            return self.model.encoder.encode(batch)
+        return self._onnx.encode(batch)
+
+    def _encode(self, batch: torch.Tensor):
+        """Grid features, concepts and (with a pixel head) image vectors (B, D) of a batch."""
+        grid, logits = self.encoder_outputs(batch)
+        vectors = self.pixels.from_grid(grid.float(), logits) if self.pixels is not None else None
+        return grid, self.model.concepts_of(logits), vectors
 
     @property
     def model_id(self) -> str:
@@ -121,11 +155,13 @@ class Captioner:
         """(B, 3, S, S) in [-1, 1] -> each image's caption, its mean log-prob per word, and its concepts."""
         batch = batch.to(self.device, non_blocking=True)
         with torch.inference_mode(), torch.autocast(self.device.type, enabled=self._autocast):
-            feats, concepts = self._encode(batch)
+            feats, concepts, vectors = self._encode(batch)
             decoded = self.model.decode_features(feats.float(), self.beam, self.length_penalty, concepts,
                                                  self.concept_force)
-        return [Described(d.text, d.score, tuple(Concept(w.word, round(float(p), 4)) for w, p in d.concepts))
-                for d in decoded]
+        blobs = ([bytes(v) for v in vectors.float().cpu().numpy().astype(VECTOR_DTYPE)]
+                 if vectors is not None else [None] * len(decoded))
+        return [Described(d.text, d.score, tuple(Concept(w.word, round(float(p), 4)) for w, p in d.concepts), blob)
+                for d, blob in zip(decoded, blobs)]
 
     def describe_images(self, images: Sequence[Image.Image]) -> list[Described]:
         """Decoded RGB images (any size; squashed to the model's input) -> captions and concepts."""
@@ -152,7 +188,7 @@ class Captioner:
         def flush() -> Iterator[CaptionResult]:
             described = self.describe_images([img for _, img in pending])
             for (p, _), d in zip(pending, described):
-                yield CaptionResult(p, d.caption, d.score, self.model_id, d.concepts)
+                yield CaptionResult(p, d.caption, d.score, self.model_id, d.concepts, d.image_vector)
             if on_progress:
                 on_progress(len(pending))
             pending.clear()

@@ -11,7 +11,7 @@ import warnings
 
 import click
 
-from photocap.errors import BackendFallbackWarning
+from photocap.errors import BackendFallbackWarning, PixelHeadWarning
 
 # command name -> "module:attribute", imported on first use.
 COMMANDS = {
@@ -27,6 +27,7 @@ COMMANDS = {
     "watch": "photocap.cli.watch_cmd:watch",
     "train": "photocap.cli.train_cmd:train",
     "evaluate": "photocap.cli.train_cmd:evaluate",
+    "train-pixels": "photocap.cli.pixels_cmd:train_pixels",
     "gui": "photocap.cli.gui_cmd:gui",
 }
 
@@ -47,7 +48,7 @@ class LazyGroup(click.Group):
 
 def _format_warning(message, category, filename, lineno, line=None) -> str:
     """photocap's own warnings as a plain line (no file name or source line); others as Python prints them."""
-    if issubclass(category, BackendFallbackWarning):
+    if issubclass(category, (BackendFallbackWarning, PixelHeadWarning)):
         return f"{message}\n"
     return _python_format_warning(message, category, filename, lineno, line)
 

@@ -1,0 +1,241 @@
+"""The pixel head: what the encoder already computed of a photo -> a unit vector in a sentence model's space.
+
+Search by the pixels: a query embedded by the sentence model (all-MiniLM-L6-v2, 384-d) is compared
+with this vector by cosine, so a photo can be found by what its caption left out. The head reads
+only the encoder's outputs that both backends (torch and ONNX) produce: the grid features, mean
+pooled, and the concept head's ImageNet logits, as log-probabilities. No second encoder pass.
+
+A pixel head file is one ``.safetensors`` file (weights, fp16 allowed) with a JSON header: its
+:class:`PixelConfig`, the text model whose space it maps into, the identity of the encoder it was
+trained on (:func:`encoder_identity`) and the recipe and scores. Loading validates all of it and
+never executes code; a head made for another encoder is refused (its inputs would mean nothing).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from photocap.model.checkpoint import CheckpointError, _require_file, atomic_destination
+from photocap.model.statedict import cast_like, mismatch
+
+FORMAT = "photocap-pixels"
+FORMAT_VERSION = "1"
+INPUTS = ("grid", "concepts", "both")
+SUFFIX = ".pixels.safetensors"  # beside the model file: photocap-default.safetensors -> photocap-default.pixels.safetensors
+
+
+class PixelHeadError(CheckpointError):
+    """A pixel head file is missing, malformed, or made for another encoder or text model."""
+
+
+@dataclass
+class PixelConfig:
+    """Everything needed to rebuild a pixel head."""
+
+    inputs: str = "both"  # grid: pooled grid features; concepts: ImageNet log-probs; both: concatenated
+    grid_dim: int = 1280  # the encoder's channels (EfficientNet-Lite: 1280)
+    concept_dim: int = 1000  # ImageNet classes
+    hidden: int = 0  # 0: one linear projection; else a 2-layer MLP with this hidden width
+    dropout: float = 0.1  # MLP only, training only
+    out_dim: int = 384  # the sentence model's dimension
+
+    @property
+    def in_dim(self) -> int:
+        return {"grid": self.grid_dim, "concepts": self.concept_dim,
+                "both": self.grid_dim + self.concept_dim}[self.inputs]
+
+    def validate(self) -> None:
+        if self.inputs not in INPUTS:
+            raise ValueError(f"unknown pixel inputs {self.inputs!r}; choose one of {', '.join(INPUTS)}")
+        for name, high in (("grid_dim", 8192), ("concept_dim", 100_000), ("hidden", 16_384), ("out_dim", 8192)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not (0 if name == "hidden" else 1) <= value <= high:
+                raise ValueError(f"pixel {name} must be a whole number up to {high:,}, not {value!r}")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) \
+                or not (math.isfinite(self.dropout) and 0 <= self.dropout < 1):
+            raise ValueError(f"pixel dropout must be in [0, 1), not {self.dropout!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PixelConfig:
+        if not isinstance(data, dict):
+            raise ValueError("the pixel config must be a JSON object")
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown pixel config fields: {', '.join(unknown)}")
+        cfg = cls(**data)
+        cfg.validate()
+        return cfg
+
+
+class PixelHead(nn.Module):
+    """(pooled grid (B, C), ImageNet logits (B, 1000)) -> unit vectors (B, out_dim)."""
+
+    def __init__(self, cfg: PixelConfig) -> None:
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        # Standardisation of the inputs (set from the training features): a linear map then trains well.
+        self.register_buffer("in_mean", torch.zeros(cfg.in_dim))
+        self.register_buffer("in_std", torch.ones(cfg.in_dim))
+        if cfg.hidden:
+            self.proj = nn.Sequential(nn.Linear(cfg.in_dim, cfg.hidden), nn.GELU(), nn.Dropout(cfg.dropout),
+                                      nn.Linear(cfg.hidden, cfg.out_dim))
+        else:
+            self.proj = nn.Sequential(nn.Linear(cfg.in_dim, cfg.out_dim))
+
+    @staticmethod
+    def pool(grid: torch.Tensor) -> torch.Tensor:
+        """Grid features (B, P, C) -> their mean over positions (B, C)."""
+        return grid.float().mean(dim=1)
+
+    def inputs(self, pooled: torch.Tensor | None, logits: torch.Tensor | None) -> torch.Tensor:
+        """What the head reads, before standardisation: (B, in_dim)."""
+        parts = []
+        if self.cfg.inputs in ("grid", "both"):
+            parts.append(pooled.float())  # (B, C)
+        if self.cfg.inputs in ("concepts", "both"):
+            if logits is None:
+                raise ValueError("this pixel head reads the concept head's logits, but the model has none")
+            parts.append(logits.float().log_softmax(dim=-1))  # (B, 1000)
+        return torch.cat(parts, dim=1)
+
+    def set_standardisation(self, x: torch.Tensor) -> None:
+        """Inputs (N, in_dim) of the training set -> the mean and spread used to standardise them."""
+        self.in_mean.copy_(x.mean(dim=0))
+        self.in_std.copy_(x.std(dim=0).clamp_min(1e-3))
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw inputs (B, in_dim) -> unit vectors (B, out_dim)."""
+        return F.normalize(self.proj((x - self.in_mean) / self.in_std), dim=-1)
+
+    def forward(self, pooled: torch.Tensor | None, logits: torch.Tensor | None) -> torch.Tensor:
+        return self.project(self.inputs(pooled, logits))
+
+    def from_grid(self, grid: torch.Tensor, logits: torch.Tensor | None) -> torch.Tensor:
+        """Grid (B, P, C) and logits (B, 1000) as the encoder gives them -> unit vectors (B, out_dim)."""
+        return self(self.pool(grid), logits)
+
+
+def encoder_identity(encoder: nn.Module, name: str) -> str:
+    """A short id of an encoder's exact weights (as float16, the way model files keep them) and its name."""
+    digest = hashlib.sha256(name.encode())
+    for key, tensor in sorted(encoder.state_dict().items()):
+        t = tensor.detach().cpu()
+        t = t.half() if t.is_floating_point() else t
+        digest.update(key.encode())
+        digest.update(t.contiguous().numpy().tobytes())
+    return f"{name}-{digest.hexdigest()[:16]}"
+
+
+def pixels_path_for(model_path: str | Path) -> Path:
+    """Where the pixel head of a model file lives: beside it, ``NAME.pixels.safetensors``."""
+    path = Path(model_path)
+    stem = path.name[: -len(".safetensors")] if path.name.endswith(".safetensors") else path.name
+    return path.with_name(stem + SUFFIX)
+
+
+@dataclass(frozen=True)
+class PixelHeader:
+    """What a pixel head file says about itself."""
+
+    cfg: PixelConfig
+    text_model: str  # the sentence model whose space it maps into
+    encoder: dict[str, Any]  # {"identity": ..., "model_id": ..., "model_sha256": ...}: the model it belongs to
+    info: dict[str, Any]  # recipe, dev scores
+
+
+def save_pixel_head(head: PixelHead, path: str | Path, *, text_model: str, encoder: dict[str, Any],
+                    info: dict[str, Any] | None = None, half: bool = True) -> Path:
+    """Write ``head`` atomically; ``encoder`` must hold the ``identity`` of the encoder it reads."""
+    from safetensors.torch import save_file
+
+    if not encoder.get("identity"):
+        raise ValueError("a pixel head file needs the identity of its encoder")
+    path = Path(path)
+    tensors = {}
+    for key, t in head.state_dict().items():
+        t = t.detach().cpu()
+        tensors[key] = (t.half() if half and t.is_floating_point() else t).contiguous()
+    metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": json.dumps(head.cfg.to_dict()),
+                "text_model": text_model, "encoder": json.dumps(encoder), "info": json.dumps(info or {})}
+    with atomic_destination(path) as tmp:
+        save_file(tensors, tmp, metadata=metadata)
+    return path
+
+
+def read_pixel_header(path: str | Path) -> PixelHeader:
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    try:
+        _require_file(path)
+    except CheckpointError as exc:
+        raise PixelHeadError(str(exc).replace("model file", "pixel head file")) from None
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise PixelHeadError(f"{path} is not a pixel head file (not safetensors: {exc})") from exc
+    if meta.get("format") != FORMAT:
+        raise PixelHeadError(f"{path} is a safetensors file but not a photocap pixel head (no {FORMAT} header)")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise PixelHeadError(f"{path} has pixel head format version {meta.get('format_version')!r}; "
+                             f"this photocap reads {FORMAT_VERSION}")
+    try:
+        cfg = PixelConfig.from_dict(json.loads(meta["config"]))
+        encoder = json.loads(meta["encoder"])
+        info = json.loads(meta.get("info", "{}"))
+        text_model = meta["text_model"]
+    except KeyError as exc:
+        raise PixelHeadError(f"{path}: malformed pixel head header: it has no {exc.args[0]!r} entry") from exc
+    except (ValueError, TypeError) as exc:
+        raise PixelHeadError(f"{path}: malformed pixel head header: {exc}") from exc
+    if not isinstance(encoder, dict) or not isinstance(encoder.get("identity"), str) or not isinstance(info, dict):
+        raise PixelHeadError(f"{path}: malformed pixel head header: encoder must name its identity, info be an object")
+    if not text_model:
+        raise PixelHeadError(f"{path}: malformed pixel head header: empty text_model")
+    return PixelHeader(cfg, text_model, encoder, info)
+
+
+def load_pixel_head(path: str | Path, *, encoder_id: str | None = None, text_model: str | None = None,
+                    device: str | torch.device = "cpu") -> tuple[PixelHead, PixelHeader]:
+    """Rebuild and load a pixel head (eval, float32), refusing one made for another encoder or text model."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    header = read_pixel_header(path)
+    if encoder_id is not None and header.encoder["identity"] != encoder_id:
+        made_for = header.encoder.get("model_id") or "another model"
+        raise PixelHeadError(
+            f"{path} was trained for the encoder {header.encoder['identity']} ({made_for}), not this model's "
+            f"{encoder_id}; train one for this model with: photocap train-pixels --model MODEL")
+    if text_model is not None and header.text_model != text_model:
+        raise PixelHeadError(f"{path} maps into the text model {header.text_model!r}, not {text_model!r}; "
+                             "its vectors can't be compared with this photocap's queries; retrain it")
+    head = PixelHead(header.cfg)
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError) as exc:
+        raise PixelHeadError(f"{path}: cannot read weights: {exc}") from exc
+    expected = head.state_dict()
+    problem = mismatch(expected, tensors, "its config")
+    if problem:
+        raise PixelHeadError(f"{path} does not match its config: {problem}")
+    bad = next((k for k, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()), None)
+    if bad is not None:
+        raise PixelHeadError(f"{path}: the weights hold NaN or infinite values (first: {bad}); the file is damaged")
+    head.load_state_dict(cast_like(expected, tensors), strict=True)
+    return head.to(device).eval(), header

@@ -1,0 +1,211 @@
+"""The pixel head: a real tiny head trained on real photos finds them by their captions' meaning; its
+file is validated (another encoder's is refused); the Captioner fills ``image_vector`` the same on
+both backends, and leaves it None without a pixel head."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import EXAMPLES, SAMPLE_CAPTIONS
+from photocap.cli import cli
+from photocap.errors import ModelError, PixelHeadWarning
+from photocap.inference import Captioner
+from photocap.meaning.text import DIM, MODEL_ID, TextEmbedder
+from photocap.model.checkpoint import load_model
+from photocap.model.pixels import (
+    PixelConfig, PixelHead, PixelHeadError, encoder_identity, load_pixel_head, pixels_path_for, save_pixel_head,
+)
+from photocap.model.preprocess import load_image
+from photocap.records import VECTOR_DTYPE
+from photocap.settings import default_model_path
+from photocap.training.pixels import PixelData, PixelTrainConfig, dev_recall, train_pixel_head
+
+# Real photos (the examples and scikit-image's samples) with a caption and a paraphrase of it.
+SKIMAGE = {
+    "horse": ("a black horse silhouette on a white background", "the dark shape of a pony"),
+    "motorcycle_left": ("a red motorcycle parked in a garage", "a motorbike standing indoors"),
+    "coins": ("a grid of old coins on a table", "many round metal coins"),
+    "hubble_deep_field": ("galaxies and stars in deep space", "the night sky full of galaxies"),
+}
+PARAPHRASES = {
+    "astronaut.jpg": "an astronaut grinning beside a flag",
+    "rocket.jpg": "a spacecraft ready for launch",
+    "chelsea.jpg": "a tabby kitten lying on the ground",
+    "coffee.jpg": "a mug of hot espresso",
+}
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return TextEmbedder()
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """(paths, captions, paraphrases) of eight real photos."""
+    folder = tmp_path_factory.mktemp("photos")
+    paths, caps, para = [], [], []
+    for name, caption in SAMPLE_CAPTIONS.items():
+        paths.append(EXAMPLES / name)
+        caps.append(caption)
+        para.append(PARAPHRASES[name])
+    for name, (caption, paraphrase) in SKIMAGE.items():
+        path = folder / f"{name}.png"
+        Image.fromarray(getattr(skimage.data, name)()).convert("RGB").save(path)
+        paths.append(path)
+        caps.append(caption)
+        para.append(paraphrase)
+    return paths, caps, para
+
+
+@pytest.fixture(scope="module")
+def bundled_model():
+    model, _ = load_model(default_model_path())
+    return model
+
+
+def _data(model, paths, texts, embedder) -> PixelData:
+    images = torch.stack([load_image(p, model.cfg.image_size) for p in paths])
+    with torch.no_grad():
+        grid, logits = model.encoder.encode(images)
+    text = torch.from_numpy(embedder.embed(texts)).unsqueeze(1)  # (N, 1, 384)
+    return PixelData([p.name for p in paths], PixelHead.pool(grid), logits, text)
+
+
+def test_a_tiny_head_trained_on_real_photos_finds_them_by_paraphrases(photos, bundled_model, embedder):
+    paths, caps, para = photos
+    train = _data(bundled_model, paths, caps, embedder)
+    queries = _data(bundled_model, paths, para, embedder)  # same photos, other words
+    cfg = PixelTrainConfig(batch_size=len(paths), epochs=40, lr=5e-3)
+    torch.manual_seed(0)
+    untrained = PixelHead(PixelConfig(out_dim=DIM))
+    untrained.set_standardisation(untrained.inputs(train.pooled, train.logits))
+    before = dev_recall(untrained, queries)
+    result = train_pixel_head(train, queries, cfg)
+    after = dev_recall(result.head, queries)
+    assert after["R@1"] >= 0.75 > 1 / len(paths) * 2  # chance is 1/8
+    assert after["R@1"] > before["R@1"]
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+
+
+def _tiny_head(tmp_path, encoder_id: str, text_model: str = MODEL_ID, inputs: str = "both"):
+    torch.manual_seed(1)
+    head = PixelHead(PixelConfig(inputs=inputs, hidden=16)).eval()
+    path = save_pixel_head(head, tmp_path / "x.pixels.safetensors", text_model=text_model,
+                           encoder={"identity": encoder_id, "model_id": "m"}, info={"dev_scores": {"R@10": 0.5}})
+    return head, path
+
+
+def test_pixel_head_file_round_trip_refuses_another_encoder_or_text_model(tmp_path, bundled_model, tiny_model_path):
+    mine = encoder_identity(bundled_model.encoder, bundled_model.cfg.encoder)
+    head, path = _tiny_head(tmp_path, mine)
+    loaded, header = load_pixel_head(path, encoder_id=mine, text_model=MODEL_ID)
+    assert header.cfg == head.cfg and header.info["dev_scores"]["R@10"] == 0.5
+    pooled, logits = torch.rand(3, 1280), torch.randn(3, 1000)
+    assert torch.allclose(loaded(pooled, logits), head(pooled, logits), atol=5e-3)  # stored as fp16
+    tiny, _ = load_model(tiny_model_path)
+    other = encoder_identity(tiny.encoder, tiny.cfg.encoder)
+    assert other != mine
+    with pytest.raises(PixelHeadError, match=f"trained for the encoder {mine}.*not this model's {other}.*train-pixels"):
+        load_pixel_head(path, encoder_id=other)
+    with pytest.raises(PixelHeadError, match="maps into the text model 'other-text'"):
+        load_pixel_head(_tiny_head(tmp_path, mine, text_model="other-text")[1], text_model=MODEL_ID)
+    with pytest.raises(PixelHeadError, match="not a photocap pixel head"):
+        load_pixel_head(tiny_model_path)
+    with pytest.raises(PixelHeadError, match="not found"):
+        load_pixel_head(tmp_path / "gone.pixels.safetensors")
+
+
+def test_a_tampered_pixel_header_is_refused_with_the_field(tmp_path, bundled_model):
+    from safetensors.torch import load_file, save_file
+
+    _, path = _tiny_head(tmp_path, "e-1")
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        meta = fh.metadata()
+    tensors = load_file(str(path))
+    bad = tmp_path / "bad.pixels.safetensors"
+    save_file(tensors, str(bad), metadata={**meta, "config": json.dumps({**json.loads(meta["config"]), "hidden": 32})})
+    with pytest.raises(PixelHeadError, match="does not match its config.*shape mismatch"):
+        load_pixel_head(bad)
+    save_file(tensors, str(bad), metadata={**meta, "config": json.dumps({"inputs": "sound"})})
+    with pytest.raises(PixelHeadError, match="unknown pixel inputs 'sound'"):
+        load_pixel_head(bad)
+
+
+@pytest.fixture(scope="module")
+def bundled_pair():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the bundled pixel head and the ONNX encoder both load cleanly
+        onnx = Captioner(device="cpu", backend="onnx")
+    return onnx, Captioner(device="cpu", backend="torch")
+
+
+def test_the_bundled_model_ships_a_pixel_head_and_fills_image_vector_on_both_backends(bundled_pair, sample_photos):
+    assert pixels_path_for(default_model_path()).is_file()
+    onnx, torch_ = bundled_pair
+    paths = [sample_photos[n] for n in sorted(sample_photos)]
+    got, want = list(onnx.caption_paths(paths)), list(torch_.caption_paths(paths, batch_size=3))
+    assert onnx.pixel_space == torch_.pixel_space == MODEL_ID
+    for g, w in zip(got, want):
+        assert isinstance(g.image_vector, bytes) and len(g.image_vector) == DIM * 4
+        a, b = (np.frombuffer(r.image_vector, dtype=VECTOR_DTYPE) for r in (g, w))
+        assert np.linalg.norm(a) == pytest.approx(1.0, abs=1e-5)
+        assert np.abs(a - b).max() < 1e-3
+        assert g.caption == w.caption and "image_vector" not in g.to_dict()
+
+
+def test_the_bundled_pixel_head_puts_a_cat_photo_nearest_to_cat_words(bundled_pair, sample_photos, embedder):
+    onnx, _ = bundled_pair
+    names = sorted(sample_photos)
+    vectors = np.stack([np.frombuffer(r.image_vector, dtype=VECTOR_DTYPE)
+                        for r in onnx.caption_paths([sample_photos[n] for n in names])])
+    best = (embedder.embed(["a kitten", "a cup of coffee"]) @ vectors.T).argmax(axis=1)
+    assert [names[i] for i in best] == ["chelsea.jpg", "coffee.jpg"]
+
+
+def test_without_a_pixel_head_image_vector_is_none(tiny_model_path, sample_photos):
+    photo = sample_photos["chelsea.jpg"]
+    assert not pixels_path_for(tiny_model_path).exists()
+    (r,) = Captioner(tiny_model_path, device="cpu").caption_paths([photo])
+    assert r.image_vector is None
+    (r,) = Captioner(device="cpu", backend="torch", pixel_head=None).caption_paths([photo])
+    assert r.image_vector is None and r.caption
+
+
+def test_a_pixel_head_for_another_model_is_skipped_beside_it_and_refused_when_named(tmp_path, tiny_model_path,
+                                                                                    sample_photos):
+    model = tmp_path / "tiny.safetensors"
+    shutil.copy(tiny_model_path, model)
+    shutil.copy(pixels_path_for(default_model_path()), pixels_path_for(model))  # the bundled model's head
+    with pytest.warns(PixelHeadWarning, match="not used.*trained for the encoder efficientnet-lite2"):
+        captioner = Captioner(model, device="cpu", backend="torch")
+    (r,) = captioner.caption_paths([sample_photos["chelsea.jpg"]])
+    assert r.image_vector is None and captioner.pixels is None
+    with pytest.raises(ModelError, match="trained for the encoder.*photocap train-pixels"):
+        Captioner(model, device="cpu", backend="torch", pixel_head=pixels_path_for(model))
+
+
+def test_train_pixels_command_trains_a_head_the_captioner_uses(tmp_path, sample_folder_dataset, sample_photos):
+    model = tmp_path / "m.safetensors"
+    shutil.copy(default_model_path(), model)
+    out = CliRunner().invoke(cli, ["train-pixels", "--data", "folder", str(sample_folder_dataset), "--model",
+                                   str(model), "--epochs", "2", "--batch-size", "4", "--backend", "torch",
+                                   "--cache-dir", str(tmp_path / "cache"), "--json"])
+    assert out.exit_code == 0, out.output
+    summary = json.loads(out.output.strip().splitlines()[-1])
+    assert summary["pixel_head"] == str(pixels_path_for(model)) and set(summary["dev"]) == {"R@1", "R@5", "R@10"}
+    header = load_pixel_head(pixels_path_for(model))[1]
+    assert header.encoder["model_file"] == "m.safetensors" and header.info["recipe"]["epochs"] == 2
+    (r,) = Captioner(model, device="cpu", backend="torch").caption_paths([sample_photos["coffee.jpg"]])
+    assert len(r.image_vector) == DIM * 4
