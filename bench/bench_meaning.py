@@ -36,7 +36,7 @@ from pathlib import Path
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 if not DATA.is_dir():
     DATA = Path("/work/shared/datasets")
-MODES = ("words", "meaning", "pixels", "hybrid")
+MODES = ("words", "meaning", "pixels", "hybrid", "text")  # text: meaning's text-vector ranking alone
 SYNONYMS = ["puppy", "kitten", "seaside", "kid", "bike", "automobile", "sofa", "meal", "ocean", "pup",
             "doggy", "infant", "bicycle", "lake", "mountain", "snow", "street", "laptop", "pizza", "elephant"]
 K = (1, 5, 10)
@@ -116,9 +116,9 @@ class ModeResult:
 def make_search(mode: str) -> tuple[Search | None, str | None]:
     """The library's search for ``mode``, as (index, query, limit) -> hits; or why it can't run.
 
-    words / meaning / hybrid are :func:`photocap.library.search.search`'s modes; "pixels" is the
-    pixel ranking that function fuses (its ``_by_meaning``: image vectors above MIN_PIXELS, with
-    the query's exclusions), alone.
+    words / meaning / hybrid are :func:`photocap.library.search.search`'s modes; "pixels" and
+    "text" are the two rankings its meaning mode fuses (``_by_meaning``: image vectors, text
+    vectors, each past its threshold rule and the query's exclusions), alone: what each adds.
     """
     try:
         from photocap.library import search as lib_search
@@ -141,8 +141,8 @@ def make_search(mode: str) -> tuple[Search | None, str | None]:
             embed = lib_search.query_embedder()
         except MeaningUnavailable as exc:
             return None, str(exc)
-    if mode == "pixels":
-        return pixels_search(lib_search, embed)
+    if mode in ("pixels", "text"):
+        return one_ranking(lib_search, embed, mode)
 
     def run(index, query: str, limit: int) -> list[tuple[str, str, str]]:
         hits = lib_search.search(index, query, mode=mode, limit=limit, embed=embed)
@@ -160,19 +160,18 @@ def why(hit) -> str:
     return ", ".join(out)
 
 
-def pixels_search(lib_search, embed) -> tuple[Search | None, str | None]:
+def one_ranking(lib_search, embed, kind: str) -> tuple[Search | None, str | None]:
     from photocap.index.store import query_parts
     from photocap.records import VectorKind
 
     def run(index, query: str, limit: int) -> list[tuple[str, str, str]]:
-        if not index.vector_models(VectorKind.PIXELS):
+        if kind == "pixels" and not index.vector_models(VectorKind.PIXELS):
             raise LookupError("the index holds no pixel vectors (no pixel head in the model yet)")
-        _meaning, pixels = lib_search._by_meaning(index, query_parts(query), embed, max(lib_search.DEPTH, limit),
-                                                  False)
-        pixels = pixels[:limit]
-        records = index.records_by_id([i for i, _ in pixels])
-        return [(Path(records[i].path).name, records[i].caption or "", f"pixels {s:.2f}")
-                for i, s in pixels if i in records]
+        text, pixels = lib_search._by_meaning(index, query_parts(query), embed, max(lib_search.DEPTH, limit), False)
+        ranking = (pixels if kind == "pixels" else text)[:limit]
+        records = index.records_by_id([i for i, _ in ranking])
+        return [(Path(records[i].path).name, records[i].caption or "", f"{kind} {s:.2f}")
+                for i, s in ranking if i in records]
 
     return run, None
 
