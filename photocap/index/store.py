@@ -367,6 +367,7 @@ class CaptionIndex:
         self.path = path
         self._scans: dict[tuple[VectorKind, str], vectors.VectorScan] = {}  # loaded for nearest()
         self._models: tuple[tuple[int, int], dict[str, dict[str, int]]] | None = None  # vector_models()
+        self._last_match: tuple[tuple[str, int, int], str] | None = None  # _match()
 
     # ---------------------------------------------------------------- opening
     @classmethod
@@ -727,10 +728,15 @@ class CaptionIndex:
         if exact is None or exact == expanded:
             return expanded
         with self._errors():
+            # One hybrid search asks up to three times; the answer holds while the index is unchanged.
+            key = (exact, self._conn.execute("PRAGMA data_version").fetchone()[0], self._conn.total_changes)
+            if self._last_match is not None and self._last_match[0] == key:
+                return self._last_match[1]
             found = self._conn.execute(
                 "SELECT 1 FROM captions_fts WHERE captions_fts MATCH ? LIMIT 1", (exact,)
             ).fetchone()
-        return exact if found else expanded
+        self._last_match = (key, exact if found else expanded)
+        return self._last_match[1]
 
     # --------------------------------------------------------------- writing
     def upsert_photos(self, updates: Iterable[PhotoUpdate], *, force: bool = False) -> int:
@@ -878,7 +884,7 @@ class CaptionIndex:
                      ids: Iterable[int] | None = None) -> list[vectors.OwedVector]:
         """Photos lacking a vector of ``kind`` by ``model_id`` (none, stale, or another model's), in
         id order, with their caption and concepts (what a text vector is made of). ``after`` pages
-        (the last id seen); ``ids`` restricts to those photos. Text: captioned photos only."""
+        (the last id seen); ``ids`` restricts to those photos. Captioned photos only."""
         with self._errors():
             return vectors.vectors_owed(self._conn, kind, model_id, limit, after=after,
                                         ids=None if ids is None else list(ids))
@@ -889,18 +895,33 @@ class CaptionIndex:
             return vectors.count_vectors_owed(self._conn, kind, model_id)
 
     def nearest(self, kind: VectorKind, model_id: str, query_vector: Any, limit: int, *,
-                include_missing: bool = False, exact: bool = False) -> list[tuple[int, float]]:
+                include_missing: bool = False, exact: bool = False, candidates: Any = None,
+                ) -> list[tuple[int, float]]:
         """``(photo_id, cosine)`` of the photos whose ``kind`` vector (by ``model_id``) is nearest
         ``query_vector``, best first. The scan structure is loaded on first use and kept for this
         index object; it is brought up to date (cheaply) at each call. See
-        :mod:`photocap.index.vectors` for the method and its measured speed and recall."""
+        :mod:`photocap.index.vectors` for the method and its measured speed and recall.
+        ``candidates``: what ``vector_scan(...).candidates(query_vector, n)`` gave (see there)."""
+        scan = self._scan(kind, model_id)
+        with self._errors():
+            return vectors.nearest(self._conn, scan, query_vector, limit, include_missing=include_missing,
+                                   exact=exact, candidates=candidates)
+
+    def vector_scan(self, kind: VectorKind, model_id: str) -> vectors.VectorScan:
+        """The loaded scan structure of ``kind`` vectors by ``model_id``, up to date now. Its
+        ``candidates(query, n)`` may run in another thread (the search runs it beside the word
+        search); pass the result to :meth:`nearest` here."""
+        scan = self._scan(kind, model_id)
+        with self._errors():
+            scan.refresh(self._conn)
+        return scan
+
+    def _scan(self, kind: VectorKind, model_id: str) -> vectors.VectorScan:
         k = VectorKind(kind)
         scan = self._scans.get((k, model_id))
         if scan is None:
             scan = self._scans[(k, model_id)] = vectors.VectorScan(k, model_id)
-        with self._errors():
-            return vectors.nearest(self._conn, scan, query_vector, limit, include_missing=include_missing,
-                                   exact=exact)
+        return scan
 
     def vector_counts(self) -> dict[str, dict[str, int]]:
         """``{kind: {model_id: how many vectors}}``."""

@@ -124,15 +124,14 @@ def vectors_owed(
 ) -> list[OwedVector]:
     """Photos lacking a vector of ``kind`` made by ``model_id``, in photo id order.
 
-    For ``text``, only photos with a caption (there is nothing to embed otherwise). ``after``:
+    Only captioned photos (nothing to embed otherwise; a photo the model could not read has no
+    image vector either). ``after``:
     only photo ids above it (to page through a large index: pass the last id seen). ``ids``:
     only these photos.
     """
     k = _kind(kind)
-    where = ["p.id > ?", "(v.model IS NULL OR v.model != ?)"]
+    where = ["p.id > ?", "(v.model IS NULL OR v.model != ?)", "p.caption IS NOT NULL"]
     args: list[Any] = [str(k), after, model_id]
-    if k is VectorKind.TEXT:
-        where.append("p.caption IS NOT NULL")
     if ids is not None:
         where.append("p.id IN (SELECT value FROM json_each(?))")
         args.append("[" + ",".join(str(int(i)) for i in ids) + "]")
@@ -156,10 +155,9 @@ def vectors_owed(
 def count_vectors_owed(conn: sqlite3.Connection, kind: VectorKind | str, model_id: str) -> int:
     """How many photos :func:`vectors_owed` would list without a limit."""
     k = _kind(kind)
-    caption = " AND p.caption IS NOT NULL" if k is VectorKind.TEXT else ""
     return conn.execute(
         "SELECT count(*) FROM photos p LEFT JOIN photo_vectors v ON v.photo_id = p.id AND v.kind = ? "
-        f"WHERE (v.model IS NULL OR v.model != ?){caption}", (str(k), model_id)).fetchone()[0]
+        "WHERE (v.model IS NULL OR v.model != ?) AND p.caption IS NOT NULL", (str(k), model_id)).fetchone()[0]
 
 
 def vector_counts(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
@@ -183,7 +181,8 @@ class VectorScan:
     """The sign bits of every vector of one kind and model, in memory, for :meth:`nearest`.
 
     One per open index, kind and model (the index keeps them); refreshed by a cheap check at each
-    query. Not thread-safe (nor is the connection it reads).
+    query, on the connection's thread. :meth:`candidates` only reads arrays that :meth:`refresh`
+    replaces (never changes in place), so another thread may run it between refreshes.
     """
 
     def __init__(self, kind: VectorKind | str, model_id: str) -> None:
@@ -303,12 +302,14 @@ def nearest(
     include_missing: bool = False,
     exact: bool = False,
     rerank: int = RERANK,
+    candidates: Any = None,
 ) -> list[tuple[int, float]]:
     """``(photo_id, cosine)`` of the ``limit`` vectors of ``scan``'s kind and model nearest ``query``.
 
     Best first. Missing photos are left out unless ``include_missing``. ``exact`` compares the
     query with every stored vector (slow at scale: for tests and the bench); otherwise the
-    ``max(rerank, limit)`` nearest by sign bits are re-ranked by exact cosine.
+    ``max(rerank, limit)`` nearest by sign bits are re-ranked by exact cosine. ``candidates``: the
+    photo ids :meth:`VectorScan.candidates` already chose for ``query`` (in another thread, say).
     """
     import numpy as np
 
@@ -321,8 +322,11 @@ def nearest(
             "SELECT v.photo_id, v.vector FROM photo_vectors v JOIN photos p ON p.id = v.photo_id "
             f"WHERE v.kind = ? AND v.model = ?{missing}", (str(scan.kind), scan.model_id)).fetchall()
     else:
-        scan.refresh(conn)
-        ids = scan.candidates(q, max(rerank, limit))
+        if candidates is None:
+            scan.refresh(conn)
+            ids = scan.candidates(q, max(rerank, limit))
+        else:
+            ids = np.asarray(candidates, dtype=np.int64)
         if ids.size == 0:
             return []
         # CROSS JOIN: one primary-key seek per candidate (the planner would rather scan by model).

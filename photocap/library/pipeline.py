@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
+from photocap.errors import MeaningUnavailable
 from photocap.index.store import CaptionIndex, Fingerprint, PhotoUpdate
 from photocap.library import sync
 from photocap.library.concepts import with_concepts
@@ -44,7 +45,6 @@ from photocap.library.schedule import Done, Scheduler, Step
 from photocap.library.summary import IndexSummary
 from photocap.library.workers import DecodePool
 from photocap.model.preprocess import describe_image_error
-from photocap.errors import MeaningUnavailable
 from photocap.records import CaptionSource, Described, FileChange, FileOutcome, Outcome, ScanProblem, VectorKind
 
 if TYPE_CHECKING:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from photocap.errors import MeaningUnavailable
 from photocap.index.store import CaptionIndex, QueryParts, SearchHit, matched, query_parts
-from photocap.library.meaning import EmbedderFactory, default_embedder_factory
+from photocap.library.meaning import EmbedderFactory, query_embedder_factory
 from photocap.records import MatchedBy, VectorKind
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ class QueryEmbedder:
     """A query embedder bound to one loaded sentence model: ``embed(text) -> vector``; its
     ``model_id`` picks the text vectors it is compared with."""
 
-    def __init__(self, factory: EmbedderFactory = default_embedder_factory) -> None:
+    def __init__(self, factory: EmbedderFactory = query_embedder_factory) -> None:
         self._embedder = factory()  # raises MeaningUnavailable
         self.model_id = self._embedder.model_id
 
@@ -77,7 +77,7 @@ class QueryEmbedder:
         return self._embedder.embed([text])[0]
 
 
-def query_embedder(factory: EmbedderFactory = default_embedder_factory) -> QueryEmbedder:
+def query_embedder(factory: EmbedderFactory = query_embedder_factory) -> QueryEmbedder:
     """Load the sentence model for queries (raises MeaningUnavailable with what to install)."""
     return QueryEmbedder(factory)
 
@@ -146,23 +146,66 @@ def search_page(
         raise MeaningUnavailable(f"Searching by meaning needs the sentence model; {INSTALL_HINT}.")
     depth = max(DEPTH, offset + limit)
     parts = query_parts(query)
-    meaning, pixels = _by_meaning(index, parts, embed, depth, include_missing)
+    rankings = _vector_rankings(index, _text_model(embed))
+    # The query's embedding and the sign-bit scans run in a thread while this one asks SQLite for
+    # the word matches (ONNX Runtime, numpy and SQLite all let go of the GIL): on two cores they overlap.
+    pending = _in_thread(_embed_and_scan, embed, parts.text, rankings, depth)
     words: list[tuple[int, float]] = []
-    if mode is SearchMode.HYBRID:
-        words = index.word_ranking(query, depth, include_missing=include_missing)
+    words_total = None
+    try:
+        if mode is SearchMode.HYBRID:
+            words = index.word_ranking(query, depth, include_missing=include_missing)
+            if count and len(words) == depth:  # more word matches than are ranked: count them all
+                words_total = index.count_matches(query, include_missing=include_missing)
+    finally:
+        vector, candidates = pending.result() if pending is not None else (None, [])
+    meaning, pixels = _by_meaning(index, parts, vector, rankings, candidates, depth, include_missing)
     ranked = _fuse([i for i, _ in words], [i for i, _ in meaning], [i for i, _ in pixels])
     page = ranked[offset:offset + limit] if limit > 0 else []
     hits = _hits(index, query, page, words, meaning, pixels, highlight, fused=mode is SearchMode.HYBRID)
     total = offset + len(hits)
     if count and (len(hits) == limit or offset):
         total = len(ranked)
-        if mode is SearchMode.HYBRID and len(words) == depth:  # more word matches than were ranked
+        if words_total is not None:
             # Every word match, plus the meaning and pixel matches not among the ranked word
             # matches: an upper bound (some of those may match the words further down), exact
             # whenever a query has fewer than DEPTH word matches; checking each would cost a scan
             # of the query words' whole index entries.
-            total = index.count_matches(query, include_missing=include_missing) + len(set(ranked) - {i for i, _ in words})
+            total = words_total + len(set(ranked) - {i for i, _ in words})
     return SearchPage(hits, total)
+
+
+_pool: list[Any] = []  # one worker thread for query embeddings and scans, made on first use
+
+
+def _in_thread(fn: Callable[..., Any], embed: QueryEmbed, text: str, *args: Any) -> Any:
+    """A future of ``fn(embed, text, *args)`` (None for a query with nothing to embed)."""
+    if not text.strip():
+        return None
+    if not _pool:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _pool.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="photocap-query-embed"))
+    return _pool[0].submit(fn, embed, text, *args)
+
+
+def _vector_rankings(index: CaptionIndex, text_model: str) -> list[tuple[VectorKind, float, float, Any]]:
+    """(kind, floor, gate, loaded scan) of the vector kinds this index can be searched by."""
+    out = []
+    for kind, floor, gate, model_id in ((VectorKind.TEXT, MIN_MEANING, MEANING_GATE, text_model),
+                                        (VectorKind.PIXELS, MIN_PIXELS, PIXELS_GATE, _pixel_model(index))):
+        if model_id is not None:
+            out.append((kind, floor, gate, index.vector_scan(kind, model_id)))
+    return out
+
+
+def _embed_and_scan(embed: QueryEmbed, text: str, rankings: list[tuple[VectorKind, float, float, Any]],
+                    depth: int) -> tuple[Any, list[Any]]:
+    """The query's vector and each scan's candidates for it (no SQLite here: another thread)."""
+    from photocap.index.vectors import RERANK, as_array
+
+    vector = as_array(embed(text))
+    return vector, [scan.candidates(vector, max(RERANK, depth)) for _, _, _, scan in rankings]
 
 
 def count_matches(index: CaptionIndex, query: str, *, mode: SearchMode = SearchMode.HYBRID,
@@ -180,24 +223,19 @@ def meaning_matches(scores: list[tuple[int, float]], floor: float, gate: float) 
     return [(i, s) for i, s in scores if s >= floor]
 
 
-def _by_meaning(index: CaptionIndex, parts: QueryParts, embed: QueryEmbed, depth: int,
-                include_missing: bool) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
-    """The meaning and pixel rankings ``(photo_id, cosine)``, past the threshold rule and allowed
-    by the query's exclusions and phrases."""
-    if not parts.text.strip():
+def _by_meaning(index: CaptionIndex, parts: QueryParts, vector: Any, rankings: list[Any], candidates: list[Any],
+                depth: int, include_missing: bool) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    """The meaning and pixel rankings ``(photo_id, cosine)`` of the query's ``vector``, past the
+    threshold rule and allowed by the query's exclusions and phrases."""
+    out: dict[VectorKind, list[tuple[int, float]]] = {VectorKind.TEXT: [], VectorKind.PIXELS: []}
+    if vector is None:
         return [], []
-    vector = embed(parts.text)
-    out: list[list[tuple[int, float]]] = []
-    for kind, floor, gate, model_id in ((VectorKind.TEXT, MIN_MEANING, MEANING_GATE, _text_model(embed)),
-                                        (VectorKind.PIXELS, MIN_PIXELS, PIXELS_GATE, _pixel_model(index))):
-        if model_id is None:
-            out.append([])
-            continue
-        near = meaning_matches(index.nearest(kind, model_id, vector, depth, include_missing=include_missing),
-                               floor, gate)
+    for (kind, floor, gate, scan), chosen in zip(rankings, candidates):
+        near = meaning_matches(index.nearest(kind, scan.model_id, vector, depth, include_missing=include_missing,
+                                             candidates=chosen), floor, gate)
         allowed = set(index.keep_allowed([i for i, _ in near], parts))
-        out.append([(i, s) for i, s in near if i in allowed])
-    return out[0], out[1]
+        out[kind] = [(i, s) for i, s in near if i in allowed]
+    return out[VectorKind.TEXT], out[VectorKind.PIXELS]
 
 
 def _pixel_model(index: CaptionIndex) -> str | None:
