@@ -117,8 +117,8 @@ def make_search(mode: str) -> tuple[Search | None, str | None]:
     """The library's search for ``mode``, as (index, query, limit) -> hits; or why it can't run.
 
     words / meaning / hybrid are :func:`photocap.library.search.search`'s modes; "pixels" and
-    "text" are the two rankings its meaning mode fuses (``_by_meaning``: image vectors, text
-    vectors, each past its threshold rule and the query's exclusions), alone: what each adds.
+    "text" are the two rankings its meaning mode fuses (image vectors, text vectors, each past its
+    threshold rule and the query's exclusions), each alone: what each adds.
     """
     try:
         from photocap.library import search as lib_search
@@ -160,18 +160,33 @@ def why(hit) -> str:
     return ", ".join(out)
 
 
+class _Embed:
+    """The query embedder under another model id (one the index has no text vectors of)."""
+
+    def __init__(self, embed, model_id: str) -> None:
+        self._embed, self.model_id = embed, model_id
+
+    def __call__(self, text: str):
+        return self._embed(text)
+
+
 def one_ranking(lib_search, embed, kind: str) -> tuple[Search | None, str | None]:
-    from photocap.index.store import query_parts
+    """The library's meaning mode with one of its two vector rankings switched off: "pixels" asks
+    for text vectors of a model the index has none of; "text" hides the index's pixel model."""
     from photocap.records import VectorKind
 
     def run(index, query: str, limit: int) -> list[tuple[str, str, str]]:
-        if kind == "pixels" and not index.vector_models(VectorKind.PIXELS):
-            raise LookupError("the index holds no pixel vectors (no pixel head in the model yet)")
-        text, pixels = lib_search._by_meaning(index, query_parts(query), embed, max(lib_search.DEPTH, limit), False)
-        ranking = (pixels if kind == "pixels" else text)[:limit]
-        records = index.records_by_id([i for i, _ in ranking])
-        return [(Path(records[i].path).name, records[i].caption or "", f"{kind} {s:.2f}")
-                for i, s in ranking if i in records]
+        if kind == "pixels":
+            if not index.vector_models(VectorKind.PIXELS):
+                raise LookupError("the index holds no pixel vectors (no pixel head in the model yet)")
+            hits = lib_search.search(index, query, mode="meaning", limit=limit, embed=_Embed(embed, "none"))
+        else:
+            pixel_model, lib_search._pixel_model = lib_search._pixel_model, lambda _index: None
+            try:
+                hits = lib_search.search(index, query, mode="meaning", limit=limit, embed=embed)
+            finally:
+                lib_search._pixel_model = pixel_model
+        return [(Path(h.record.path).name, h.record.caption or "", why(h)) for h in hits]
 
     return run, None
 
