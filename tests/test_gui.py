@@ -547,6 +547,10 @@ def test_search_box_finds_by_meaning_and_says_why(qtbot, make_window, meaning_db
     from PySide6.QtCore import QSettings
 
     settings = QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat)
+    from photocap.gui.window import SEARCH_MODES
+    from photocap.library.search import SearchMode
+
+    assert sorted(m for m, _label, _tip in SEARCH_MODES) == sorted(m.value for m in SearchMode)
     window = make_window(meaning_db, settings=settings)
     assert window.search_mode == "hybrid"  # the default
     assert window.mode_box.isVisible()

@@ -50,7 +50,8 @@ class _LoadThread(QThread):
 class EmbedderLoader(QObject):
     """Holds at most one embedder; :meth:`get` returns it, or None while loading or unavailable.
 
-    ``factory`` makes the embedder (default: ``TextEmbedder()``); it runs in a worker thread.
+    ``factory`` makes the embedder (default: the library's query embedder over the process's
+    shared sentence model); it runs in a worker thread.
     """
 
     ready = Signal()

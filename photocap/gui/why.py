@@ -7,7 +7,8 @@ from photocap.records import MatchedBy
 
 
 def format_matched(hit: SearchHit) -> str:
-    """E.g. "meaning (similarity 0.42), words in the caption" or "concepts: cat 87 %"."""
+    """E.g. "words in the caption, meaning of the caption (similarity 0.42)" or
+    "concepts the model sees (cat 87%)"; reasons in ``matched_by``'s order."""
     parts: list[str] = []
     for reason in hit.matched_by:
         if reason is MatchedBy.WORDS:

@@ -55,7 +55,7 @@ from photocap.library.summary import IndexSummary, format_index_summary
 from photocap.records import Concept, FileOutcome, Outcome, SkipReason
 
 SEARCH_DEBOUNCE_MS = 250
-SEARCH_MODES = (  # (mode of photocap.library.search, label, tooltip); the first is the default
+SEARCH_MODES = (  # (photocap.library.search.SearchMode value, label, tooltip); the first is the default
     ("hybrid", "Words + meaning", "Photos whose caption has your words, and photos whose caption or "
                                   "concepts mean what you typed (“puppy” finds “a dog …”)."),
     ("words", "Words only", "Only photos whose caption (or the concepts the model sees) has your words."),
