@@ -21,7 +21,8 @@ HELPER = Path(__file__).resolve().parent / "kill_helpers.py"
 
 
 def start(mode: str, db: Path, folder: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(HELPER.parent)}
+    # The helper imports the photocap these tests import (a checkout on PYTHONPATH, or the installed one).
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(HELPER.parent), os.environ.get("PYTHONPATH")) if p)}
     return subprocess.Popen([sys.executable, str(HELPER), mode, str(db), str(folder)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
 

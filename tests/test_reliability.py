@@ -84,7 +84,7 @@ def integrity(db: Path) -> tuple[str, int]:
 def test_index_on_a_full_disk(tmp_path):
     first = photos_with_descriptions(tmp_path / "first", 20, 0)
     second = photos_with_descriptions(tmp_path / "second", 400, 1)
-    with tmpfs(tmp_path / "disk") as disk:
+    with tmpfs(tmp_path / "disk", size="3m") as disk:  # 420 photos and their vectors (~1.7 KB each) fit
         db = disk / "index.db"
         out = photocap("index", str(first[0].parent), "--workers", "0", db=db)
         assert out.returncode == 0, out.stderr

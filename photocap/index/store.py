@@ -695,17 +695,6 @@ class CaptionIndex:
                 keep &= {r[0] for r in self._conn.execute(sql, (joiner.join(parts.phrases), wanted))}
         return [i for i in order if i in keep]
 
-    def word_matches(self, ids: Iterable[int], query: str) -> set[int]:
-        """Those of ``ids`` that :meth:`search` finds for ``query`` (missing or not)."""
-        match = self._match(query)
-        order = [int(i) for i in ids]
-        if match is None or not order:
-            return set()
-        with self._errors():
-            return {r[0] for r in self._conn.execute(
-                "SELECT rowid FROM captions_fts WHERE captions_fts MATCH ? "
-                "AND rowid IN (SELECT value FROM json_each(?))", (match, "[" + ",".join(map(str, order)) + "]"))}
-
     def count_matches(self, query: str, *, include_missing: bool = False) -> int:
         """How many photos :meth:`search` would find for ``query`` without a limit."""
         match = self._match(query)

@@ -10,6 +10,8 @@
                  what is gone (missing, prune), symlinked roots, stale temp files
 * ``edit``       a person's caption edits (GUI Save, ``photocap set-caption``/``clear-caption``)
 * ``summary``    frozen summaries of a run and their one formatter each
+* ``meaning``    which text of a photo its text vector embeds; embedding what the index owes
+* ``search``     words, meaning, hybrid: the one rule for fusing rankings and for what counts
 * ``watch``      watchdog events -> settle queue -> pipeline
 
 Front ends (cli/, gui/) call these; nothing here imports a front end. Importing this
