@@ -135,7 +135,10 @@ class Captioner:
     def _encode(self, batch: torch.Tensor):
         """Grid features, concepts and (with a pixel head) image vectors (B, D) of a batch."""
         grid, logits = self.encoder_outputs(batch)
-        vectors = self.pixels.from_grid(grid.float(), logits) if self.pixels is not None else None
+        vectors = None
+        if self.pixels is not None:
+            with torch.autocast(self.device.type, enabled=False):  # float32: the vectors are compared by cosine
+                vectors = self.pixels.from_grid(grid.float(), None if logits is None else logits.float())
         return grid, self.model.concepts_of(logits), vectors
 
     @property
@@ -158,7 +161,7 @@ class Captioner:
             feats, concepts, vectors = self._encode(batch)
             decoded = self.model.decode_features(feats.float(), self.beam, self.length_penalty, concepts,
                                                  self.concept_force)
-        blobs = ([bytes(v) for v in vectors.float().cpu().numpy().astype(VECTOR_DTYPE)]
+        blobs = ([v.tobytes() for v in vectors.float().cpu().numpy().astype(VECTOR_DTYPE)]
                  if vectors is not None else [None] * len(decoded))
         return [Described(d.text, d.score, tuple(Concept(w.word, round(float(p), 4)) for w, p in d.concepts), blob)
                 for d, blob in zip(decoded, blobs)]

@@ -74,6 +74,9 @@ def _sha256(path: Path) -> str:
 @click.option("--inputs", type=click.Choice(["grid", "concepts", "both"]), default=None,
               help="What the head reads: the pooled grid features, the ImageNet concept log-probs, or both.")
 @click.option("--hidden", type=click.IntRange(0, 16384), default=None, help="MLP hidden width (0 = linear).")
+@click.option("--concept-text/--no-concept-text", default=None,
+              help="Also mix in the sentence vectors of the concept words the classifier sees (measured: "
+                   "better R@1 on COCO, dev R@10 within noise; off in the bundled recipe).")
 @click.option("--epochs", type=click.IntRange(1), default=None)
 @click.option("--batch-size", type=click.IntRange(2), default=None)
 @click.option("--lr", type=float, default=None)
@@ -82,7 +85,7 @@ def _sha256(path: Path) -> str:
               help="Cache of encoder outputs and caption vectors. Default: the user cache folder.")
 @json_option
 def train_pixels(kind: str, path: Path, model_path: Path | None, backend: str, out_path: Path | None,
-                 inputs: str | None, hidden: int | None, epochs: int | None, batch_size: int | None,
+                 inputs: str | None, hidden: int | None, concept_text: bool | None, epochs: int | None, batch_size: int | None,
                  lr: float | None, seed: int | None, cache_dir: Path | None, as_json: bool) -> None:
     """Train a model's pixel head: a projection of what its encoder sees into the sentence model's
     space, so search can find a photo by what its caption left out.
@@ -102,12 +105,12 @@ def train_pixels(kind: str, path: Path, model_path: Path | None, backend: str, o
         from photocap.meaning.text import MODEL_ID, TextEmbedder
         from photocap.model.pixels import encoder_identity, pixels_path_for, save_pixel_head
         from photocap.settings import cache_dir as default_cache_dir, default_model_path
-        from photocap.training.pixels import (PixelData, PixelTrainConfig, embed_captions, encode_photos,
-                                              train_pixel_head)
+        from photocap.training.pixels import (PixelData, PixelTrainConfig, class_texts, embed_captions,
+                                              encode_photos, train_pixel_head)
 
         cfg = PixelTrainConfig()
-        for name, value in (("inputs", inputs), ("hidden", hidden), ("epochs", epochs), ("batch_size", batch_size),
-                            ("lr", lr), ("seed", seed)):
+        for name, value in (("inputs", inputs), ("hidden", hidden), ("concept_text", concept_text),
+                            ("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("seed", seed)):
             if value is not None:
                 setattr(cfg, name, value)
         splits = _load_splits(kind, path, seed=cfg.seed)
@@ -117,6 +120,8 @@ def train_pixels(kind: str, path: Path, model_path: Path | None, backend: str, o
         captioner = Captioner(model_path, device="cpu", backend=backend, pixel_head=None)
         if cfg.inputs != "grid" and not captioner.has_concepts:
             raise click.ClickException(f"{captioner.model_path} has no concept head; use --inputs grid")
+        if cfg.concept_text and cfg.inputs == "grid":
+            raise click.ClickException("--concept-text reads the concept head: use --inputs concepts or both")
         encoder_id = encoder_identity(captioner.model.encoder, captioner.model.cfg.encoder)
         embedder = TextEmbedder()
         cache = cache_dir or default_cache_dir() / "pixels"
@@ -130,7 +135,11 @@ def train_pixels(kind: str, path: Path, model_path: Path | None, backend: str, o
                                   text_model=MODEL_ID, cache_root=cache)
             data[name] = PixelData([it.key for it in items], pooled, logits, text)
         progress.close()
-        result = train_pixel_head(data["train"], data["dev"], cfg, on_progress=progress)
+        class_text = None
+        if cfg.concept_text:
+            concepts = captioner.model.concepts
+            class_text = class_texts([concepts.words[i].word for i in concepts.class_word], embedder.embed)
+        result = train_pixel_head(data["train"], data["dev"], cfg, on_progress=progress, class_text=class_text)
         progress.close()
         if out_path is None:
             out_path = (pixels_path_for(model_path) if model_path is not None

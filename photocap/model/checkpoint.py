@@ -57,8 +57,8 @@ def atomic_destination(path: Path) -> Iterator[str]:
     umask = os.umask(0)
     os.umask(umask)
     try:
-        os.chmod(tmp, 0o666 & ~umask)
         yield tmp
+        os.chmod(tmp, 0o666 & ~umask)  # after writing: safetensors' save_file recreates the file as 0600
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

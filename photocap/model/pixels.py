@@ -47,6 +47,10 @@ class PixelConfig:
     hidden: int = 0  # 0: one linear projection; else a 2-layer MLP with this hidden width
     dropout: float = 0.1  # MLP only, training only
     out_dim: int = 384  # the sentence model's dimension
+    # Also add the sentence vector of what the classifier sees: its class probabilities times the
+    # sentence vectors of the classes' concept words (a fixed table in the file), mixed with the
+    # learned projection by a learned weight. ImageNet's words reach queries Flickr8k never taught.
+    concept_text: bool = False
 
     @property
     def in_dim(self) -> int:
@@ -60,6 +64,10 @@ class PixelConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not (0 if name == "hidden" else 1) <= value <= high:
                 raise ValueError(f"pixel {name} must be a whole number up to {high:,}, not {value!r}")
+        if not isinstance(self.concept_text, bool):
+            raise ValueError(f"pixel concept_text must be true or false, not {self.concept_text!r}")
+        if self.concept_text and self.inputs == "grid":
+            raise ValueError("pixel concept_text reads the concept head: use inputs concepts or both")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) \
                 or not (math.isfinite(self.dropout) and 0 <= self.dropout < 1):
             raise ValueError(f"pixel dropout must be in [0, 1), not {self.dropout!r}")
@@ -94,6 +102,10 @@ class PixelHead(nn.Module):
                                       nn.Linear(cfg.hidden, cfg.out_dim))
         else:
             self.proj = nn.Sequential(nn.Linear(cfg.in_dim, cfg.out_dim))
+        if cfg.concept_text:
+            # Row c: the sentence vector of ImageNet class c's concept word (set by the trainer).
+            self.register_buffer("class_text", torch.zeros(cfg.concept_dim, cfg.out_dim))
+            self.mix = nn.Parameter(torch.zeros(()))  # sigmoid(mix): the concept text's share
 
     @staticmethod
     def pool(grid: torch.Tensor) -> torch.Tensor:
@@ -118,7 +130,13 @@ class PixelHead(nn.Module):
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
         """Raw inputs (B, in_dim) -> unit vectors (B, out_dim)."""
-        return F.normalize(self.proj((x - self.in_mean) / self.in_std), dim=-1)
+        out = F.normalize(self.proj((x - self.in_mean) / self.in_std), dim=-1)  # (B, D)
+        if not self.cfg.concept_text:
+            return out
+        logprobs = x[:, -self.cfg.concept_dim:]  # (B, 1000): the inputs end with the concept log-probs
+        said = F.normalize(logprobs.exp() @ self.class_text, dim=-1)  # (B, D)
+        share = torch.sigmoid(self.mix)
+        return F.normalize((1 - share) * out + share * said, dim=-1)
 
     def forward(self, pooled: torch.Tensor | None, logits: torch.Tensor | None) -> torch.Tensor:
         return self.project(self.inputs(pooled, logits))

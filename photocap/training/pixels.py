@@ -49,6 +49,7 @@ class PixelTrainConfig:
     weight_decay: float = 0.5  # measured: 0.01 and 0.5 tie on dev R@10 (0.644, 0.645); an MLP overfits sooner
     temperature: float = 0.05  # initial; learned (as CLIP's logit scale), kept within [0.01, 1]
     seed: int = 0
+    concept_text: bool = False  # add the concept words' sentence vectors (needs class_text)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -162,19 +163,36 @@ def dev_recall(head: PixelHead, dev: PixelData) -> dict[str, float]:
     return recall(ranks(dev.text[:, 0], image_vectors(head, dev)))
 
 
+def class_texts(class_words: Sequence[str], embed: Embed) -> torch.Tensor:
+    """The sentence vector of each ImageNet class's concept word: (classes, D)."""
+    unique = sorted(set(class_words))
+    table = dict(zip(unique, np.asarray(embed(unique), dtype=np.float32)))
+    return torch.from_numpy(np.stack([table[w] for w in class_words]))
+
+
 def train_pixel_head(train: PixelData, dev: PixelData, cfg: PixelTrainConfig,
-                     on_progress: Progress | None = None) -> PixelTrainResult:
-    """Train a pixel head by the recipe; keep the epoch with the best dev recall@10 (ties: recall@1)."""
+                     on_progress: Progress | None = None, class_text: torch.Tensor | None = None) -> PixelTrainResult:
+    """Train a pixel head by the recipe; keep the epoch with the best dev recall@10 (ties: recall@1).
+
+    ``class_text`` (classes, D): see :func:`class_texts`; required with ``cfg.concept_text``."""
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     head = PixelHead(PixelConfig(inputs=cfg.inputs, grid_dim=train.pooled.shape[1],
                                  concept_dim=train.logits.shape[1] if train.logits is not None else 1000,
-                                 hidden=cfg.hidden, dropout=cfg.dropout, out_dim=train.text.shape[2]))
+                                 hidden=cfg.hidden, dropout=cfg.dropout, out_dim=train.text.shape[2],
+                                 concept_text=cfg.concept_text))
+    if cfg.concept_text:
+        if class_text is None:
+            raise ValueError("concept_text needs the sentence vectors of the classes' concept words")
+        head.class_text.copy_(class_text)
     x = head.inputs(train.pooled, train.logits)  # (N, in_dim)
     head.set_standardisation(x)
     log_scale = torch.nn.Parameter(torch.tensor(math.log(1 / cfg.temperature)))
-    opt = torch.optim.AdamW([*head.parameters(), log_scale], lr=cfg.lr, weight_decay=cfg.weight_decay)
+    plain = [p for name, p in head.named_parameters() if name != "mix"]  # the weights; not the mix or scale
+    extra = [log_scale, *([head.mix] if cfg.concept_text else [])]
+    opt = torch.optim.AdamW([{"params": plain}, {"params": extra, "weight_decay": 0.0}], lr=cfg.lr,
+                            weight_decay=cfg.weight_decay)
     n, per_photo = len(train.keys), train.text.shape[1]
     steps_per_epoch = max(1, n // cfg.batch_size)  # the last partial batch is dropped: fewer negatives
     total = steps_per_epoch * cfg.epochs
@@ -206,6 +224,8 @@ def train_pixel_head(train: PixelData, dev: PixelData, cfg: PixelTrainConfig,
         scores = dev_recall(head, dev)
         row = {"epoch": epoch, "loss": round(sum(losses) / len(losses), 4),
                "temperature": round(float(1 / log_scale.detach().exp()), 4), **scores}
+        if cfg.concept_text:
+            row["concept_share"] = round(float(torch.sigmoid(head.mix.detach())), 4)
         history.append(row)
         key = (scores["R@10"], scores["R@1"])
         is_best = best is None or key > best[0]
