@@ -2,11 +2,13 @@
 """Regenerate docs/screenshot.png: the real photocap window over the example photos.
 
 Builds an index of examples/photos in a temporary database with the bundled
-model (or ``--model PATH``), opens the real MainWindow offscreen, types a
-query, selects a result and saves a grab of the window::
+model (or ``--model PATH``) and the sentence model's text vectors, opens the real
+MainWindow offscreen, types a query (by default one that only search by meaning
+answers: no caption holds "kid" or "kitten"), selects a result and saves a grab
+of the window::
 
-    python scripts/screenshot_gui.py                      # bundled model
-    python scripts/screenshot_gui.py --model tiny.safetensors --query playing --select chelsea.jpg
+    python scripts/screenshot_gui.py                      # bundled model, hybrid search
+    python scripts/screenshot_gui.py --model tiny.safetensors --query playing --mode words --select chelsea.jpg
 
 Runs without a display (QT_QPA_PLATFORM=offscreen is set unless already set).
 """
@@ -54,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=None,
                         help="model file (default: the bundled model, when present)")
     parser.add_argument("--photos", type=Path, default=ROOT / "examples" / "photos")
-    parser.add_argument("--query", default="playing", help="text typed into the search box")
+    parser.add_argument("--query", default="kid playing with a kitten", help="text typed into the search box")
+    parser.add_argument("--mode", default="hybrid", choices=("hybrid", "words", "meaning"),
+                        help="the search mode selected next to the search box")
     parser.add_argument("--select", default="chelsea.jpg", help="file name of the result to select")
     parser.add_argument("--size", default="1180x720", help="window size, WxH")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshot.png")
@@ -93,9 +97,12 @@ def main(argv: list[str] | None = None) -> int:
         window.show()
         QTest.qWaitForWindowExposed(window)
 
+        window.set_search_mode(args.mode)
         window.search_box.setFocus()
         QTest.keyClicks(window.search_box, args.query, Qt.KeyboardModifier.NoModifier, 30)
-        wait_until(lambda: not window.search_timer.isActive())
+        wait_until(lambda: not window.search_timer.isActive() and not window.meaning.loading)
+        if window.meaning.error:
+            print(f"warning: {window.meaning.error}", file=sys.stderr)
         names = [Path(window.model.index(r).data(PathRole)).name for r in range(window.model.rowCount())]
         print(f"{window.count_label.text()}: {', '.join(names)}")
         if args.select in names:

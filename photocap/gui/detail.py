@@ -28,7 +28,8 @@ from PySide6.QtWidgets import (
 
 from photocap.gui import desktop
 from photocap.gui.thumbnails import ThumbnailCache
-from photocap.index.store import PhotoRecord
+from photocap.gui.why import format_matched
+from photocap.index.store import PhotoRecord, SearchHit
 from photocap.records import Concept
 
 PREVIEW_PX = 640
@@ -177,11 +178,18 @@ class DetailPanel(QWidget):
         self.concepts_label.setObjectName("concepts")
         self.concepts_label.setToolTip("What the model's image classifier sees in the photo, and how sure it is. "
                                        "Search finds photos by these words too.")
+        self.matched_label = self._fact_label()
+        self.matched_label.setObjectName("matchedBy")
+        self.matched_label.setToolTip("Why the search found this photo: its caption's words, the concepts the "
+                                      "model sees, or the meaning of its caption (with how close it is to "
+                                      "your search, from 0 to 1).")
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.DontWrapRows)
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
-        for name, label in (("Caption by", self.source_label), ("Sees", self.concepts_label),
+        self.form = form
+        for name, label in (("Found by", self.matched_label),
+                            ("Caption by", self.source_label), ("Sees", self.concepts_label),
                             ("Score", self.score_label),
                             ("Taken", self.date_label), ("Camera", self.camera_label),
                             ("Size", self.size_label), ("File", self.path_label),
@@ -234,9 +242,10 @@ class DetailPanel(QWidget):
     def caption_text(self) -> str:
         return self.editor.toPlainText().strip()
 
-    def set_record(self, record: PhotoRecord | None, concepts: Sequence[Concept] = ()) -> None:
-        """Show ``record`` (None: nothing selected) and its ``concepts``. An unsaved edit of the
-        same photo is kept."""
+    def set_record(self, record: PhotoRecord | None, concepts: Sequence[Concept] = (),
+                   hit: SearchHit | None = None) -> None:
+        """Show ``record`` (None: nothing selected), its ``concepts`` and, when a search found it,
+        why (``hit``). An unsaved edit of the same photo is kept."""
         same = record is not None and self.record is not None and record.path == self.record.path
         keep_edit = same and self.dirty
         self.record = record
@@ -248,13 +257,17 @@ class DetailPanel(QWidget):
             self.editor.setPlainText("")
             self.preview.set_image(None, "Select a photo to see it here.")
             for label in (self.source_label, self.score_label, self.date_label, self.camera_label,
-                          self.size_label, self.path_label, self.fields_label, self.concepts_label):
+                          self.size_label, self.path_label, self.fields_label, self.concepts_label,
+                          self.matched_label):
                 label.setText("")
+            self.form.setRowVisible(self.matched_label, False)
             self._update_buttons()
             return
         self._saved_text = record.caption or ""
         if not keep_edit:
             self.editor.setPlainText(self._saved_text)
+        self.matched_label.setText(format_matched(hit) if hit is not None else "")
+        self.form.setRowVisible(self.matched_label, hit is not None)
         self.source_label.setText(format_source(record))
         self.concepts_label.setText(format_concepts(concepts))
         self.score_label.setText(format_score(record))

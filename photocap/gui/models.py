@@ -8,13 +8,15 @@ library of tens of thousands of photos costs one page of rows up front.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
 
 from photocap.gui.thumbnails import ThumbnailCache
-from photocap.index.store import CaptionIndex, PhotoRecord
+from photocap.gui.why import format_matched
+from photocap.index.store import CaptionIndex, PhotoRecord, SearchHit
 
 PAGE_SIZE = 120
 THUMB_PX = 160
@@ -23,42 +25,72 @@ RecordRole = Qt.ItemDataRole.UserRole + 1  # the PhotoRecord
 PathRole = Qt.ItemDataRole.UserRole + 2  # its path (str)
 SnippetRole = Qt.ItemDataRole.UserRole + 3  # the FTS snippet with [matches] marked
 ThumbErrorRole = Qt.ItemDataRole.UserRole + 4  # why there is no thumbnail, if it failed
+HitRole = Qt.ItemDataRole.UserRole + 5  # the SearchHit (why it matched), None when listing the library
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
 
 @dataclass(frozen=True)
 class Row:
-    """One result: the record and, for a search, the caption snippet."""
+    """One result: the record and, for a search, the caption snippet and the hit (why it matched)."""
 
     record: PhotoRecord
     snippet: str | None = None
+    hit: SearchHit | None = None
+
+
+class _QueryVector:
+    """The window's query embedder, remembering the last query's vector: a source asks for the
+    first page (and the count) and then for more pages of one query: one embedding, not one per call."""
+
+    def __init__(self, embed: Callable[[str], Any]) -> None:
+        self._embed = embed
+        self.model_id = getattr(embed, "model_id", None)  # which text vectors the library compares with
+        self._last: tuple[str, Any] | None = None
+
+    def __call__(self, text: str) -> Any:
+        if self._last is None or self._last[0] != text:
+            self._last = (text, self._embed(text))
+        return self._last[1]
 
 
 class ResultSource:
-    """Pages of results for one query; an empty query lists every photo (path order)."""
+    """Pages of results for one query, from ``photocap.library.search`` in ``mode``; an empty
+    query lists every photo (path order).
 
-    def __init__(self, index: CaptionIndex, query: str) -> None:
+    ``embed`` is the window's query embedder (None: not loaded, or meaning is unavailable); then
+    the search is by words, whatever ``mode`` asks (:attr:`mode` says which ran).
+    """
+
+    def __init__(self, index: CaptionIndex, query: str, mode: str = "hybrid",
+                 embed: Callable[[str], Any] | None = None) -> None:
         self.index = index
         self.query = query.strip()
+        self.mode = mode if embed is not None else "words"
+        self._embed = _QueryVector(embed) if embed is not None else None
 
     @property
     def is_search(self) -> bool:
         return bool(self.query)
 
-    def total(self) -> int:
-        """How many rows this source has in all."""
+    def first_page(self, limit: int) -> tuple[list[Row], int]:
+        """The first ``limit`` rows, and how many rows this source has in all (one search)."""
         if self.is_search:
-            return self.index.count_matches(self.query)
-        return self.index.count(include_missing=False)
+            from photocap.library import search
+
+            found = search.search_page(self.index, self.query, mode=self.mode, limit=limit, embed=self._embed)
+            return [Row(h.record, h.snippet, h) for h in found.hits], found.total
+        return self.page(0, limit), self.index.count(include_missing=False)
 
     def page(self, offset: int, limit: int) -> list[Row]:
         """Rows ``offset`` .. ``offset + limit`` (fewer at the end)."""
         if self.is_search:
-            hits = self.index.search(self.query, limit=limit, offset=offset)
-            return [Row(h.record, h.snippet) for h in hits]
-        return [Row(r) for r in self.index.list_photos(limit=limit, offset=offset, include_missing=False)]
+            from photocap.library import search
 
+            hits = search.search(self.index, self.query, mode=self.mode, limit=limit, offset=offset,
+                                 embed=self._embed)
+            return [Row(h.record, h.snippet, h) for h in hits]
+        return [Row(r) for r in self.index.list_photos(limit=limit, offset=offset, include_missing=False)]
 
 
 class ResultsModel(QAbstractListModel):
@@ -87,11 +119,8 @@ class ResultsModel(QAbstractListModel):
         try:
             self._source, self._rows, self._by_path, self._total = source, [], {}, 0
             if source is not None:
-                self._total = source.total()
-                want = max(self.page_size, min_rows)
-                while len(self._rows) < min(want, self._total):
-                    if not self._append(source.page(len(self._rows), self.page_size)):
-                        break
+                rows, self._total = source.first_page(max(self.page_size, min_rows))
+                self._append(rows)
         finally:
             self.endResetModel()
 
@@ -144,7 +173,8 @@ class ResultsModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DecorationRole:
             return self.thumbnails.get(rec.path, self.thumb_px)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{rec.path}\n{rec.caption or ''}".strip()
+            why = f"\nFound by {format_matched(row.hit)}" if row.hit is not None else ""
+            return f"{rec.path}\n{rec.caption or ''}".strip() + why
         if role == Qt.ItemDataRole.AccessibleTextRole:
             return rec.caption or rec.path
         if role == RecordRole:
@@ -153,6 +183,8 @@ class ResultsModel(QAbstractListModel):
             return rec.path
         if role == SnippetRole:
             return row.snippet
+        if role == HitRole:
+            return row.hit
         if role == ThumbErrorRole:
             return self.thumbnails.error(rec.path, self.thumb_px)
         return None
@@ -173,7 +205,7 @@ class ResultsModel(QAbstractListModel):
         if row is None:
             return
         old = self._rows[row]
-        self._rows[row] = Row(record, old.snippet)
+        self._rows[row] = Row(record, old.snippet, old.hit)
         idx = self.index(row)
         self.dataChanged.emit(idx, idx)
 

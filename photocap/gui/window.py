@@ -22,6 +22,7 @@ from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, QSettings, QSiz
 from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -44,7 +45,8 @@ from photocap.gui.compat import protect_none
 from photocap.gui.delegate import ThumbnailDelegate
 from photocap.gui.detail import DetailPanel
 from photocap.gui.errors import user_message
-from photocap.gui.models import RecordRole, ResultSource, ResultsModel
+from photocap.gui.meaning import EmbedderLoader
+from photocap.gui.models import HitRole, RecordRole, ResultSource, ResultsModel
 from photocap.gui.thumbnails import ThumbnailCache
 from photocap.gui.workers import IndexWorker, ProgressInfo
 from photocap.index.store import CaptionIndex, PhotoRecord
@@ -53,6 +55,13 @@ from photocap.library.summary import IndexSummary, format_index_summary
 from photocap.records import Concept, FileOutcome, Outcome, SkipReason
 
 SEARCH_DEBOUNCE_MS = 250
+SEARCH_MODES = (  # (photocap.library.search.SearchMode value, label, tooltip); the first is the default
+    ("hybrid", "Words + meaning", "Photos whose caption has your words, and photos whose caption or "
+                                  "concepts mean what you typed (“puppy” finds “a dog …”)."),
+    ("words", "Words only", "Only photos whose caption (or the concepts the model sees) has your words."),
+    ("meaning", "Meaning only", "Photos ranked by how close their caption and concepts are in meaning "
+                                "to what you typed, whatever the words."),
+)
 REFRESH_THROTTLE_MS = 1000  # while indexing, re-run the current query at most this often
 UI_BUSY_TIMEOUT_S = 3.0  # the UI waits this long for a writer before saying "locked"
 
@@ -87,6 +96,10 @@ class MainWindow(QMainWindow):
         self.worker: IndexWorker | None = None
         self.last_result: IndexSummary | None = None
         self._refresh_pending = False
+        self._said_meaning_off = False
+        self.meaning = EmbedderLoader(parent=self)  # one sentence model for the window, loaded off-thread
+        self.meaning.ready.connect(self._meaning_ready)
+        self.meaning.unavailable.connect(self._meaning_unavailable)
 
         self.thumbnails = ThumbnailCache(thumbnail_dir, parent=self)
         self.model = ResultsModel(self.thumbnails, parent=self)
@@ -120,6 +133,16 @@ class MainWindow(QMainWindow):
         self.search_box.returnPressed.connect(self._search_return)
         self.search_box.installEventFilter(self)
 
+        self.mode_box = QComboBox()
+        self.mode_box.setObjectName("searchMode")
+        self.mode_box.setAccessibleName("Search by")
+        for mode, label, tip in SEARCH_MODES:
+            self.mode_box.addItem(label, mode)
+            self.mode_box.setItemData(self.mode_box.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        self.mode_box.setToolTip("How the search box finds photos: by their words, by meaning, or both.")
+        self.mode_box.setMinimumHeight(30)
+        self.mode_box.currentIndexChanged.connect(self._mode_changed)
+
         self.add_button = QPushButton("Add folder…")
         self.add_button.setObjectName("addFolderButton")
         self.add_button.setToolTip("Caption every photo in a folder into the index (Ctrl+O).")
@@ -128,6 +151,7 @@ class MainWindow(QMainWindow):
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
         top.addWidget(self.search_box, 1)
+        top.addWidget(self.mode_box)
         top.addWidget(self.add_button)
 
         self.banner = MessageBanner()
@@ -271,6 +295,7 @@ class MainWindow(QMainWindow):
         if state is not None:
             self.splitter.restoreState(state)
         self.detail.write_on_save.setChecked(self.settings.value("detail/write_on_save", False, type=bool))
+        self.set_search_mode(str(self.settings.value("search/mode", SEARCH_MODES[0][0])))
 
     def _save_settings(self) -> None:
         if self.settings is None:
@@ -278,6 +303,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/splitter", self.splitter.saveState())
         self.settings.setValue("detail/write_on_save", self.detail.write_on_save.isChecked())
+        self.settings.setValue("search/mode", self.search_mode)
 
     # ================================================================ the index
     def open_index(self) -> CaptionIndex | None:
@@ -302,8 +328,45 @@ class MainWindow(QMainWindow):
         self.banner.show_message(text, "info")
 
     # ================================================================ searching
-    def _search_text_changed(self, _text: str) -> None:
+    @property
+    def search_mode(self) -> str:
+        """What the mode selector asks for: "hybrid", "words" or "meaning"."""
+        return str(self.mode_box.currentData())
+
+    def set_search_mode(self, mode: str) -> None:
+        """Select ``mode`` (an unknown one, e.g. from old settings, leaves the selector as it is)."""
+        i = self.mode_box.findData(mode)
+        if i >= 0:
+            self.mode_box.setCurrentIndex(i)
+
+    def _mode_changed(self, _i: int) -> None:
+        if hasattr(self, "search_timer") and self.search_box.text().strip():
+            self.run_search()
+
+    def _search_text_changed(self, text: str) -> None:
+        if text.strip() and self.search_mode != "words":
+            self.meaning.load()  # ready (off the UI thread) by the time the debounced search runs
         self.search_timer.start()  # restarts: the search runs 250 ms after the last key
+
+    def _embedder(self) -> Any:
+        """The sentence model for this search (None: search by words, for now or for good)."""
+        if self.search_mode == "words" or not self.search_box.text().strip():
+            return None
+        embedder = self.meaning.get()
+        if embedder is None and self.meaning.error is not None:
+            self._meaning_unavailable(self.meaning.error)
+        return embedder
+
+    def _meaning_ready(self) -> None:
+        if self.search_mode != "words" and self.search_box.text().strip() and not self.search_timer.isActive():
+            self.refresh()  # the search typed while it loaded ran by words; keep the selection
+
+    def _meaning_unavailable(self, message: str) -> None:
+        """Say once that searching is by words only, and how to turn meaning on."""
+        self.mode_box.setToolTip(f"Searching by words only. {message}")
+        if not self._said_meaning_off:
+            self._said_meaning_off = True
+            self.statusBar().showMessage(f"Searching by words only: {message}", 20000)
 
     def _search_return(self) -> None:
         if self.search_timer.isActive():
@@ -334,7 +397,8 @@ class MainWindow(QMainWindow):
             return
         self.thumbnails.cancel_pending()
         try:
-            self.model.set_source(ResultSource(index, query), min_rows=min_rows)
+            self.model.set_source(ResultSource(index, query, self.search_mode, self._embedder()),
+                                  min_rows=min_rows)
         except PhotocapError as exc:
             self.model.set_source(None)
             self.show_error(str(exc))
@@ -362,7 +426,11 @@ class MainWindow(QMainWindow):
         noun = "photo" if total == 1 else "photos"
         if query:
             verb = "matches" if total == 1 else "match"
-            self.count_label.setText(f"{total} {noun} {verb} “{query}”" if total else f"No photos match “{query}”")
+            source = self.model.source
+            ran = source.mode if source is not None else "words"
+            how = {"hybrid": "by words and meaning", "meaning": "by meaning"}.get(ran, "by words")
+            text = f"{total} {noun} {verb} “{query}”" if total else f"No photos match “{query}”"
+            self.count_label.setText(f"{text} (searched {how})")
         else:
             self.count_label.setText(f"{total} {noun} in the index")
 
@@ -382,7 +450,7 @@ class MainWindow(QMainWindow):
         if self.detail.dirty and self.detail.record is not None and self.detail.record.path != record.path:
             if self.confirm_keep_edit():
                 self.detail.save()
-        self.detail.set_record(record, self._concepts(record))
+        self.detail.set_record(record, self._concepts(record), current.data(HitRole))
 
     def _concepts(self, record: PhotoRecord) -> tuple[Concept, ...]:
         """What the index knows the model's classifier saw in ``record``'s photo."""
@@ -548,7 +616,9 @@ class MainWindow(QMainWindow):
         record = self.index.get(path)
         if record is not None:
             self.model.update_record(record)
-            self.detail.set_record(record, self._concepts(record))
+            row = self.model.row_of(path)
+            hit = self.model.index(row).data(HitRole) if row is not None else None
+            self.detail.set_record(record, self._concepts(record), hit)
 
     # ================================================================ indexing
     @property
@@ -651,6 +721,7 @@ class MainWindow(QMainWindow):
             self.index_label.setText("Stopping indexing…")
             self.worker.wait(30000)
         self.thumbnails.shutdown()
+        self.meaning.wait()
         self._save_settings()
         if self.index is not None:
             self.index.close()
