@@ -249,6 +249,61 @@ def run_mode(mode: str, dbs: dict[str, Path], n_sentences: int | None) -> ModeRe
     return res
 
 
+# ----------------------------------------------------------------------------- fusion grid
+
+GRID_K = (10, 30, 60)
+GRID_WORDS = (0.25, 0.5, 1.0)
+GRID_MEANING = (1.0,)
+GRID_PIXELS = (0.5, 1.0, 2.0)
+
+
+def grid(dbs: dict[str, Path]) -> None:
+    """Hybrid's recall for each (k, weights) of the library's fusion (``search.fuse``): the three
+    rankings of each query are asked of the library once (``search.rankings``), then fused with
+    every combination; prints one table row per combination."""
+    import itertools
+
+    from photocap.index.store import CaptionIndex
+    from photocap.library import search as lib_search
+
+    embed = lib_search.query_embedder()
+    sentences = first_captions(DATA / "flickr8k" / "captions.txt")
+    largest = coco_largest()
+    by_cat: dict[str, set[str]] = {}
+    for name, cat in largest.items():
+        by_cat.setdefault(cat, set()).add(name)
+    cached: dict[str, list] = {}  # index key -> [(wanted names, rankings, id -> name)]
+    for key, queries in (("f8k", [(sentences[n], {n}) for n in f8k_dev()]),
+                         ("coco", [(c, ns) for c, ns in sorted(by_cat.items())]),
+                         ("all", [(c, ns) for c, ns in sorted(by_cat.items())])):
+        with CaptionIndex.open(dbs[key], create=False, readonly_ok=True) as index:
+            rows = []
+            for q, wanted in queries:
+                rows.append((wanted, lib_search.rankings(index, q, embed)))
+            ids = {i for _w, r in rows for ranking in r for i, _ in ranking}
+            names = {i: Path(rec.path).name for i, rec in index.records_by_id(sorted(ids)).items()}
+        cached[key] = [(w, r, names) for w, r in rows]
+        print(f"# {key}: {len(rows)} queries ranked", file=sys.stderr)
+
+    def recall(key: str, k: float, weights: tuple[float, float, float], at: int) -> float:
+        hit = total = 0
+        for wanted, (words, meaning, pixels), names in cached[key]:
+            got = {names[i] for i in lib_search.fuse(words, meaning, pixels, k=k, weights=weights)[:at]}
+            hit += len(wanted & got)
+            total += len(wanted)
+        return hit / total
+
+    print("| k | weights words / meaning / pixels | F8k dev sentence R@1 / R@5 / R@10 | "
+          "short R@10 COCO 80 | short R@10 in 1,080 |")
+    print("| --- | --- | --- | --- | --- |")
+    combos = [(k, (w, m, p)) for k, w, m, p in itertools.product(GRID_K, GRID_WORDS, GRID_MEANING, GRID_PIXELS)]
+    combos += [(k, (0.0, 1.0, p)) for k in GRID_K for p in GRID_PIXELS]  # meaning alone, for reference
+    for k, weights in combos:
+        s = " / ".join(f"{recall('f8k', k, weights, at):.3f}" for at in K)
+        print(f"| {k} | {' / '.join(f'{x:g}' for x in weights)} | {s} | {recall('coco', k, weights, 10):.3f} | "
+              f"{recall('all', k, weights, 10):.3f} |", flush=True)
+
+
 # ----------------------------------------------------------------------------- report
 
 
@@ -289,9 +344,14 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/photocap-meaning"))
     ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     ap.add_argument("--sentences", type=int, default=None, help="only the first N dev photos' sentence queries")
+    ap.add_argument("--grid", action="store_true",
+                    help="hybrid's recall for a grid of the fusion's k and weights (search.fuse), then stop")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     dbs = build(args.work)
+    if args.grid:
+        grid(dbs)
+        return
     results = [run_mode(m, dbs, args.sentences) for m in args.modes]
     cats = set(coco_largest().values())
     report(results, args.sentences or len(f8k_dev()), len(cats), len(coco_largest()))

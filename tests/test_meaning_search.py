@@ -202,7 +202,8 @@ def test_nonsense_finds_nothing_by_meaning(index, embed):
 
 def test_hybrid_says_why_each_photo_matched(index, embed):
     hits = search(index, "dog", embed=embed)
-    assert paths(hits)[:2] == [h.record.path for h in index.search("dog")][:2]  # both words and meaning first
+    # both dogs match words and meaning, so they come first (in meaning's order: words only boost)
+    assert set(paths(hits)[:2]) == {h.record.path for h in index.search("dog")[:2]}
     assert {MatchedBy.WORDS, MatchedBy.MEANING} <= set(hits[0].matched_by)
     assert hits[0].fused_score > 0 and hits[0].meaning_score > MIN_MEANING
     d = hits[0].to_dict()
@@ -415,3 +416,28 @@ def test_search_never_loads_torch_and_words_mode_no_onnxruntime(db):
     assert "torch" not in hybrid and "onnxruntime" in hybrid
     words = _modules_after_search(db, "dog", "--mode", "words")
     assert "torch" not in words and "onnxruntime" not in words and "numpy" not in words
+
+
+# ----------------------------------------------------------------------------- the fusion rule
+
+
+def test_words_only_boost_a_strong_meaning_match_is_not_buried():
+    from photocap.library.search import fuse
+
+    # photo 9: first by meaning and by pixels, no word match; photos 1-5 match the words, and
+    # weakly the meaning (ranked below 9): 9 comes first, ahead of every words-only match too
+    words = [(i, 5.0 - i) for i in range(1, 6)]
+    meaning = [(9, 0.8), *((i, 0.3) for i in range(1, 6))]
+    pixels = [(9, 0.4), (7, 0.3)]
+    ranked = fuse(words, meaning, pixels)
+    assert ranked[0] == 9
+    # a meaning-only first beats a words-only first (plain RRF tied them, words first)
+    assert fuse([(1, 9.0)], [(2, 0.9)], [])[0] == 2
+    # and words still decide between photos meaning ranks alike (they boost)
+    assert fuse([(2, 9.0)], [(1, 0.6), (2, 0.6)], [(2, 0.3), (1, 0.3)])[0] == 2
+
+
+def test_a_literal_caption_phrase_ranks_its_photo_first(index, embed):
+    for path, (caption, _concepts) in LIBRARY.items():
+        for query in (caption, f'"{caption}"'):
+            assert paths(search(index, query, embed=embed))[0] == path, query

@@ -40,7 +40,8 @@ from photocap.records import MatchedBy, VectorKind
 if TYPE_CHECKING:
     import numpy as np
 
-RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009); see the module docstring
+RRF_K = 10  # reciprocal rank fusion's constant (60 in Cormack et al. 2009; 10 measured better here, README)
+WEIGHTS = (0.25, 1.0, 1.0)  # words, meaning (text vectors), pixels: each ranking's weight in the fusion
 DEPTH = 200  # each ranking's candidates for the fusion (more when a page lies deeper)
 # When a photo counts as meaning the query (meaning_matches): the query's best cosine must reach
 # the gate (else it means nothing in this library), then every photo at cosine >= the floor counts.
@@ -160,7 +161,7 @@ def search_page(
     finally:
         vector, candidates = pending.result() if pending is not None else (None, [])
     meaning, pixels = _by_meaning(index, parts, vector, rankings, candidates, depth, include_missing)
-    ranked = _fuse([i for i, _ in words], [i for i, _ in meaning], [i for i, _ in pixels])
+    ranked = fuse(words, meaning, pixels)
     page = ranked[offset:offset + limit] if limit > 0 else []
     hits = _hits(index, query, page, words, meaning, pixels, highlight, fused=mode is SearchMode.HYBRID)
     total = offset + len(hits)
@@ -244,14 +245,33 @@ def _pixel_model(index: CaptionIndex) -> str | None:
     return models[0] if models else None
 
 
-def _fuse(words: list[int], meaning: list[int], pixels: list[int]) -> list[int]:
-    """THE fusion: reciprocal rank fusion of the three rankings; ties keep the words order."""
+def fuse(words: list[tuple[int, float]], meaning: list[tuple[int, float]], pixels: list[tuple[int, float]], *,
+         k: float = RRF_K, weights: tuple[float, float, float] = WEIGHTS) -> list[int]:
+    """THE fusion: weighted reciprocal rank fusion of the three rankings ``(photo_id, score)``,
+    ``sum(weight / (k + rank))``; ties keep the words order. The benchmarks call it with other
+    ``k`` and ``weights`` (bench/bench_meaning.py --grid); the library uses the defaults."""
     score: dict[int, float] = {}
-    for ranking in (words, meaning, pixels):
-        for rank, photo_id in enumerate(ranking):
-            score[photo_id] = score.get(photo_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+    for weight, ranking in zip(weights, (words, meaning, pixels)):
+        if weight <= 0:
+            continue
+        for rank, (photo_id, _) in enumerate(ranking):
+            score[photo_id] = score.get(photo_id, 0.0) + weight / (k + rank + 1)
     first_seen = {photo_id: n for n, photo_id in enumerate(score)}  # words first, then meaning, pixels
     return sorted(score, key=lambda i: (-score[i], first_seen[i]))
+
+
+def rankings(index: CaptionIndex, query: str, embed: QueryEmbed, *, depth: int = DEPTH,
+             include_missing: bool = False) -> tuple[list[tuple[int, float]], list[tuple[int, float]],
+                                                     list[tuple[int, float]]]:
+    """The three rankings hybrid fuses, ``(photo_id, score)`` each: words (bm25), meaning (text
+    vectors) and pixels (image vectors), past the threshold rule, exclusions and phrases. For
+    the benchmarks (fuse them with other parameters); searching is :func:`search`."""
+    parts = query_parts(query)
+    vecs = _vector_rankings(index, _text_model(embed))
+    words = index.word_ranking(query, depth, include_missing=include_missing)
+    vector, candidates = _embed_and_scan(embed, parts.text, vecs, depth) if parts.text.strip() else (None, [])
+    meaning, pixels = _by_meaning(index, parts, vector, vecs, candidates, depth, include_missing)
+    return words, meaning, pixels
 
 
 def _hits(index: CaptionIndex, query: str, page: list[int], words: list[tuple[int, float]],
@@ -280,7 +300,8 @@ def _hits(index: CaptionIndex, query: str, page: list[int], words: list[tuple[in
             reasons.append(MatchedBy.MEANING)
         if photo_id in pixels_score:
             reasons.append(MatchedBy.PIXELS)
-        score = sum(1.0 / (RRF_K + r[photo_id] + 1) for r in ranks if photo_id in r) if fused else None
+        score = (sum(w / (RRF_K + r[photo_id] + 1) for w, r in zip(WEIGHTS, ranks) if photo_id in r and w > 0)
+                 if fused else None)
         out.append(replace(hit, matched_by=matched(*reasons), meaning_score=meaning_score.get(photo_id),
                            pixels_score=pixels_score.get(photo_id), fused_score=score))
     return out
