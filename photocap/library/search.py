@@ -51,11 +51,7 @@ DEPTH = 200  # each ranking's candidates for the fusion (more when a page lies d
 # sentence queries (another caption of a photo) reach their photo at the floor.
 MEANING_GATE = 0.35
 MIN_MEANING = 0.25
-# Pixels: the image head's cosines run lower than text's and don't tell nonsense from sense: on
-# the 1,080 benchmark photos 6 of the 24 nonsense queries reach 0.20 (best 0.31, "recipe"-like),
-# while real synonyms reach 0.24-0.32 (bench_meaning). So where the index has text vectors, a
-# query that fails the text gate gets no pixel matches either (0 of 24 nonsense on Flickr8k dev,
-# as text alone); the pixel pair below applies past that (and alone, to an index without text vectors).
+# Pixels: not measured here (the image head's cosines run lower than text's); its owner tunes these.
 PIXELS_GATE = 0.20
 MIN_PIXELS = 0.20
 
@@ -235,15 +231,9 @@ def _by_meaning(index: CaptionIndex, parts: QueryParts, vector: Any, rankings: l
     out: dict[VectorKind, list[tuple[int, float]]] = {VectorKind.TEXT: [], VectorKind.PIXELS: []}
     if vector is None:
         return [], []
-    text_gate_failed = False
     for (kind, floor, gate, scan), chosen in zip(rankings, candidates):
-        scores = index.nearest(kind, scan.model_id, vector, depth, include_missing=include_missing,
-                               candidates=chosen)
-        if kind is VectorKind.PIXELS and text_gate_failed:
-            scores = []  # the query means nothing in the captions: the pixels don't get to say otherwise
-        near = meaning_matches(scores, floor, gate)
-        if kind is VectorKind.TEXT:
-            text_gate_failed = not scores or scores[0][1] < gate
+        near = meaning_matches(index.nearest(kind, scan.model_id, vector, depth, include_missing=include_missing,
+                                             candidates=chosen), floor, gate)
         allowed = set(index.keep_allowed([i for i, _ in near], parts))
         out[kind] = [(i, s) for i, s in near if i in allowed]
     return out[VectorKind.TEXT], out[VectorKind.PIXELS]
