@@ -12,9 +12,16 @@ The CLI (``photocap search --mode``), the GUI's search box and the benchmarks ca
   reach :data:`MEANING_GATE`, then each photo at >= :data:`MIN_MEANING` counts (pixels: their
   own pair), so a query that means nothing in the library finds nothing rather than the whole
   library.
-* ``hybrid`` (the default): reciprocal rank fusion, ``score = sum(1 / (RRF_K + rank))`` over the
-  words ranking, the meaning ranking and the pixels ranking (each up to :data:`DEPTH` deep);
-  ties keep the words order.
+* ``hybrid`` (the default): weighted reciprocal rank fusion (:func:`fuse`),
+  ``score = sum(weight / (RRF_K + rank))`` over the words ranking, the meaning ranking and the
+  pixels ranking (each up to :data:`DEPTH` deep), with :data:`WEIGHTS` = 0.25 for words and 1 for
+  meaning and for pixels, and ``RRF_K`` = 10; ties keep the words order. Words *boost*: a photo
+  that matches the words and the meaning outranks one that matches the meaning alike, but a word
+  match alone (a caption that literally says "a person" on a photo of a vase) no longer outranks a
+  photo near the query by meaning. A literal caption phrase still finds its photo first: it is
+  first by meaning as well. ``meaning`` mode is the same fusion without the words ranking.
+  Chosen by ``bench/bench_meaning.py --grid`` (k 10 / 30 / 60, weights of words 0.25 / 0.5 / 1 and
+  of pixels 0.5 / 1 / 2): README, "Search by meaning: what it finds".
 
 In every mode an excluded word (``-sofa``) excludes: a photo whose caption or concepts hold it
 never comes back through meaning or pixels; a "quoted phrase" is required of meaning and pixel
