@@ -108,8 +108,9 @@ def synth_chunks(n: int, base: np.ndarray, seed: int = 0):
         yield a, v.astype(np.float32)
 
 
-def build_index(db: Path, n: int, base_text: list[str], base: np.ndarray) -> np.ndarray:
-    """A photocap index of n captioned photos with text vectors; returns the float matrix."""
+def build_index(db: Path, n: int, base_text: list[str], base: np.ndarray, pixels: bool = False) -> np.ndarray:
+    """A photocap index of n captioned photos with text vectors (and, with ``pixels``, image vectors
+    too, as a library captioned by a model with a pixel head has); returns the text vectors' matrix."""
     from photocap.meaning.text import MODEL_ID
 
     CaptionIndex.open(db).close()
@@ -131,6 +132,12 @@ def build_index(db: Path, n: int, base_text: list[str], base: np.ndarray) -> np.
         conn.executemany(
             "INSERT INTO photo_vectors (photo_id, kind, model, vector, bits) VALUES (?, 'text', ?, ?, ?)",
             ((pid + i + 1, MODEL_ID, v[i].tobytes(), bits[i].tobytes()) for i in range(m)))
+        if pixels:  # image vectors near the caption's meaning, not equal to it (another mixture)
+            _, pv = next(synth_chunks(m, base, seed=pid + 1))
+            pbits = np.packbits(pv > 0, axis=1)
+            conn.executemany(
+                "INSERT INTO photo_vectors (photo_id, kind, model, vector, bits) VALUES (?, 'pixels', ?, ?, ?)",
+                ((pid + i + 1, "bench-pixel-head", pv[i].tobytes(), pbits[i].tobytes()) for i in range(m)))
         pid += m
     conn.execute("COMMIT")
     conn.close()
@@ -248,13 +255,13 @@ def bench_sqlite_vec(path: Path, matrix: np.ndarray, queries: np.ndarray, truth:
 
 
 def run_size(n: int, base_text, base, queries, query_text, tmp: Path,
-             methods: tuple[str, ...] = ("numpy", "bits", "sqlite-vec", "search")) -> list[dict]:
+             methods: tuple[str, ...] = ("numpy", "bits", "sqlite-vec", "search"), pixels: bool = False) -> list[dict]:
     from photocap.index import vectors
     from photocap.meaning.text import MODEL_ID
 
     print(f"\n== {n:,} photos")
     db = tmp / f"bench-{n}.db"
-    matrix = build_index(db, n, base_text, base)
+    matrix = build_index(db, n, base_text, base, pixels)
     truth = [exact_top(matrix, q) for q in queries]
     rows: list[dict] = []
 
@@ -423,6 +430,8 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=["numpy", "bits", "sqlite-vec", "search"],
                     choices=["numpy", "bits", "sqlite-vec", "search"])
     ap.add_argument("--variants", action="store_true", help="only compare the photo text variants (COCO dev)")
+    ap.add_argument("--pixels", action="store_true",
+                    help="every photo has an image vector too (a model with a pixel head): hybrid scans both")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
     if args.threshold or args.variants:
@@ -435,7 +444,8 @@ def main() -> None:
     results: dict[int, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-vectors-") as tmp:
         for n in args.sizes:
-            results[n] = run_size(n, base_text, base, queries, query_text, Path(tmp), tuple(args.methods))
+            results[n] = run_size(n, base_text, base, queries, query_text, Path(tmp), tuple(args.methods),
+                                  args.pixels)
             print_table({n: results[n]})
     print_table(results)
     print(f"\npeak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")
