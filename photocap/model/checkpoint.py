@@ -98,19 +98,40 @@ def save_model(model: CaptionModel, path: str | Path, *, half: bool = True,
     return path
 
 
-def _require_file(path: Path) -> None:
-    """CheckpointError unless ``path`` is a regular file; a FIFO or device is never opened."""
+def _require_file(path: Path, what: str = "model", error: type[CheckpointError] = CheckpointError) -> None:
+    """``error`` unless ``path`` is a regular file; a FIFO or device is never opened. ``what`` names
+    the kind of file in the messages ("model", "pixel head")."""
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
-        raise CheckpointError(f"model file not found: {path}") from None
+        raise error(f"{what} file not found: {path}") from None
     except OSError as exc:
-        raise CheckpointError(f"can't read the model file {path}: {exc.strerror or exc}") from exc
+        raise error(f"can't read the {what} file {path}: {exc.strerror or exc}") from exc
     if stat.S_ISDIR(mode):
-        raise CheckpointError(f"{path} is a folder, not a model file; name the .safetensors file in it")
+        raise error(f"{path} is a folder, not a {what} file; name the .safetensors file in it")
     if not stat.S_ISREG(mode):
-        what = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "not a regular file"
-        raise CheckpointError(f"{path} is {what}, not a model file")
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "not a regular file"
+        raise error(f"{path} is {kind}, not a {what} file")
+
+
+def read_metadata(path: Path, fmt: str, version: str, *, what: str = "model",
+                  error: type[CheckpointError] = CheckpointError) -> dict[str, str]:
+    """The safetensors metadata of a photocap file, once it is known to be a regular safetensors file
+    whose header says format ``fmt``, version ``version``; else ``error`` naming ``what``. The one
+    gate of every photocap safetensors file (the model, its pixel head); nothing is executed."""
+    from safetensors import SafetensorError, safe_open
+
+    _require_file(path, what, error)
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise error(f"{path} is not a photocap {what} file (not safetensors: {exc})") from exc
+    if meta.get("format") != fmt:
+        raise error(f"{path} is a safetensors file but not a photocap {what} (no photocap header)")
+    if meta.get("format_version") != version:
+        raise error(f"{path} has {what} format version {meta.get('format_version')!r}; this photocap reads {version}")
+    return meta
 
 
 def _shapes(path: Path) -> dict[str, torch.Tensor]:
@@ -126,21 +147,8 @@ def _shapes(path: Path) -> dict[str, torch.Tensor]:
 
 def read_header(path: str | Path) -> ModelHeader:
     """Config, vocabulary, info and concept set of a model file, without loading its weights."""
-    from safetensors import SafetensorError, safe_open
-
     path = Path(path)
-    _require_file(path)
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not a photocap model file (not safetensors: {exc})") from exc
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is a safetensors file but not a photocap model (no photocap header)")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path} has model format version {meta.get('format_version')!r}; this photocap reads {FORMAT_VERSION}"
-        )
+    meta = read_metadata(path, FORMAT, FORMAT_VERSION)
     try:
         cfg = ModelConfig.from_dict(json.loads(meta["config"]))
         vocab = Vocabulary.from_dict(json.loads(meta["vocab"]))

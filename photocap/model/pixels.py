@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from photocap.model.checkpoint import CheckpointError, _require_file, atomic_destination
+from photocap.model.checkpoint import CheckpointError, atomic_destination, read_metadata
 from photocap.model.statedict import cast_like, mismatch
 
 FORMAT = "photocap-pixels"
@@ -194,23 +194,8 @@ def save_pixel_head(head: PixelHead, path: str | Path, *, text_model: str, encod
 
 
 def read_pixel_header(path: str | Path) -> PixelHeader:
-    from safetensors import SafetensorError, safe_open
-
     path = Path(path)
-    try:
-        _require_file(path)
-    except CheckpointError as exc:
-        raise PixelHeadError(str(exc).replace("model file", "pixel head file")) from None
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise PixelHeadError(f"{path} is not a pixel head file (not safetensors: {exc})") from exc
-    if meta.get("format") != FORMAT:
-        raise PixelHeadError(f"{path} is a safetensors file but not a photocap pixel head (no {FORMAT} header)")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise PixelHeadError(f"{path} has pixel head format version {meta.get('format_version')!r}; "
-                             f"this photocap reads {FORMAT_VERSION}")
+    meta = read_metadata(path, FORMAT, FORMAT_VERSION, what="pixel head", error=PixelHeadError)
     try:
         cfg = PixelConfig.from_dict(json.loads(meta["config"]))
         encoder = json.loads(meta["encoder"])
