@@ -70,7 +70,6 @@ def make_camera_jpegs(folder: Path, n: int) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     samples = sorted((Path(__file__).resolve().parent.parent / "examples" / "photos").glob("*.jpg"))
     paths = []
-    rng = np.random.default_rng(0)
     for i in range(n):
         p = folder / f"DSC_{i:04d}.jpg"
         paths.append(p)
@@ -78,7 +77,9 @@ def make_camera_jpegs(folder: Path, n: int) -> list[Path]:
             continue
         with Image.open(samples[i % len(samples)]) as src:
             big = src.convert("RGB").resize((4000, 3000), Image.Resampling.BILINEAR)
-        noise = rng.integers(-12, 12, size=(3000, 4000, 3), dtype=np.int16)  # sensor-like detail
+        # sensor-like detail, its own for each photo (so none is a copy of another, however the
+        # folder was grown)
+        noise = np.random.default_rng(i).integers(-12, 12, size=(3000, 4000, 3), dtype=np.int16)
         arr = np.clip(np.asarray(big, dtype=np.int16) + noise, 0, 255).astype(np.uint8)
         Image.fromarray(arr).save(p, quality=92)
     return paths

@@ -304,3 +304,108 @@ def test_write_metadata_refreshes_fingerprint(tmp_path: Path, index: CaptionInde
     assert read_metadata(p).caption == index.get(p).caption
     s = index_folders([tmp_path / "m"], index, no_model, OPT)  # our own write is not a change
     assert s.unchanged == 1
+
+
+class Recording:
+    """A captioner that records, at each batch, how many photos had been decoded (or handed to
+    the decoder) by then, and whether more were while it captioned."""
+
+    def __init__(self, captioner, decoded: list[str], hold: float = 0.0) -> None:
+        self.captioner = captioner
+        self.model_id = captioner.model_id
+        self.image_size = captioner.image_size
+        self.decoded = decoded
+        self.hold = hold  # seconds a batch takes at least (a slow model)
+        self.given = 0
+        self.ahead: list[int] = []  # decoded but not yet given to the model, at each batch
+        self.decoded_while_captioning = 0
+
+    def describe_images(self, images):
+        import time
+
+        self.given += len(images)
+        self.ahead.append(len(self.decoded) - self.given)
+        before = len(self.decoded)
+        deadline = time.monotonic() + self.hold
+        while time.monotonic() < deadline and len(self.decoded) == before:
+            time.sleep(0.01)
+        self.decoded_while_captioning += len(self.decoded) - before
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.captioner.describe_images(images)
+
+
+@pytest.fixture
+def counted_decodes(monkeypatch) -> list[str]:
+    """The paths the pipeline decoded, in order (inline decoding, so the count is live)."""
+    import photocap.library.pipeline as pipeline
+
+    decoded: list[str] = []
+    real = pipeline.decode_file
+
+    def decode(path: str, size: int):
+        decoded.append(path)
+        return real(path, size)
+
+    monkeypatch.setattr(pipeline, "decode_file", decode)
+    return decoded
+
+
+def test_photos_are_decoded_while_the_model_captions(tmp_path: Path, index: CaptionIndex, captioner) -> None:
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from photocap.library.photofile import decode_file
+    from photocap.library.workers import DecodePool
+
+    class ThreadPool(DecodePool):
+        """One decode worker, as a thread, whose decodes take 0.1 s: the test sees each job
+        handed to it."""
+
+        def __init__(self) -> None:
+            super().__init__(workers=1)
+            self.thread = ThreadPoolExecutor(1)
+            self.jobs: list[str] = []
+
+        def submit(self, fn, *args):
+            self.jobs.append(args[0])
+            if fn is decode_file:
+                return self.thread.submit(slow_decode, *args), self.generation
+            return self.thread.submit(fn, *args), self.generation
+
+        def shutdown(self, wait: bool = True) -> None:
+            self.thread.shutdown(wait)
+
+    def slow_decode(path: str, size: int):
+        time.sleep(0.1)
+        return decode_file(path, size)
+
+    root = tmp_path / "overlap"
+    for i in range(24):
+        make_photo(root / f"p{i:02d}.jpg", i + 60)
+    pool = ThreadPool()
+    model = Recording(captioner, pool.jobs, hold=5.0)
+    try:
+        s = index_folders([root], index, lambda: model, IndexOptions(batch_size=4), pool=pool)
+    finally:
+        pool.shutdown()
+    assert s.captioned == 24
+    # The first batch waited (up to 5 s) for another job to be handed to the decoder: that only
+    # happens when the indexing thread goes on handing out probes and decodes while the model is
+    # busy (it used to wait for the model, and the worker ran dry).
+    assert model.decoded_while_captioning > 0
+
+
+def test_decoded_photos_waiting_for_a_slow_model_are_bounded(tmp_path: Path, index: CaptionIndex, captioner,
+                                                             counted_decodes: list[str]) -> None:
+    root = tmp_path / "slow"
+    for i in range(30):
+        make_photo(root / f"p{i:02d}.jpg", i + 80)
+    model = Recording(captioner, counted_decodes, hold=0.1)
+    s = index_folders([root], index, lambda: model, IndexOptions(batch_size=2, workers=0))
+    assert s.captioned == 30 and model.given == 30
+    # decoding is far faster than this model (unbounded, nearly all 30 would be decoded ahead of
+    # its second batch); but no work is handed out while a full batch waits, so what is decoded
+    # ahead stays within two scheduler caps (2 * batch + 2 * workers each) and a batch
+    cap = 2 * 2 + 2
+    assert 2 <= max(model.ahead) <= 2 * cap + 2, model.ahead

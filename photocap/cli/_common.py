@@ -50,6 +50,12 @@ batch_size_option = click.option(
     show_default=True,
     help="Images captioned per batch.",
 )
+workers_option = click.option(
+    "--workers",
+    type=click.IntRange(0, 64),
+    default=None,
+    help="Image decoding processes. Default: one per CPU (at most 8); 0 decodes in this process.",
+)
 beam_option = click.option(
     "--beam",
     type=click.IntRange(1, 20),

@@ -25,6 +25,7 @@ from photocap.cli._common import (
     resolve_db,
     user_errors,
     warn,
+    workers_option,
 )
 from photocap.records import MatchedBy, Outcome, VectorKind
 
@@ -43,12 +44,7 @@ MAX_LISTED_FAILURES = 20
 @click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @db_option
 @batch_size_option
-@click.option(
-    "--workers",
-    type=click.IntRange(0, 64),
-    default=None,
-    help="Image decoding processes. Default: one per CPU but one (at most 8); 0 decodes in this process.",
-)
+@workers_option
 @device_option
 @backend_option
 @model_option

@@ -27,6 +27,7 @@ from photocap.cli._common import (
     resolve_db,
     user_errors,
     warn,
+    workers_option,
 )
 
 if TYPE_CHECKING:
@@ -47,9 +48,7 @@ if TYPE_CHECKING:
               metavar="SECONDS",
               help="A file is read only once its size and modification time have not changed "
               "for this long (and it decodes completely).")
-@click.option("--workers", type=click.IntRange(0, 64), default=None,
-              help="Image decoding processes. Default: one per CPU but one (at most 8); "
-              "0 decodes in this process.")
+@workers_option
 @click.option("--exclude", multiple=True, metavar="GLOB",
               help="Skip files and folders matching GLOB. Repeatable.")
 @click.option("--no-catch-up", is_flag=True,

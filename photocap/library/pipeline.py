@@ -18,7 +18,10 @@ Properties the callers rely on:
 
 * A re-index of an unchanged library reads no file and never imports torch.
 * Work is bounded: at most ``2 * batch_size + 2 * workers`` files are being probed or
-  decoded at once (schedule.py), so memory does not grow with the library.
+  decoded at once (schedule.py), and none is handed out while a full batch of decoded photos
+  waits behind the one the model is captioning, so memory does not grow with the library.
+* Decoding and the model overlap: the model captions a batch in a thread of its own while the
+  decode workers go on; every row is committed from the indexing thread.
 * Interrupt-safe: every batch is committed in its own transaction; Ctrl-C (or
   ``should_stop``) loses at most the batch in flight, and rerunning continues, including
   the writes a killed ``--write-metadata`` run still owed.
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
@@ -88,7 +92,7 @@ class IndexOptions:
     """How :func:`index_folders` and :func:`index_files` behave."""
 
     batch_size: int = 16  # images per model batch (and per database transaction)
-    workers: int | None = None  # decode processes; None = CPUs - 1 (max 8); 0 = decode inline
+    workers: int | None = None  # decode processes; None = one per CPU (max 8); 0 = decode inline
     exclude: tuple[str, ...] = ()  # globs (see photocap.library.scan)
     follow_symlinks: bool = False
     recaption: bool = False  # caption unchanged photos again (e.g. with a new model)
@@ -136,7 +140,9 @@ class _Run:
         self.decider = Decider(index, recaption=options.recaption, force=options.force,
                                adopt=options.adopt_descriptions)
         self.pending: list[tuple[PhotoUpdate, FileOutcome | None]] = []  # rows and what they mean
-        self.batch: list[tuple[_Item, Image.Image, PhotoUpdate]] = []
+        self.batch: list[tuple[_Item, Image.Image, PhotoUpdate]] = []  # decoded, waiting for the model
+        # the batch the model is captioning in its thread, and its future list of Described
+        self.captioning: tuple[list[tuple[_Item, Image.Image, PhotoUpdate]], Future[list[Described]]] | None = None
         self.captioner: CaptionerLike | None = None
         self.stopped = False
 
@@ -189,7 +195,12 @@ class _Run:
 
     # ------------------------------------------------------------- probe -> decide -> decode
     def process(self, work: list[_Item]) -> None:
-        """Probe, decode, caption and store every item (bounded, batched)."""
+        """Probe, decode, caption and store every item (bounded, batched).
+
+        The model captions one batch in a thread of its own while this thread keeps the decode
+        workers fed and commits what comes back, so decoding and captioning overlap (the model
+        releases the GIL while it computes). The index is only ever touched from this thread.
+        """
         self.log.total = len(work)
         self.log.progress("index", force=True)
         if not work:
@@ -201,24 +212,34 @@ class _Run:
         sched: Scheduler[_Item] = Scheduler(pool, 2 * self.opt.batch_size + 2 * max(1, pool.workers))
         for item in work:
             sched.add(item, Step.PROBE, probe_file, item.entry.path, self.opt.adopt_descriptions)
+        model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="photocap-caption")
         try:
-            while sched.busy and not self.stop_requested():
-                for done in sched.poll(POLL_S):
+            while (sched.busy or self.captioning is not None) and not self.stop_requested():
+                # Decoded photos waiting for the model are bounded: with a full batch waiting
+                # behind the one being captioned, no new work is handed to the workers.
+                full = len(self.batch) >= self.opt.batch_size
+                wake = self.captioning[1] if self.captioning is not None else None
+                for done in sched.poll(POLL_S, submit=not (full and wake is not None), wake=wake):
                     self.handle(done, sched)
-                    if len(self.batch) >= self.opt.batch_size:
-                        self.caption_batch()
-                        if self.stop_requested():
-                            break
+                self.take_batch(wait=False)
+                if len(self.batch) >= self.opt.batch_size or (self.batch and not sched.busy):
+                    self.start_batch(model_thread)
                 if len(self.pending) >= FLUSH_EVERY:
                     self.flush()
                 self.log.progress("index")
+            self.take_batch(wait=True)  # a batch being captioned is finished and kept, even when stopped
             while not self.stopped and self.batch:
-                self.caption_batch()
+                self.start_batch(model_thread)
+                self.take_batch(wait=True)
         finally:
+            # a batch still being captioned (the run failed or was interrupted) is waited for, so the
+            # captioner is never used by two threads (the watcher's next run takes it over)
+            model_thread.shutdown(wait=True, cancel_futures=True)
             sched.cancel()
             if own:
                 pool.shutdown(wait=False)
             self.batch.clear()  # only non-empty when interrupted: that batch is lost
+            self.captioning = None
 
     def handle(self, done: Done[_Item], sched: Scheduler[_Item]) -> None:
         item = done.item
@@ -274,13 +295,24 @@ class _Run:
             self.log.tally.model = self.captioner.model_id
         return self.captioner
 
-    def caption_batch(self) -> None:
-        """Caption the decoded batch and commit it with the pending bookkeeping rows."""
+    def start_batch(self, model_thread: ThreadPoolExecutor) -> None:
+        """Hand the next batch of decoded photos to the model's thread (one batch at a time)."""
+        if self.captioning is not None or not self.batch:
+            return
         captioner = self.load_captioner()
         size = self.opt.batch_size
         batch, self.batch = self.batch[:size], self.batch[size:]
-        outputs = captioner.describe_images([img for _, img, _ in batch])
-        model_id = captioner.model_id
+        self.captioning = (batch, model_thread.submit(captioner.describe_images, [img for _, img, _ in batch]))
+
+    def take_batch(self, wait: bool) -> None:
+        """Commit the batch the model has captioned (``wait``: wait for it), with the pending
+        bookkeeping rows. A model error is raised here, in the indexing thread."""
+        if self.captioning is None or not (wait or self.captioning[1].done()):
+            return
+        batch, future = self.captioning
+        self.captioning = None
+        outputs = future.result()
+        model_id = self.load_captioner().model_id
         last = None
         for (item, _, update), described in zip(batch, outputs):
             text, score = " ".join(described.caption.split()), described.score

@@ -82,15 +82,23 @@ class Scheduler(Generic[T]):
         fut, generation = self.pool.submit(job.fn, *job.args)
         self._in_flight[fut] = (job, generation)
 
-    def poll(self, timeout: float) -> list[Done[T]]:
-        """Submit what fits, wait up to ``timeout`` for jobs to finish, and return them."""
-        self._fill()
-        if not self._in_flight:
+    def poll(self, timeout: float, *, submit: bool = True, wake: Future[Any] | None = None) -> list[Done[T]]:
+        """Submit what fits (unless ``submit`` is false: the caller has enough results waiting),
+        wait up to ``timeout`` for jobs -- or ``wake``, a future of the caller's -- to finish,
+        and return the finished jobs."""
+        if submit:
+            self._fill()
+        waiting: list[Future[Any]] = list(self._in_flight)
+        if wake is not None:
+            waiting.append(wake)
+        if not waiting:
             return []
-        finished, _ = wait(list(self._in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
+        finished, _ = wait(waiting, timeout=timeout, return_when=FIRST_COMPLETED)
         out: list[Done[T]] = []
         crashed_alone = False
         for fut in finished:
+            if fut not in self._in_flight:
+                continue  # the caller's own future
             job, generation = self._in_flight.pop(fut)
             if fut.cancelled():  # never ran: a replaced pool dropped it
                 self._queue.appendleft(job)
