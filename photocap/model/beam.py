@@ -84,7 +84,8 @@ def beam_search(
     ``no_repeat_ngram`` words (0 = allowed), counting the ids that ``same_words[i]`` maps
     to another id as that id; of each ``once`` group of ids at most one is emitted, once.
     A batch item stops once it has ``beam_size`` finished hypotheses; unfinished ones
-    count at ``max_len``.
+    count at ``max_len``. Its rows then leave the batch: the decoder only runs for the images
+    still being captioned (the same numbers for those rows).
 
     ``required[i]``, when not empty, is a set of ids of which image i's caption should hold
     one: constrained beam search (Anderson et al. 2017) with two banks of ``beam_size``
@@ -108,14 +109,16 @@ def beam_search(
     finished: list[list[Hypothesis]] = [[] for _ in range(b)]
     fallback: list[list[Hypothesis]] = [[] for _ in range(b)]  # endings that miss the constraint
     done = [False] * b
-    need: torch.Tensor | None = None  # (B, V') bool: the required ids of each image
+    need: torch.Tensor | None = None  # (A, V') bool: the required ids of each active image
+    active = list(range(b))  # the images still being captioned; A = len(active) below
 
     def ranking(h: Hypothesis) -> float:
         return h.logprob / (len(h.tokens) + 1) ** length_penalty
 
     for t in range(max_len + 1):
-        logits, state = decoder.step(tokens, state)  # (B*G*K, V')
-        logp = _log_probs(logits, banned_ids)  # (B*G*K, V')
+        a = len(active)
+        logits, state = decoder.step(tokens, state)  # (A*G*K, V')
+        logp = _log_probs(logits, banned_ids)  # (A*G*K, V')
         v = logp.size(1)
         if t == max_len:  # out of room: only <end> may follow
             forced = torch.full_like(logp, float("-inf"))
@@ -124,7 +127,8 @@ def beam_search(
         elif no_repeat_ngram or once:
             alive_rows = torch.isfinite(scores.view(-1)).nonzero().view(-1).tolist()
             cells = [(r, w) for r in alive_rows
-                     for w in _blocked(history[r], no_repeat_ngram, once, same_words[r // per] if same_words else None)
+                     for w in _blocked(history[r], no_repeat_ngram, once,
+                                       same_words[active[r // per]] if same_words else None)
                      if w < v]
             if cells:
                 rows_, cols_ = zip(*cells)
@@ -134,51 +138,59 @@ def beam_search(
             for i, ids in enumerate(required or ()):
                 if ids:
                     need[i, [w for w in ids if w < v]] = True
-        cand = scores.view(b, g, k, 1) + logp.view(b, g, k, v)  # (B, G, K, V')
+        cand = scores.view(a, g, k, 1) + logp.view(a, g, k, v)  # (A, G, K, V')
         if g == 2:
-            wanted = need.view(b, 1, v)
-            targets = [  # (bank, candidates (B, sources*K*V'), source bank of each block of K*V')
-                (0, cand[:, 0].masked_fill(wanted, float("-inf")).view(b, -1), (0,)),
-                (1, torch.cat([cand[:, 1], cand[:, 0].masked_fill(~wanted, float("-inf"))], dim=1).view(b, -1), (1, 0)),
+            wanted = need.view(a, 1, v)
+            targets = [  # (bank, candidates (A, sources*K*V'), source bank of each block of K*V')
+                (0, cand[:, 0].masked_fill(wanted, float("-inf")).view(a, -1), (0,)),
+                (1, torch.cat([cand[:, 1], cand[:, 0].masked_fill(~wanted, float("-inf"))], dim=1).view(a, -1), (1, 0)),
             ]
         else:
-            targets = [(0, cand[:, 0].reshape(b, -1), (0,))]
+            targets = [(0, cand[:, 0].reshape(a, -1), (0,))]
 
-        next_scores = torch.full((b, g, k), float("-inf"), device=device)
-        next_rows = torch.arange(b * per, device=device).view(b, g, k)  # unfilled rows keep their own state
-        next_words = torch.full((b, g, k), end_id, dtype=torch.long, device=device)
+        next_scores = torch.full((a, g, k), float("-inf"), device=device)
+        next_rows = torch.arange(a * per, device=device).view(a, g, k)  # unfilled rows keep their own state
+        next_words = torch.full((a, g, k), end_id, dtype=torch.long, device=device)
         for bank, flat, sources in targets:
             top_scores, top_idx = flat.topk(min(2 * k, flat.size(1)), dim=1)  # room for K ending + K going on
             top_scores_l, top_idx_l = top_scores.tolist(), top_idx.tolist()
-            for i in range(b):
-                if done[i]:
-                    continue
+            for j, i in enumerate(active):  # j: the image's place in this step's rows, i: in the batch
                 alive = 0
                 ends = finished[i] if bank == g - 1 else fallback[i]
-                for rank, (s, c) in enumerate(zip(top_scores_l[i], top_idx_l[i])):
+                for rank, (s, c) in enumerate(zip(top_scores_l[j], top_idx_l[j])):
                     if s == float("-inf"):
                         break
                     block, word = divmod(c, v)
                     source, beam = divmod(block, k)
-                    row = i * per + sources[source] * k + beam
+                    row = j * per + sources[source] * k + beam
                     if word == end_id:
                         # An ending only counts if it ranks among the K best candidates of this step.
                         if rank < k and len(ends) < k:
                             ends.append(Hypothesis(list(history[row]), s))
                     elif alive < k:
-                        next_scores[i, bank, alive], next_rows[i, bank, alive] = s, row
-                        next_words[i, bank, alive] = word
+                        next_scores[j, bank, alive], next_rows[j, bank, alive] = s, row
+                        next_words[j, bank, alive] = word
                         alive += 1
-        for i in range(b):
-            if not done[i] and (len(finished[i]) >= k or not bool(torch.isfinite(next_scores[i]).any())):
-                done[i] = True
+        going = torch.isfinite(next_scores).view(a, -1).any(dim=1).tolist()
+        for j, i in enumerate(active):
+            done[i] = len(finished[i]) >= k or not going[j]
         if all(done):
             break
-        rows = next_rows.view(-1)  # (B*G*K,): always a row of the same image
+        rows = next_rows.view(-1)  # (A*G*K,): always a row of the same image
         state = _reorder(state, rows, keep=decoder.static_state)  # per-image entries are equal across its beams
         tokens = next_words.view(-1)
         history = [history[r] + [w] for r, w in zip(rows.tolist(), tokens.tolist())]
         scores = next_scores
+        if any(done[i] for i in active):  # the finished images' rows leave the batch
+            keep = [j for j, i in enumerate(active) if not done[i]]
+            kept_rows = torch.tensor([j * per + r for j in keep for r in range(per)], device=device)
+            state = _reorder(state, kept_rows)  # every entry: rows now move between images
+            tokens = tokens.index_select(0, kept_rows)
+            history = [history[r] for r in kept_rows.tolist()]
+            scores = scores[keep]
+            if need is not None:
+                need = need[keep]
+            active = [active[j] for j in keep]
     out = []
     for i, (f, fb) in enumerate(zip(finished, fallback)):
         if required_bonus is None or not constrained[i] or not f or not fb:
