@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -140,11 +141,12 @@ def load_onnx_encoder(encoder: nn.Module, image_size: int, model_path: Path, thr
     threads = threads or cpu_threads()
     folder = folder if folder is not None else cache_dir()
     try:
-        key = hashlib.sha256(f"{file_sha256(model_path)} torch {torch.__version__} ort {ort.__version__} "
-                             f"opset {OPSET} size {image_size}".encode()).hexdigest()[:32]
+        model = file_sha256(model_path)[:16]
     except OSError as exc:
         raise OnnxUnavailable(f"cannot read the model file to key its ONNX graph: {exc}") from exc
-    path = folder / f"encoder-{key}.onnx"
+    made_by = hashlib.sha256(f"torch {torch.__version__} ort {ort.__version__} opset {OPSET} "
+                             f"size {image_size}".encode()).hexdigest()[:16]
+    path = folder / f"encoder-{model}-{made_by}.onnx"
     has_logits = encoder.concept_head is not None
     if path.is_file():
         try:
@@ -168,6 +170,23 @@ def load_onnx_encoder(encoder: nn.Module, image_size: int, model_path: Path, thr
             raise OnnxUnavailable(f"exporting the encoder to ONNX failed: {type(exc).__name__}: {exc}") from exc
         check(candidate, encoder, image_size)
         os.replace(tmp, path)  # only a checked graph lands in the cache
+        _prune(folder, path, model)
         return candidate
     finally:
         tmp.unlink(missing_ok=True)
+
+
+_OLD_NAME = re.compile(r"encoder-[0-9a-f]{32}\.onnx")  # photocap before 2026-12-06: one hash of everything
+
+
+def _prune(folder: Path, kept: Path, model: str) -> None:
+    """Remove the graphs that ``kept`` replaces (about 30 MB each): the same model's, exported by
+    other torch / onnxruntime versions (after an upgrade they are never read again), and graphs
+    named as older photocaps named them. Other models' graphs stay. A graph that can't be removed
+    (in use elsewhere, on some systems) is left for the next export."""
+    for old in folder.glob("encoder-*.onnx"):
+        if old != kept and (old.name.startswith(f"encoder-{model}-") or _OLD_NAME.fullmatch(old.name)):
+            try:
+                old.unlink()
+            except OSError:
+                pass

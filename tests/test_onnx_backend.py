@@ -155,3 +155,26 @@ def test_onnx_backend_is_for_the_cpu_only(tiny_model_path, monkeypatch):
         Captioner(tiny_model_path, device="cuda", backend="onnx")
     with pytest.raises(ModelError, match="unknown backend 'tensorrt'"):
         Captioner(tiny_model_path, device="cpu", backend="tensorrt")
+
+
+def test_a_new_graph_replaces_the_same_models_old_ones_and_keeps_other_models(tiny_model_path, tmp_path,
+                                                                              monkeypatch):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setenv("PHOTOCAP_ONNX_CACHE", str(cache))
+    model = onnx_encoder.file_sha256(tiny_model_path)[:16]
+    upgraded_away = cache / f"encoder-{model}-{'0' * 16}.onnx"  # this model, by an older torch / onnxruntime
+    old_name = cache / f"encoder-{'a' * 32}.onnx"  # named the way photocap used to
+    other_model = cache / f"encoder-{'b' * 16}-{'0' * 16}.onnx"
+    unrelated = cache / "notes.txt"
+    for f in (upgraded_away, old_name, other_model, unrelated):
+        f.write_bytes(b"x")
+    captioner = Captioner(tiny_model_path, device="cpu", backend="onnx")
+    assert captioner.backend == "onnx"
+    assert sorted(p.name for p in cache.iterdir()) == sorted([captioner._onnx.path.name, other_model.name,
+                                                              unrelated.name])
+    assert captioner._onnx.path.name.startswith(f"encoder-{model}-")
+    # loading from the cache prunes nothing and exports nothing
+    monkeypatch.setattr(onnx_encoder, "_export", lambda *a: pytest.fail("the cached graph was not used"))
+    again = Captioner(tiny_model_path, device="cpu", backend="onnx")
+    assert again._onnx.path == captioner._onnx.path and other_model.exists()
