@@ -78,7 +78,8 @@ def default_workers() -> int:
 
     The model runs in photocap's own process at normal priority while the workers decode at a
     lower one (:data:`WORKER_NICENESS`), so they take the CPU time the model leaves: on two cores,
-    two workers index 4000x3000 JPEGs about 1.5x faster than one (``bench/bench_index.py``).
+    two workers indexed 4000x3000 JPEGs at 16-20 photos/s, one at 13-15, which left a third of
+    the CPU idle (``bench/bench_index.py throughput --workers N``).
     """
     return max(1, min(8, os.cpu_count() or 1))
 
