@@ -308,30 +308,32 @@ def test_write_metadata_refreshes_fingerprint(tmp_path: Path, index: CaptionInde
 
 class Recording:
     """A captioner that records, at each batch, how many photos had been decoded (or handed to
-    the decoder) by then, and whether more were while it captioned."""
+    the decoder) by then, and how many more were while it captioned its first batch."""
 
-    def __init__(self, captioner, decoded: list[str], hold: float = 0.0) -> None:
+    def __init__(self, captioner, decoded: list[str], hold: float = 0.0, wait_first: float = 0.0) -> None:
         self.captioner = captioner
         self.model_id = captioner.model_id
         self.image_size = captioner.image_size
         self.decoded = decoded
-        self.hold = hold  # seconds a batch takes at least (a slow model)
+        self.hold = hold  # seconds each batch takes at least (a slow model)
+        self.wait_first = wait_first  # the first batch waits up to this long for another decode
         self.given = 0
         self.ahead: list[int] = []  # decoded but not yet given to the model, at each batch
-        self.decoded_while_captioning = 0
+        self.decoded_while_captioning = 0  # during the first batch
 
     def describe_images(self, images):
         import time
 
+        first = self.given == 0
         self.given += len(images)
         self.ahead.append(len(self.decoded) - self.given)
-        before = len(self.decoded)
-        deadline = time.monotonic() + self.hold
-        while time.monotonic() < deadline and len(self.decoded) == before:
-            time.sleep(0.01)
-        self.decoded_while_captioning += len(self.decoded) - before
-        while time.monotonic() < deadline:
-            time.sleep(0.01)
+        if first and self.wait_first:
+            before = len(self.decoded)
+            deadline = time.monotonic() + self.wait_first
+            while time.monotonic() < deadline and len(self.decoded) == before:
+                time.sleep(0.01)
+            self.decoded_while_captioning = len(self.decoded) - before
+        time.sleep(self.hold)
         return self.captioner.describe_images(images)
 
 
@@ -384,7 +386,7 @@ def test_photos_are_decoded_while_the_model_captions(tmp_path: Path, index: Capt
     for i in range(24):
         make_photo(root / f"p{i:02d}.jpg", i + 60)
     pool = ThreadPool()
-    model = Recording(captioner, pool.jobs, hold=5.0)
+    model = Recording(captioner, pool.jobs, wait_first=5.0)
     try:
         s = index_folders([root], index, lambda: model, IndexOptions(batch_size=4), pool=pool)
     finally:
