@@ -39,7 +39,7 @@ def sample_photos() -> dict[str, Path]:
 
 
 def train_tiny_model(arch: str = "show-attend-tell", steps: int = 60, seed: int = 0, attention: str = "soft",
-                     concept_slots: int = 0):
+                     concept_slots: int = 0, concept_group: bool = True):
     """A tiny captioner overfitted to the four sample photos. Returns (model, first_loss, last_loss).
 
     ``concept_slots``: a transformer that reads the photos' top concepts and copies them."""
@@ -58,7 +58,7 @@ def train_tiny_model(arch: str = "show-attend-tell", steps: int = 60, seed: int 
     cfg = ModelConfig(model_id=f"tiny-{arch}" + ("-concepts" if concept_slots else ""), arch=arch, embed_dim=32,
                       hidden_dim=64, attention_dim=32, d_model=32, num_layers=1, num_heads=2, ff_dim=64,
                       memory_layers=0, dropout=0.0, transformer_dropout=0.0, max_len=16, attention=attention,
-                      concept_head=bool(concept_slots), concept_slots=concept_slots)
+                      concept_head=bool(concept_slots), concept_slots=concept_slots, concept_group=concept_group)
     model = CaptionModel(cfg, vocab, pretrained_encoder=True,
                          concepts=bundled_concepts() if concept_slots else None).eval()
     images = torch.stack([load_image(EXAMPLES / n, cfg.image_size) for n in SAMPLE_CAPTIONS])

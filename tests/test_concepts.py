@@ -152,3 +152,19 @@ def test_concept_set_round_trips_and_refuses_junk():
     for junk in ([], {"words": "dog", "class_word": []}, {"words": [["dog", "dogs", "dog"]], "class_word": [0] * 999}):
         with pytest.raises(ValueError):
             ConceptSet.from_dict(junk)
+
+
+def test_concept_tokens_without_their_group_train_copy_and_travel(images, tmp_path):
+    """``concept_group=False``: no group embedding in the model (nor in its file); it still learns to
+    copy, and the file says so, so it loads as it was trained."""
+    model, first, last = train_tiny_model("transformer", steps=120, concept_slots=3, concept_group=False)
+    assert last < first / 4
+    assert model.decoder.concept_group is None
+    assert not any("concept_group" in name for name in model.state_dict())
+    decoded = model.caption(images)
+    assert "cat" in decoded[2].text.split() and "coffee" in decoded[3].text.split()
+    path = save_model(model, tmp_path / "no-group.safetensors")
+    assert read_header(path).cfg.concept_group is False
+    again, _ = load_model(path)
+    assert again.decoder.concept_group is None
+    assert [d.text for d in again.caption(images)] == [d.text for d in decoded]

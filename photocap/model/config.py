@@ -6,7 +6,8 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-CONFIG_VERSION = 3  # 2: decoding defaults (beam_size, length_penalty); 3: concepts, no-repeat n-grams
+CONFIG_VERSION = 4  # 2: decoding defaults (beam_size, length_penalty); 3: concepts, no-repeat n-grams;
+# 4: concept_group (the concept tokens may leave out their group embedding)
 ARCHES = ("show-tell", "show-attend-tell", "transformer")
 ATTENTIONS = ("soft", "hard")
 # Encoders that only work at one input size (the resolution their ImageNet weights need).
@@ -70,6 +71,7 @@ RULES: dict[str, Rule] = {
     "memory_layers": Rule(int, 0, 64),
     "transformer_dropout": Rule(float, 0.0, 1.0),
     "concept_slots": Rule(int, 0, 64),
+    "concept_group": Rule(bool),
     "concept_words": Rule(int, 0, 100_000),
     "max_len": Rule(int, 1, 200),
     "beam_size": Rule(int, 1, 20),
@@ -120,6 +122,9 @@ class ModelConfig:
     # things its captions never paired with such photos (0 = the decoder sees the grid only).
     concept_slots: int = 0
     concept_words: int = 0  # set from the model's concept set (the words its concepts can be)
+    # Each concept token also carries its word's group (animal, food, vehicle, ...). False leaves
+    # that out (measured once on Flickr8k dev: BLEU-4 0.228 against 0.219, see the model card).
+    concept_group: bool = True
 
     # Decoding: the model's own defaults, chosen on the dev split and stored with the weights so that
     # every front end decodes it the same way (a caller may still pass its own)

@@ -233,9 +233,9 @@ class TransformerDecoder(Decoder):
     """A small pre-norm transformer decoder cross-attending to the image grid.
 
     With ``cfg.concept_slots`` = K, the photo's top-K concepts join the memory as K tokens
-    (word embedding + group embedding + score + rank), and a pointer over those tokens lets
-    the decoder copy a concept (ids V..V+2K, see the module docstring). The word embedding
-    starts at zero and is dropped in training with probability ``CONCEPT_WORD_DROPOUT``, so a
+    (word embedding + group embedding (unless ``cfg.concept_group`` is off) + score + rank), and
+    a pointer over those tokens lets the decoder copy a concept (ids V..V+2K, see the module
+    docstring). The word embedding starts at zero and is dropped in training with probability ``CONCEPT_WORD_DROPOUT``, so a
     concept word the training captions never used (its embedding still zero) reads as
     "a confident thing of this group", a case the decoder has seen.
     """
@@ -279,8 +279,9 @@ class TransformerDecoder(Decoder):
             self.register_buffer("word_group", torch.tensor(concept_groups, dtype=torch.long), persistent=False)
             self.concept_word = nn.Embedding(cfg.concept_words, d)
             nn.init.zeros_(self.concept_word.weight)
-            self.concept_group = nn.Embedding(len(GROUPS), d)
-            nn.init.normal_(self.concept_group.weight, std=0.02)
+            self.concept_group = nn.Embedding(len(GROUPS), d) if cfg.concept_group else None
+            if self.concept_group is not None:
+                nn.init.normal_(self.concept_group.weight, std=0.02)
             self.concept_score = nn.Linear(2, d)  # (p, log p)
             self.concept_rank = nn.Parameter(torch.zeros(1, self.slots, d))
             nn.init.normal_(self.concept_rank, std=0.02)
@@ -301,7 +302,9 @@ class TransformerDecoder(Decoder):
         if self.training and self.CONCEPT_WORD_DROPOUT:
             keep = torch.rand(words.shape, device=words.device) >= self.CONCEPT_WORD_DROPOUT  # (B, K)
             word = word * keep.unsqueeze(-1)
-        slots = word + self.concept_group(self.word_group[words]) + self.concept_score(torch.cat([p, p.log()], -1))
+        slots = word + self.concept_score(torch.cat([p, p.log()], -1))
+        if self.concept_group is not None:
+            slots = slots + self.concept_group(self.word_group[words])
         return self.concept_norm(slots + self.concept_rank)  # (B, K, D)
 
     def encode_memory(self, feats, concepts: ConceptInput | None = None):
