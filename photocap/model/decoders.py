@@ -235,9 +235,9 @@ class TransformerDecoder(Decoder):
     With ``cfg.concept_slots`` = K, the photo's top-K concepts join the memory as K tokens
     (word embedding + group embedding (unless ``cfg.concept_group`` is off) + score + rank), and
     a pointer over those tokens lets the decoder copy a concept (ids V..V+2K, see the module
-    docstring). The word embedding starts at zero and is dropped in training with probability ``CONCEPT_WORD_DROPOUT``, so a
-    concept word the training captions never used (its embedding still zero) reads as
-    "a confident thing of this group", a case the decoder has seen.
+    docstring). The word embedding starts at zero and is dropped in training with probability
+    ``CONCEPT_WORD_DROPOUT``, so a concept word the training captions never used (its embedding
+    still zero) reads as "a confident thing of this group", a case the decoder has seen.
     """
 
     CONCEPT_WORD_DROPOUT = 0.3
