@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_index import BENCH_DIR, make_camera_jpegs  # noqa: E402
+from bench_index import BENCH_DIR, make_camera_jpegs, model_only  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -103,15 +103,6 @@ def _split(captioner, decoded: list, batch_size: int) -> tuple[float, float]:
     return len(decoded) / enc, len(decoded) / dec
 
 
-def _model_only(captioner, decoded: list, batch_size: int) -> float:
-    """Images/s of the model alone on photos already decoded (after one warm-up batch)."""
-    captioner.describe_images(decoded[:batch_size])
-    t = time.perf_counter()
-    for i in range(0, len(decoded), batch_size):
-        captioner.describe_images(decoded[i:i + batch_size])
-    return len(decoded) / (time.perf_counter() - t)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=32)
@@ -157,7 +148,7 @@ def main() -> None:
     for _ in range(args.rounds):
         for name, captioner in captioners.items():
             e, d = _split(captioner, decoded, args.batch_size)
-            m = _model_only(captioner, decoded, args.batch_size)
+            m = model_only(captioner, decoded, args.batch_size)
             p = end_to_end(REPO, folder, model_path, name, args.batch_size, args.workers)
             best[name] = [max(a, b) for a, b in zip(best[name], (e, d, m, p))]
         if base is not None:

@@ -85,17 +85,21 @@ def make_camera_jpegs(folder: Path, n: int) -> list[Path]:
     return paths
 
 
+def model_only(captioner, decoded: list, batch_size: int) -> float:
+    """Images/s of the model alone on photos already decoded (after one warm-up batch)."""
+    captioner.describe_images(decoded[:batch_size])
+    t = time.perf_counter()
+    for i in range(0, len(decoded), batch_size):
+        captioner.describe_images(decoded[i:i + batch_size])
+    return len(decoded) / (time.perf_counter() - t)
+
+
 def _rates(captioner, folder: Path, decoded: list, batch_size: int, workers: int | None) -> tuple[float, float]:
     """(model-only images/s on pre-decoded photos, end-to-end `index_folders` photos/s)."""
     from photocap.index.store import CaptionIndex
     from photocap.library.pipeline import IndexOptions, index_folders
 
-    n = len(decoded)
-    captioner.describe_images(decoded[:batch_size])  # warm-up
-    t = time.perf_counter()
-    for i in range(0, n, batch_size):
-        captioner.describe_images(decoded[i:i + batch_size])
-    model_rate = n / (time.perf_counter() - t)
+    model_rate = model_only(captioner, decoded, batch_size)
     with tempfile.TemporaryDirectory() as tmp:
         with CaptionIndex.open(Path(tmp) / "i.db") as idx:
             t = time.perf_counter()

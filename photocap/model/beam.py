@@ -177,20 +177,19 @@ def beam_search(
         if all(done):
             break
         rows = next_rows.view(-1)  # (A*G*K,): always a row of the same image
-        state = _reorder(state, rows, keep=decoder.static_state)  # per-image entries are equal across its beams
         tokens = next_words.view(-1)
-        history = [history[r] + [w] for r, w in zip(rows.tolist(), tokens.tolist())]
         scores = next_scores
         if any(done[i] for i in active):  # the finished images' rows leave the batch
             keep = [j for j, i in enumerate(active) if not done[i]]
-            kept_rows = torch.tensor([j * per + r for j in keep for r in range(per)], device=device)
-            state = _reorder(state, kept_rows)  # every entry: rows now move between images
-            tokens = tokens.index_select(0, kept_rows)
-            history = [history[r] for r in kept_rows.tolist()]
-            scores = scores[keep]
+            kept = torch.tensor([j * per + r for j in keep for r in range(per)], device=device)
+            rows, tokens, scores = rows.index_select(0, kept), tokens.index_select(0, kept), scores[keep]
+            state = _reorder(state, rows)  # every entry: a row may now take another image's place
             if need is not None:
                 need = need[keep]
             active = [active[j] for j in keep]
+        else:
+            state = _reorder(state, rows, keep=decoder.static_state)  # per-image entries are equal across its beams
+        history = [history[r] + [w] for r, w in zip(rows.tolist(), tokens.tolist())]
     out = []
     for i, (f, fb) in enumerate(zip(finished, fallback)):
         if required_bonus is None or not constrained[i] or not f or not fb:
