@@ -100,3 +100,29 @@ def test_an_id_that_writes_the_same_word_counts_as_that_word_for_repeats():
     assert _blocked(copied, 3, ()) == set()
     assert _blocked(copied, 3, (), {99: ID["black"]}) == {ID["jacket"]}
     assert _blocked(copied[:-1] + [99], 3, (), {99: ID["black"]}) == {ID["jacket"]}
+
+class Counting(Scripted):
+    """Scripted, recording how many rows the decoder ran at each step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows_run: list[int] = []
+
+    def step(self, tokens, state):
+        self.rows_run.append(tokens.size(0))
+        return super().step(tokens, state)
+
+
+def test_only_constrained_images_carry_the_second_bank_of_beams():
+    decoder = Counting()
+    required, bonus = [[], [ID["ball"]], [], [ID["ball"]]], [0.0, 0.01, 0.0, 5.0]
+    hyps = beam_search(decoder, torch.zeros(4, 4, 8), start_id=ID["<start>"], end_id=ID["<end>"],
+                       banned_ids=(ID["<pad>"], ID["<start>"], ID["<unk>"]), beam_size=3, max_len=16,
+                       length_penalty=1.0, no_repeat_ngram=3, required=required, required_bonus=bonus)
+    texts = [" ".join(WORDS[i] for i in h.tokens) for h in hyps]
+    # Each image's caption is the one it gets when searched alone (the bonus its own) ...
+    assert texts[0] == texts[2] == texts[1] == _search(no_repeat_ngram=3)[0]
+    assert texts[3] == _search(no_repeat_ngram=3, required=[[ID["ball"]]], required_bonus=[5.0])[0]
+    # ... and the free images ran 3 rows each, the constrained two banks of 3: never 4 x 6 rows at once.
+    assert max(decoder.rows_run) == 2 * 6
+    assert sum(decoder.rows_run) < 4 * 6 * len(decoder.rows_run) / 2

@@ -24,6 +24,18 @@ def test_vectors_are_unit_rows_in_input_order(embedder):
     assert embedder.embed([]).shape == (0, text.DIM)
 
 
+def test_batches_of_similar_length_give_each_text_its_own_vector(embedder):
+    # A caption and short concept lists, as indexing embeds them: batched by length, each
+    # vector equals the text embedded alone (padding and batch-mates change nothing).
+    texts = ["a brown dog is running through the long green grass of a park", "dog", "dog, tennis ball",
+             "a man in a red shirt rides a bicycle down a busy city street at night", "cat, sofa", ""]
+    batched = embedder.embed(texts, batch_size=4)
+    alone = np.stack([embedder.embed_one(t) for t in texts])
+    assert np.allclose(batched, alone, atol=1e-5)
+    assert text._length_batches([16, 3, 6, 17, 5, 2], 4) == [[5, 1], [4, 2], [0, 3]]
+    assert text._length_batches([4, 4, 4, 4, 4], 2) == [[0, 1], [2, 3], [4]]
+
+
 def test_meaning_is_closer_than_other_meanings(embedder):
     q = embedder.embed(["a puppy", "a kitten", "seaside", "kid on a bike"])
     docs = embedder.embed(["a dog sits on the grass", "a cat sleeps on a sofa",

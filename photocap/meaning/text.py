@@ -104,26 +104,30 @@ class TextEmbedder:
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._tokenizer = Tokenizer.from_file(str(TOKENIZER_FILE))
         self._tokenizer.enable_truncation(MAX_TOKENS)
-        self._tokenizer.enable_padding()
+        self._tokenizer.no_padding()  # batches are padded by _run, each to its own longest text
 
     def embed(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
         """Unit vectors, one row per text (an empty sequence gives shape (0, 384))."""
         out = np.empty((len(texts), DIM), dtype=np.float32)
-        # Similar lengths together: padding is most of the work in a batch of mixed lengths.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            out[rows] = self._embed_batch([texts[i] for i in rows])
+        if not texts:
+            return out
+        encoded = self._tokenizer.encode_batch(list(texts))
+        for rows in _length_batches([len(e.ids) for e in encoded], batch_size):
+            out[rows] = self._run([encoded[i].ids for i in rows])
         return out
 
     def embed_one(self, text: str) -> np.ndarray:
         """One text's unit vector, shape (384,)."""
         return self.embed([text])[0]
 
-    def _embed_batch(self, texts: list[str]) -> np.ndarray:
-        encoded = self._tokenizer.encode_batch(texts)
-        ids = np.array([e.ids for e in encoded], dtype=np.int64)  # (B, T)
-        mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)  # (B, T)
+    def _run(self, token_ids: list[list[int]]) -> np.ndarray:
+        """Token id lists -> unit vectors (B, 384), padded to the longest of them."""
+        longest = max(len(t) for t in token_ids)
+        ids = np.zeros((len(token_ids), longest), dtype=np.int64)  # (B, T); 0 is [PAD]
+        mask = np.zeros_like(ids)  # (B, T)
+        for row, t in enumerate(token_ids):
+            ids[row, :len(t)] = t
+            mask[row, :len(t)] = 1
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
@@ -132,3 +136,19 @@ class TextEmbedder:
         pooled = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1.0)  # (B, 384) mean over real tokens
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def _length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indexes into ``lengths`` grouped into batches of similar length (at most ``batch_size``).
+
+    Padding is most of the work in a batch of mixed lengths: a photo's concept words ("dog,
+    tennis ball": 6 tokens) padded to its caption's 16 would cost as much as a caption. Sorted
+    by length, a batch ends where the next text is more than half as long again as its shortest.
+    """
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    batches: list[list[int]] = []
+    for i in order:
+        if not batches or len(batches[-1]) >= batch_size or lengths[i] * 2 > lengths[batches[-1][0]] * 3:
+            batches.append([])
+        batches[-1].append(i)
+    return batches

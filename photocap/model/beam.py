@@ -37,7 +37,7 @@ def _log_probs(logits: torch.Tensor, banned: tuple[int, ...]) -> torch.Tensor:
     return logits.log_softmax(dim=-1)
 
 
-def _blocked(history: list[int], ngram: int, once: tuple[tuple[int, ...], ...],
+def _blocked(history: list[int], ngram: int, once: tuple[frozenset[int], ...],
              same: dict[int, int] | None = None) -> set[int]:
     """Words that may not follow ``history``: those completing an n-gram it already holds,
     and every id of a ``once`` group one of whose ids it already holds. ``same`` maps ids
@@ -53,7 +53,7 @@ def _blocked(history: list[int], ngram: int, once: tuple[tuple[int, ...], ...],
         if same and out:
             out.update(k for k, w in same.items() if w in out)
     for group in once:
-        if any(w in group for w in history):
+        if not group.isdisjoint(history):
             out.update(group)
     return out
 
@@ -98,7 +98,25 @@ def beam_search(
     b, k = feats.size(0), beam_size
     device = feats.device
     constrained = [bool(required is not None and required[i]) for i in range(b)]
+    if 0 < sum(constrained) < b:
+        # Only the constrained images need the second bank: searched apart, the others don't carry
+        # K rows of beams that never come alive through every decoder step (the same captions).
+        out: list[Hypothesis] = [Hypothesis([], float("-inf"))] * b
+        for want in (True, False):
+            part = [i for i in range(b) if constrained[i] == want]
+            index = torch.tensor(part, device=device)
+            found = beam_search(
+                decoder, feats.index_select(0, index), start_id=start_id, end_id=end_id, banned_ids=banned_ids,
+                beam_size=beam_size, max_len=max_len, length_penalty=length_penalty,
+                concepts=concepts.rows(index) if concepts is not None else None, no_repeat_ngram=no_repeat_ngram,
+                required=[required[i] for i in part] if want else None,
+                required_bonus=[required_bonus[i] for i in part] if want and required_bonus is not None else None,
+                once=once, same_words=[same_words[i] for i in part] if same_words is not None else None)
+            for i, h in zip(part, found):
+                out[i] = h
+        return out
     g = 2 if any(constrained) else 1  # banks: [not yet satisfied,] satisfied
+    once_sets = tuple(frozenset(group) for group in once)
     per = g * k  # rows per image
     state = _reorder(decoder.init_state(feats, concepts), torch.arange(b, device=device).repeat_interleave(per))
     tokens = torch.full((b * per,), start_id, dtype=torch.long, device=device)  # (B*G*K,)
@@ -127,7 +145,7 @@ def beam_search(
         elif no_repeat_ngram or once:
             alive_rows = torch.isfinite(scores.view(-1)).nonzero().view(-1).tolist()
             cells = [(r, w) for r in alive_rows
-                     for w in _blocked(history[r], no_repeat_ngram, once,
+                     for w in _blocked(history[r], no_repeat_ngram, once_sets,
                                        same_words[active[r // per]] if same_words else None)
                      if w < v]
             if cells:
