@@ -1,7 +1,7 @@
 """Encoder backends side by side: torch against ONNX Runtime, in one run, taking turns.
 
     python bench/bench_backend.py [--n 32] [--model PATH] [--batch-size 16] [--rounds 2] [--workers N]
-                                  [--baseline REF]
+                                  [--baseline REF[:BACKEND]]...
 
 Per backend: the encoder alone and the decoder's beam search alone (images/s, and the decoder's
 share of the model's time), the model alone on decoded photos (images/s), and end-to-end
@@ -10,8 +10,9 @@ so a busy spell of the machine hits both backends. CPU only (ONNX Runtime runs t
 
 Each end-to-end figure is a fresh process (as `photocap index` is: its decode workers start with
 it; the model is loaded and warmed up before the clock starts). ``--baseline REF`` also times
-photocap as of git commit REF with the torch backend, from a worktree of that commit, taking turns
-with the others: "today's" indexing speed, for a change to the pipeline itself.
+photocap as of git commit REF with the torch backend (``REF:onnx``: with ONNX Runtime), from a
+worktree of that commit, taking turns with the others: "today's" indexing speed, for a change to
+the pipeline itself. It may be given more than once.
 """
 
 from __future__ import annotations
@@ -110,8 +111,9 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--baseline", metavar="REF", default=None,
-                    help="also time end to end photocap as of this git commit, torch backend, its own defaults")
+    ap.add_argument("--baseline", metavar="REF[:BACKEND]", action="append", default=[],
+                    help="also time end to end photocap as of this git commit, with its own defaults and the "
+                         "torch backend (or the one named); repeatable")
     args = ap.parse_args()
 
     import torch
@@ -132,9 +134,11 @@ def main() -> None:
     print(f"onnx backend ready in {time.perf_counter() - t:.2f} s (export + check on first use, else the cache)")
     assert captioners["onnx"].backend == "onnx", "the ONNX encoder fell back to torch"
     model_path = captioners["torch"].model_path
-    base = baseline_tree(args.baseline) if args.baseline else None
-    if base is not None:
-        print(f"baseline: photocap at {args.baseline} ({base.name}), torch backend, its default workers")
+    bases = {}
+    for spec in args.baseline:
+        ref, _, backend = spec.partition(":")
+        bases[spec] = (baseline_tree(ref), backend or "torch")
+        print(f"baseline: photocap at {ref} ({bases[spec][0].name}), {bases[spec][1]} backend, its default workers")
     size = captioners["torch"].image_size
     decoded = [open_image(p, size) for p in paths]
     decoded = [img if img.size == (size, size) else img.resize((size, size)) for img in decoded]
@@ -144,24 +148,24 @@ def main() -> None:
     if hasattr(os, "getloadavg"):
         print("load average before: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     best: dict[str, list[float]] = {k: [0.0, 0.0, 0.0, 0.0] for k in captioners}
-    base_rate = 0.0
+    base_rates = dict.fromkeys(bases, 0.0)
     for _ in range(args.rounds):
         for name, captioner in captioners.items():
             e, d = _split(captioner, decoded, args.batch_size)
             m = model_only(captioner, decoded, args.batch_size)
             p = end_to_end(REPO, folder, model_path, name, args.batch_size, args.workers)
             best[name] = [max(a, b) for a, b in zip(best[name], (e, d, m, p))]
-        if base is not None:
-            base_rate = max(base_rate, end_to_end(base, folder, model_path, "torch", args.batch_size, None))
+        for spec, (tree, backend) in bases.items():
+            base_rates[spec] = max(base_rates[spec], end_to_end(tree, folder, model_path, backend, args.batch_size, None))
     print(f"{'backend':8} {'encoder':>10} {'decoder':>10} {'dec share':>9} {'model':>10} {'end to end':>11}")
     for name, (e, d, m, p) in best.items():
         share = (1 / d) / (1 / e + 1 / d)
         print(f"{name:8} {e:7.1f}/s {d:9.1f}/s {share:9.0%} {m:7.1f}/s {p:8.1f}/s")
     (e0, _, m0, p0), (e1, _, m1, p1) = best["onnx"], best["torch"]
     print(f"onnx against torch: encoder {e0 / e1:.2f}x, model only {m0 / m1:.2f}x, end to end {p0 / p1:.2f}x")
-    if base is not None:
-        print(f"baseline {args.baseline} (torch): end to end {base_rate:.1f}/s; this tree against it: "
-              f"onnx {p0 / base_rate:.2f}x, torch {p1 / base_rate:.2f}x")
+    for spec, rate in base_rates.items():
+        print(f"baseline {spec}: end to end {rate:.1f}/s; this tree against it: "
+              f"onnx {p0 / rate:.2f}x, torch {p1 / rate:.2f}x")
     if hasattr(os, "getloadavg"):
         print("load average after: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
 

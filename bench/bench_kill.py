@@ -26,7 +26,7 @@ class FakeCaptioner:
     model_id = "fake-v1"
     image_size = 32
 
-    def describe_images(self, images):  # type: ignore[no-untyped-def]
+    def describe_images(self, images, cpu_shared=False):  # type: ignore[no-untyped-def]
         from photocap.records import Described
 
         time.sleep(0.2)  # a model's batch, shortened

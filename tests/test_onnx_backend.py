@@ -43,6 +43,28 @@ def test_bundled_model_same_captions_and_concepts_with_onnx_and_torch(bundled_pa
     assert len({r.caption for r in got}) == 4
 
 
+def test_a_shared_cpu_runs_the_torch_decoder_on_one_thread_with_the_same_captions(bundled_pair, sample_photos,
+                                                                                 monkeypatch):
+    import torch
+    from PIL import Image
+
+    onnx, torch_ = bundled_pair
+    images = [Image.open(sample_photos[n]).convert("RGB") for n in sorted(sample_photos)]
+    alone = onnx.describe_images(images)
+    threads = torch.get_num_threads()
+    seen: list[int] = []
+    for captioner in bundled_pair:
+        decode = captioner.model.decode_features
+        monkeypatch.setattr(captioner.model, "decode_features",
+                            lambda *a, _decode=decode, **k: seen.append(torch.get_num_threads()) or _decode(*a, **k))
+    shared = onnx.describe_images(images, cpu_shared=True)
+    torch_.describe_images(images[:1], cpu_shared=True)
+    assert [d.caption for d in shared] == [d.caption for d in alone]
+    # ONNX Runtime has the encoder: the decoder gets one thread, and the setting is restored after;
+    # with torch's encoder the process's threads are left as they are.
+    assert seen == [1, threads] and torch.get_num_threads() == threads
+
+
 def test_encoder_outputs_match_torch_closely(bundled_pair):
     onnx, torch_ = bundled_pair
     worst = onnx_encoder.check(onnx._onnx, torch_.model.encoder, torch_.image_size, batch=3)

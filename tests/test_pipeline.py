@@ -45,7 +45,7 @@ class Factory:
             model_id = self.captioner.model_id
             image_size = self.captioner.image_size
 
-            def describe_images(self, images):
+            def describe_images(self, images, cpu_shared=False):
                 outer.images += len(images)
                 return outer.captioner.describe_images(images)
 
@@ -321,7 +321,7 @@ class Recording:
         self.ahead: list[int] = []  # decoded but not yet given to the model, at each batch
         self.decoded_while_captioning = 0  # during the first batch
 
-    def describe_images(self, images):
+    def describe_images(self, images, cpu_shared=False):
         import time
 
         first = self.given == 0

@@ -67,7 +67,8 @@ class CaptionerLike(Protocol):
     @property
     def image_size(self) -> int: ...
 
-    def describe_images(self, images: Sequence[Image.Image]) -> list[Described]: ...
+    def describe_images(self, images: Sequence[Image.Image], *, cpu_shared: bool = False) -> list[Described]:
+        """``cpu_shared``: the pipeline decodes the next photos meanwhile (the captioner may use fewer threads)."""
 
 
 CaptionerFactory = Callable[[], CaptionerLike]
@@ -302,7 +303,8 @@ class _Run:
         captioner = self.load_captioner()
         size = self.opt.batch_size
         batch, self.batch = self.batch[:size], self.batch[size:]
-        self.captioning = (batch, model_thread.submit(captioner.describe_images, [img for _, img, _ in batch]))
+        self.captioning = (batch, model_thread.submit(captioner.describe_images, [img for _, img, _ in batch],
+                                                      cpu_shared=True))
 
     def take_batch(self, wait: bool) -> None:
         """Commit the batch the model has captioned (``wait``: wait for it), with the pending
