@@ -12,7 +12,8 @@ Each end-to-end figure is a fresh process (as `photocap index` is: its decode wo
 it; the model is loaded and warmed up before the clock starts). ``--baseline REF`` also times
 photocap as of git commit REF with the torch backend (``REF:onnx``: with ONNX Runtime), from a
 worktree of that commit, taking turns with the others: "today's" indexing speed, for a change to
-the pipeline itself. It may be given more than once.
+the pipeline itself. It may be given more than once. A baseline runs the bundled model of its
+commit, unless ``--model`` names one model for all (to time the code alone).
 """
 
 from __future__ import annotations
@@ -156,7 +157,8 @@ def main() -> None:
             p = end_to_end(REPO, folder, model_path, name, args.batch_size, args.workers)
             best[name] = [max(a, b) for a, b in zip(best[name], (e, d, m, p))]
         for spec, (tree, backend) in bases.items():
-            base_rates[spec] = max(base_rates[spec], end_to_end(tree, folder, model_path, backend, args.batch_size, None))
+            model = model_path if args.model else tree / "models" / "photocap-default.safetensors"
+            base_rates[spec] = max(base_rates[spec], end_to_end(tree, folder, model, backend, args.batch_size, None))
     print(f"{'backend':8} {'encoder':>10} {'decoder':>10} {'dec share':>9} {'model':>10} {'end to end':>11}")
     for name, (e, d, m, p) in best.items():
         share = (1 / d) / (1 / e + 1 / d)
