@@ -98,7 +98,7 @@ class TextEmbedder:
         options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
         options.inter_op_num_threads = 1
         # Idle threads would spin after each batch: while indexing that is CPU the model and the decode
-        # workers need (embedding a photo's caption and concepts: 6.3 against 7.1 ms of CPU).
+        # workers need (embedding a photo's caption and concepts: 6.3 against 7.0 ms of CPU).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
