@@ -122,8 +122,9 @@ def beam_search(
     tokens = torch.full((b * per,), start_id, dtype=torch.long, device=device)  # (B*G*K,)
     history: list[list[int]] = [[] for _ in range(b * per)]
     scores = torch.full((b, g, k), float("-inf"), device=device)  # (B, G, K)
-    for i in range(b):  # all beams start identical: keep only the first alive, in its bank
-        scores[i, 0 if constrained[i] else g - 1, 0] = 0.0
+    # All beams start identical: only the first is alive, in bank 0 (the only bank, or, here where every
+    # image is constrained, the one of captions that don't name a required word yet).
+    scores[:, 0, 0] = 0.0
     finished: list[list[Hypothesis]] = [[] for _ in range(b)]
     fallback: list[list[Hypothesis]] = [[] for _ in range(b)]  # endings that miss the constraint
     done = [False] * b

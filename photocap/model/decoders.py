@@ -237,7 +237,8 @@ class TransformerDecoder(Decoder):
     a pointer over those tokens lets the decoder copy a concept (ids V..V+2K, see the module
     docstring). The word embedding starts at zero and is dropped in training with probability
     ``CONCEPT_WORD_DROPOUT``, so a concept word the training captions never used (its embedding
-    still zero) reads as "a confident thing of this group", a case the decoder has seen.
+    still zero) reads as "a confident thing" (of this group, with the group embedding), a case
+    the decoder has seen.
     """
 
     CONCEPT_WORD_DROPOUT = 0.3
