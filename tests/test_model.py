@@ -121,12 +121,38 @@ def test_step_state_survives_beam_reordering(arch):
         state = decoder.init_state(feats)
         for t in range(3):
             _, state = decoder.step(inputs[:, t], state)
-        state = _reorder(state, rows)
+        state = _reorder(state, rows, decoder.static_state, images=rows)  # one row per image: images move too
         moved = torch.cat([inputs[rows, :3], inputs[:, 3:]], dim=1)  # (3, 6): old prefixes, new endings
         full, _ = decoder(feats[rows], moved)
         for t in range(3, 6):
             logits, state = decoder.step(moved[:, t], state)
             torch.testing.assert_close(logits, full[:, t], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("arch,concepts", [(a, 0) for a in ARCHES] + [("transformer", 3)])
+def test_step_reads_per_image_state_for_each_images_rows(arch, concepts):
+    """Beam search keeps the static entries once per image and runs G rows (beams) per image:
+    each row must get the logits it gets with its own copy of its image's entries."""
+    model, _, _ = train_tiny_model(arch, steps=5, concept_slots=concepts)
+    decoder = model.decoder
+    images = torch.stack([load_image(EXAMPLES / name, model.cfg.image_size) for name in SAMPLE_CAPTIONS])
+    with torch.no_grad():
+        feats, read = model.encode(images)  # (4, P, C), the photos' concepts (None without a concept head)
+    read = read.top(concepts) if read is not None else None
+    g = 3
+    words = torch.randint(4, model.cfg.vocab_size, (4 * g, 4))
+    if concepts:
+        words[1::2, 1] = model.cfg.vocab_size + torch.arange(2 * g) % (2 * concepts)  # copies of concept slots
+    with torch.no_grad():
+        per_image = decoder.init_state(feats, read)
+        per_row = {k: v.repeat_interleave(g, dim=0) for k, v in per_image.items()}  # each row its own copy
+        grouped = {k: v if decoder.static_state(k) else v.repeat_interleave(g, dim=0) for k, v in per_image.items()}
+        assert any(decoder.static_state(k) for k in per_image) == (arch != "show-tell")
+        for t in range(words.size(1)):
+            want, per_row = decoder.step(words[:, t], per_row)
+            got, grouped = decoder.step(words[:, t], grouped)
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+            assert all(grouped[k].size(0) == (4 if decoder.static_state(k) else 4 * g) for k in grouped)
 
 
 @pytest.mark.parametrize("arch", ARCHES)
@@ -148,8 +174,10 @@ def test_static_state_is_what_steps_never_change(arch):
     kwargs = dict(start_id=model.vocab.start_id, end_id=model.vocab.end_id, banned_ids=model.banned_ids,
                   max_len=model.cfg.max_len, beam_size=3)
     fast = beam_search(decoder, feats, **kwargs)
-    decoder.static_state = lambda key: False  # instance attribute: reorder every entry
-    assert beam_search(decoder, feats, **kwargs) == fast
+    decoder.static_state = lambda key: False  # instance attribute: every entry per row, reordered at every step
+    slow = beam_search(decoder, feats, **kwargs)
+    assert [h.tokens for h in slow] == [h.tokens for h in fast]
+    assert [h.logprob for h in slow] == pytest.approx([h.logprob for h in fast], rel=1e-5)  # the same sums, grouped
 
 
 def _greedy(decoder, feats, vocab, max_len):

@@ -24,9 +24,12 @@ class Hypothesis:
         return self.logprob / (len(self.tokens) + 1)
 
 
-def _reorder(state: State, index: torch.Tensor, keep: Callable[[str], bool] = lambda key: False) -> State:
-    """Rows ``index`` of every state entry; entries for which ``keep(key)`` are passed on as they are."""
-    return {k: v if keep(k) else v.index_select(0, index) for k, v in state.items()}
+def _reorder(state: State, rows: torch.Tensor, per_image: Callable[[str], bool],
+             images: torch.Tensor | None = None) -> State:
+    """Rows ``rows`` of each per-row entry; of the entries held once per image (``per_image(key)``),
+    images ``images`` (None: passed on as they are)."""
+    return {k: (v if images is None else v.index_select(0, images)) if per_image(k) else v.index_select(0, rows)
+            for k, v in state.items()}
 
 
 def _log_probs(logits: torch.Tensor, banned: tuple[int, ...]) -> torch.Tensor:
@@ -118,7 +121,9 @@ def beam_search(
     g = 2 if any(constrained) else 1  # banks: [not yet satisfied,] satisfied
     once_sets = tuple(frozenset(group) for group in once)
     per = g * k  # rows per image
-    state = _reorder(decoder.init_state(feats, concepts), torch.arange(b, device=device).repeat_interleave(per))
+    # One row per beam for the entries that change as words are decoded; the rest stay one per image.
+    state = _reorder(decoder.init_state(feats, concepts), torch.arange(b, device=device).repeat_interleave(per),
+                     decoder.static_state)
     tokens = torch.full((b * per,), start_id, dtype=torch.long, device=device)  # (B*G*K,)
     history: list[list[int]] = [[] for _ in range(b * per)]
     scores = torch.full((b, g, k), float("-inf"), device=device)  # (B, G, K)
@@ -202,12 +207,12 @@ def beam_search(
             keep = [j for j, i in enumerate(active) if not done[i]]
             kept = torch.tensor([j * per + r for j in keep for r in range(per)], device=device)
             rows, tokens, scores = rows.index_select(0, kept), tokens.index_select(0, kept), scores[keep]
-            state = _reorder(state, rows)  # every entry: a row may now take another image's place
+            state = _reorder(state, rows, decoder.static_state, torch.tensor(keep, device=device))
             if need is not None:
                 need = need[keep]
             active = [active[j] for j in keep]
         else:
-            state = _reorder(state, rows, keep=decoder.static_state)  # per-image entries are equal across its beams
+            state = _reorder(state, rows, decoder.static_state)  # rows: always a row of the same image
         history = [history[r] + [w] for r, w in zip(rows.tolist(), tokens.tolist())]
     out = []
     for i, (f, fb) in enumerate(zip(finished, fallback)):

@@ -9,11 +9,13 @@ concept words and their scores) as K extra memory tokens, and copy one of them
 into the caption: its logits then cover V + 2K ids, where V + k copies concept k
 and V + K + k its plural (see slots.py).
 
-State for step-wise decoding is a dict of tensors whose first dim is the batch,
-so beam search can reorder any decoder's state with ``index_select``. Entries a
-decoder names in ``static_state`` stay the same at every step for a given image
-(the image grid, attention keys): beam search copies them once per beam, not at
-every reordering.
+State for step-wise decoding is a dict of tensors, so beam search can reorder any
+decoder's state with ``index_select``. ``step`` runs N rows (beams): the rows of one
+image are consecutive and each image has the same number G of them. Entries a decoder
+names in ``static_state`` depend only on the image (the image grid, attention keys):
+they are held once per image (first dim A = N / G) and never copied per beam; every
+other entry has one row per beam (first dim N). ``init_state`` returns one row per
+image (G = 1); beam search repeats the per-row entries for its beams.
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ class Decoder(nn.Module):
     """Interface shared by the decoders."""
 
     def static_state(self, key: str) -> bool:
-        """Whether ``state[key]`` depends only on the image, never on the words decoded so far."""
+        """Whether ``state[key]`` depends only on the image, never on the words decoded so far:
+        ``step`` then reads it once per image, for all of the image's rows (module docstring)."""
         return False
 
     uses_concepts = False  # whether forward / init_state need ``concepts``
@@ -116,14 +119,11 @@ class AdditiveAttention(nn.Module):
         self.score = nn.Linear(attention_dim, 1)
 
     def scores(self, feats_proj, h):
-        """feats_proj (N, P, A), h (N, H) -> unnormalised attention scores e (N, P)."""
-        return self.score(torch.tanh(feats_proj + self.hidden_proj(h).unsqueeze(1))).squeeze(2)
-
-    def forward(self, feats, feats_proj, h):
-        """feats (N, P, C), feats_proj (N, P, A), h (N, H) -> context (N, C), alpha (N, P)."""
-        alpha = self.scores(feats_proj, h).softmax(dim=1)  # (N, P)
-        context = torch.bmm(alpha.unsqueeze(1), feats).squeeze(1)  # (N, C)
-        return context, alpha
+        """feats_proj (I, P, A) of I images, h (N, H) of their N = I * G rows, each image's G rows
+        consecutive -> unnormalised attention scores e (N, P)."""
+        i, p, a = feats_proj.shape
+        hidden = self.hidden_proj(h).view(i, -1, 1, a)  # (I, G, 1, A)
+        return self.score(torch.tanh(feats_proj.unsqueeze(1) + hidden)).view(-1, p)  # (N, P)
 
 
 class ShowAttendTellDecoder(Decoder):
@@ -185,12 +185,13 @@ class ShowAttendTellDecoder(Decoder):
 
     def _advance(self, tokens, state, mode: str = "soft"):
         """One LSTM step -> h (N, H), new state, alpha (N, P), and for "sample" (log p(s_t), H(alpha_t))."""
-        feats = state["feats"]
+        feats = state["feats"]  # (I, P, C): one per image, each image's G rows consecutive
+        n, images = tokens.size(0), feats.size(0)
         e = self.attention.scores(state["feats_proj"], state["h"])  # (N, P)
         alpha = e.softmax(dim=1)  # (N, P)
         picked = None
         if mode == "soft":
-            context = torch.bmm(alpha.unsqueeze(1), feats).squeeze(1)  # (N, C)
+            context = torch.bmm(alpha.view(images, n // images, -1), feats).view(n, -1)  # (N, C)
         else:
             if mode == "sample":
                 where = torch.multinomial(alpha.detach().float(), 1).squeeze(1)  # (N,)
@@ -199,7 +200,8 @@ class ShowAttendTellDecoder(Decoder):
                           -(alpha * log_alpha).sum(dim=1))  # (N,) entropy
             else:
                 where = alpha.argmax(dim=1)  # (N,)
-            context = feats[torch.arange(feats.size(0), device=feats.device), where]  # (N, C)
+            image = torch.arange(n, device=feats.device) // (n // images)  # (N,): each row's image
+            context = feats[image, where]  # (N, C)
         context = torch.sigmoid(self.gate(state["h"])) * context  # (N, C)
         x = torch.cat([self.embed(tokens), context], dim=1)  # (N, E + C)
         h, c = self.cell(x, (state["h"], state["c"]))  # (N, H) each
@@ -324,7 +326,8 @@ class TransformerDecoder(Decoder):
     # ---- words in, logits out (copy ids included)
 
     def _embed_inputs(self, inputs: torch.Tensor, slots: torch.Tensor | None) -> torch.Tensor:
-        """ids (N, T) -> (N, T, D); ids >= V are copied concepts (their slot vector, plural marked)."""
+        """ids (N, T) -> (N, T, D); ids >= V are copied concepts (their slot vector, plural marked).
+        ``slots`` (I, K, D): one per image, each image's N / I rows consecutive."""
         v = self.vocab_size
         words = self.embed(inputs.clamp(max=v - 1)) * math.sqrt(self.d_model)  # (N, T, D)
         if slots is None:
@@ -333,20 +336,25 @@ class TransformerDecoder(Decoder):
         if not bool(copied.any()):
             return words
         k = ((inputs - v).clamp(min=0) % self.slots)  # (N, T)
+        if slots.size(0) != inputs.size(0):
+            slots = slots.repeat_interleave(inputs.size(0) // slots.size(0), dim=0)  # (N, K, D)
         picked = slots.gather(1, k.unsqueeze(-1).expand(-1, -1, slots.size(-1)))  # (N, T, D)
         plural = (inputs >= v + self.slots).unsqueeze(-1).to(picked.dtype)  # (N, T, 1)
         copy = self.copy_embed(picked) + plural * self.copy_plural  # (N, T, D)
         return torch.where(copied.unsqueeze(-1), copy, words)
 
     def _logits(self, hidden: torch.Tensor, slot_keys: torch.Tensor | None) -> torch.Tensor:
-        """hidden (N, T, D) -> logits (N, T, V [+ 2K])."""
+        """hidden (N, T, D) -> logits (N, T, V [+ 2K]); ``slot_keys`` (I, K, D), one per image."""
         hidden = self.norm(hidden)
         vocab = self.fc(hidden)  # (N, T, V)
         if slot_keys is None:
             return vocab
-        q_one, q_many = self.copy_query(hidden).chunk(2, dim=-1)  # (N, T, D) each
-        keys = slot_keys.transpose(1, 2) / math.sqrt(self.d_model)  # (N, D, K)
-        return torch.cat([vocab, q_one @ keys, q_many @ keys], dim=-1)  # (N, T, V + 2K)
+        n, t, d = hidden.shape
+        images = slot_keys.size(0)
+        keys = slot_keys.transpose(1, 2) / math.sqrt(self.d_model)  # (I, D, K)
+        queries = self.copy_query(hidden).view(images, -1, 2 * d)  # (I, G*T, 2D): an image's rows together
+        pointed = [(q @ keys).view(n, t, -1) for q in queries.chunk(2, dim=-1)]  # singular, plural: (N, T, K)
+        return torch.cat([vocab, *pointed], dim=-1)  # (N, T, V + 2K)
 
     def forward(self, feats, inputs, concepts=None):
         memory, slots = self.encode_memory(feats, concepts)
@@ -362,9 +370,10 @@ class TransformerDecoder(Decoder):
 
     def init_state(self, feats, concepts=None):
         """Step-wise decoding caches, per layer: the cross-attention keys/values of the image
-        memory, computed once, and the self-attention keys/values of the words so far.
-        Each is (N, H, L, D/H); a step then costs one position, not the whole prefix.
-        With concepts, also the slot vectors and pointer keys (N, K, D), constant per image."""
+        memory, computed once (per image: (I, H, P [+ K], D/H)), and the self-attention
+        keys/values of the words so far (per row: (N, H, t, D/H)); a step then costs one
+        position, not the whole prefix. With concepts, also the slot vectors and pointer keys
+        (I, K, D), constant per image."""
         memory, slots = self.encode_memory(feats, concepts)  # (N, P [+ K], D)
         state = {}
         if slots is not None:
@@ -386,9 +395,14 @@ class TransformerDecoder(Decoder):
 
     @staticmethod
     def _attend(attn: nn.MultiheadAttention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """Scaled dot-product attention of q (N, H, 1, D/H) over k, v (N, H, L, D/H) -> (N, 1, D)."""
-        out = F.scaled_dot_product_attention(q, k, v)  # (N, H, 1, D/H)
-        return attn.out_proj(out.transpose(1, 2).flatten(2))
+        """Scaled dot-product attention of q (N, H, 1, D/H) over k, v (I, H, L, D/H) -> (N, 1, D),
+        where I is N (each row its own keys) or the images of N rows (each image's rows consecutive,
+        all attending to its keys at once: one image's keys are read once, not once per beam)."""
+        n, heads, _, dh = q.shape
+        images = k.size(0)
+        q = q.view(images, n // images, heads, dh).transpose(1, 2)  # (I, H, G, D/H)
+        out = F.scaled_dot_product_attention(q, k, v)  # (I, H, G, D/H)
+        return attn.out_proj(out.transpose(1, 2).reshape(n, 1, heads * dh))
 
     def step(self, tokens, state):
         """One token per row, in eval mode: the same numbers as ``forward`` at that position."""
