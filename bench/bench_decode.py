@@ -82,9 +82,9 @@ def main() -> None:
 
     def sampling():
         torch.manual_seed(0)
-        return sample(decoder, feats.repeat_interleave(5, dim=0), start_id=vocab.start_id, end_id=vocab.end_id,
+        return sample(decoder, feats, samples=5, start_id=vocab.start_id, end_id=vocab.end_id,
                       pad_id=vocab.pad_id, banned_ids=model.banned_ids, max_len=model.cfg.max_len, temperature=0.7,
-                      concepts=read.repeat_interleave(5) if read is not None else None)
+                      concepts=read)
 
     decoder.static_state = lambda key: False  # reorder the per-image entries too, as before static_state
     beam_reorder_all, _ = timed(beam)

@@ -223,10 +223,10 @@ def test_sampling_temperature_sharpens_towards_greedy():
     from photocap.model.beam import sample
 
     model, _, _ = train_tiny_model("transformer", steps=40)
-    feats = torch.randn(3, 49, 1280).abs().repeat_interleave(40, dim=0)  # (120, 49, 1280): 40 draws per image
+    feats = torch.randn(3, 49, 1280).abs()  # (3, 49, 1280): 40 draws per image
     kwargs = dict(start_id=model.vocab.start_id, end_id=model.vocab.end_id, pad_id=model.vocab.pad_id,
-                  banned_ids=model.banned_ids, max_len=model.cfg.max_len)
-    greedy = _greedy(model.decoder, feats[::40], model.vocab, model.cfg.max_len)
+                  banned_ids=model.banned_ids, max_len=model.cfg.max_len, samples=40)
+    greedy = _greedy(model.decoder, feats, model.vocab, model.cfg.max_len)
 
     def greedy_share(temperature: float) -> float:
         torch.manual_seed(0)

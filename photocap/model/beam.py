@@ -32,6 +32,13 @@ def _reorder(state: State, rows: torch.Tensor, per_image: Callable[[str], bool],
             for k, v in state.items()}
 
 
+def _rows(decoder: Decoder, state: State, per: int) -> State:
+    """``per`` rows per image of a fresh state: the per-row entries repeated, the per-image ones as they are."""
+    images = next(iter(state.values())).size(0)
+    device = next(iter(state.values())).device
+    return _reorder(state, torch.arange(images, device=device).repeat_interleave(per), decoder.static_state)
+
+
 def _log_probs(logits: torch.Tensor, banned: tuple[int, ...]) -> torch.Tensor:
     """Log-softmax over the vocabulary with ``banned`` ids at -inf (out of place: safe under autograd)."""
     logits = logits.float()
@@ -121,9 +128,7 @@ def beam_search(
     g = 2 if any(constrained) else 1  # banks: [not yet satisfied,] satisfied
     once_sets = tuple(frozenset(group) for group in once)
     per = g * k  # rows per image
-    # One row per beam for the entries that change as words are decoded; the rest stay one per image.
-    state = _reorder(decoder.init_state(feats, concepts), torch.arange(b, device=device).repeat_interleave(per),
-                     decoder.static_state)
+    state = _rows(decoder, decoder.init_state(feats, concepts), per)
     tokens = torch.full((b * per,), start_id, dtype=torch.long, device=device)  # (B*G*K,)
     history: list[list[int]] = [[] for _ in range(b * per)]
     scores = torch.full((b, g, k), float("-inf"), device=device)  # (B, G, K)
@@ -238,16 +243,18 @@ def sample(
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
     concepts: ConceptInput | None = None,
+    samples: int = 1,
 ) -> torch.Tensor:
-    """Sample one caption per row of ``feats`` (N, P, C): ids (N, T), <end> included, then ``pad_id``.
+    """Sample ``samples`` captions per image of ``feats`` (B, P, C): ids (B*samples, T), each image's
+    consecutive, <end> included, then ``pad_id``. The decoder reads each image once for all its samples.
 
     ``generator`` (else torch's global one) draws the words.
 
     No gradients: score the samples afterwards with ``sequence_logprob``, one
     parallel teacher-forced pass instead of a graph through every step.
     """
-    n = feats.size(0)
-    state = decoder.init_state(feats, concepts)
+    n = feats.size(0) * samples
+    state = _rows(decoder, decoder.init_state(feats, concepts), samples)
     tokens = torch.full((n,), start_id, dtype=torch.long, device=feats.device)
     alive = torch.ones(n, dtype=torch.bool, device=feats.device)
     out = []

@@ -61,12 +61,13 @@ def self_critical(model: CaptionModel, train_items: Sequence[CaptionedImage], tr
             idx = order[b * IMAGES_PER_BATCH : (b + 1) * IMAGES_PER_BATCH]
             with torch.no_grad():  # the encoder stays as cross-entropy training left it
                 feats = grid_features(model, train_feats[idx].to(device).float())  # (B, P, C)
-            feats = feats.repeat_interleave(n, dim=0)  # (B*n, P, C)
-            concepts = train_concepts.rows(idx.to(device)).repeat_interleave(n) if train_concepts is not None else None
+            concepts = train_concepts.rows(idx.to(device)) if train_concepts is not None else None
             model.decoder.eval()  # no dropout: the samples and their scores come from one distribution
             ids = sample(model.decoder, feats, start_id=vocab.start_id, end_id=vocab.end_id, pad_id=vocab.pad_id,
-                         banned_ids=model.banned_ids, max_len=model.cfg.max_len,
-                         temperature=cfg.scst_temperature, generator=generator, concepts=concepts)  # (B*n, T)
+                         banned_ids=model.banned_ids, max_len=model.cfg.max_len, temperature=cfg.scst_temperature,
+                         generator=generator, concepts=concepts, samples=n)  # (B*n, T)
+            feats = feats.repeat_interleave(n, dim=0)  # (B*n, P, C)
+            concepts = concepts.repeat_interleave(n) if concepts is not None else None
             logprob = sequence_logprob(model.decoder, feats, ids, start_id=vocab.start_id, pad_id=vocab.pad_id,
                                        banned_ids=model.banned_ids, concepts=concepts)  # (B*n,)
             texts = [model.text(row, model.concept_words(concepts, r)) for r, row in enumerate(ids.tolist())]
