@@ -155,6 +155,41 @@ def test_step_reads_per_image_state_for_each_images_rows(arch, concepts):
             assert all(grouped[k].size(0) == (4 if decoder.static_state(k) else 4 * g) for k in grouped)
 
 
+@pytest.mark.parametrize("arch,concepts", [(a, 0) for a in ARCHES] + [("transformer", 3)])
+def test_sampled_captions_score_the_same_with_each_image_read_once(arch, concepts):
+    """Self-critical training samples several captions per photo and scores them with gradients
+    (``samples=n``: each photo's grid read once): the log-probabilities and the gradients are
+    those of scoring every caption with its own copy of the photo."""
+    from photocap.model.beam import sample, sequence_logprob
+
+    model, _, _ = train_tiny_model(arch, steps=5, concept_slots=concepts)
+    images = torch.stack([load_image(EXAMPLES / name, model.cfg.image_size) for name in SAMPLE_CAPTIONS])
+    with torch.no_grad():
+        feats, read = model.encode(images)
+    read = read.top(concepts) if read is not None else None
+    vocab, n = model.vocab, 3
+    kwargs = dict(start_id=vocab.start_id, pad_id=vocab.pad_id, banned_ids=model.banned_ids)
+    ids = sample(model.decoder, feats, end_id=vocab.end_id, max_len=8, samples=n, concepts=read,
+                 generator=torch.Generator().manual_seed(0), **kwargs)  # (4n, T)
+    ids = torch.cat([ids, torch.full_like(ids[:, :1], vocab.pad_id)], dim=1)  # every row padded at the end
+    results = []
+    for grouped in (True, False):
+        model.decoder.zero_grad()
+        if grouped:
+            logprob = sequence_logprob(model.decoder, feats, ids, concepts=read, samples=n, **kwargs)
+        else:
+            logprob = sequence_logprob(model.decoder, feats.repeat_interleave(n, dim=0), ids, **kwargs,
+                                       concepts=read.repeat_interleave(n) if read is not None else None)
+        logprob.sum().backward()
+        results.append((logprob.detach(), [p.grad.clone() for p in model.decoder.parameters() if p.grad is not None]))
+    (got, got_grads), (want, want_grads) = results
+    assert got.shape == (4 * n,) and bool(torch.isfinite(got).all()), got  # padding adds 0, not NaN
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    assert len(got_grads) == len(want_grads) > 0
+    for g, w in zip(got_grads, want_grads):
+        torch.testing.assert_close(g, w, atol=1e-4, rtol=1e-3)
+
+
 @pytest.mark.parametrize("arch", ARCHES)
 def test_static_state_is_what_steps_never_change(arch):
     """Beam search skips reordering the entries a decoder calls static: they must be exactly

@@ -271,10 +271,12 @@ def sample(
 
 
 def sequence_logprob(decoder: Decoder, feats: torch.Tensor, ids: torch.Tensor, *, start_id: int, pad_id: int,
-                     banned_ids: tuple[int, ...] = (), concepts: ConceptInput | None = None) -> torch.Tensor:
-    """Summed log-probability (N,) of captions ``ids`` (N, T) given ``feats`` (N, P, C), with gradients."""
+                     banned_ids: tuple[int, ...] = (), concepts: ConceptInput | None = None,
+                     samples: int = 1) -> torch.Tensor:
+    """Summed log-probability (N,) of captions ``ids`` (N, T) given ``feats`` (N / samples, P, C), with
+    gradients: ``samples`` captions per image, each image's consecutive (as ``sample`` returns them)."""
     inputs = torch.cat([torch.full_like(ids[:, :1], start_id), ids[:, :-1]], dim=1)  # (N, T)
-    logits, _ = decoder(feats, inputs, concepts)  # (N, T, V)
+    logits, _ = decoder(feats, inputs, concepts, per_image=samples)  # (N, T, V)
     logp = _log_probs(logits.flatten(0, 1), banned_ids).view_as(logits)  # (N, T, V)
-    picked = logp.gather(2, ids.unsqueeze(2)).squeeze(2)  # (N, T)
-    return (picked * (ids != pad_id)).sum(dim=1)
+    picked = logp.gather(2, ids.unsqueeze(2)).squeeze(2)  # (N, T): -inf at padding (<pad> is banned)
+    return picked.masked_fill(ids == pad_id, 0.0).sum(dim=1)  # not picked * mask: -inf * 0 is NaN

@@ -65,9 +65,11 @@ class Decoder(nn.Module):
 
     uses_concepts = False  # whether forward / init_state need ``concepts``
 
-    def forward(self, feats: torch.Tensor, inputs: torch.Tensor,
-                concepts: ConceptInput | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Teacher forcing: feats (B, P, C), inputs (B, T) token ids -> logits (B, T, V), extras."""
+    def forward(self, feats: torch.Tensor, inputs: torch.Tensor, concepts: ConceptInput | None = None,
+                per_image: int = 1) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Teacher forcing: feats (B, P, C), inputs (B * per_image, T) token ids, each image's
+        ``per_image`` captions consecutive (several samples of one photo: its grid is read once)
+        -> logits (B * per_image, T, V), extras."""
         raise NotImplementedError
 
     def init_state(self, feats: torch.Tensor, concepts: ConceptInput | None = None) -> State:
@@ -91,8 +93,8 @@ class ShowTellDecoder(Decoder):
         self.dropout = nn.Dropout(cfg.dropout)
         self.fc = nn.Linear(cfg.hidden_dim, cfg.vocab_size)
 
-    def forward(self, feats, inputs, concepts=None):
-        image = self.image_embed(feats.mean(dim=1))  # (B, E)
+    def forward(self, feats, inputs, concepts=None, per_image=1):
+        image = self.image_embed(feats.mean(dim=1)).repeat_interleave(per_image, dim=0)  # (B, E)
         words = self.embed(inputs)  # (B, T, E)
         seq = torch.cat([image.unsqueeze(1), words], dim=1)  # (B, T+1, E)
         out, _ = self.lstm(seq)  # (B, T+1, H)
@@ -211,8 +213,10 @@ class ShowAttendTellDecoder(Decoder):
         h, state, _, _ = self._advance(tokens, state, self._mode(whole_batch=False))
         return self.fc(h), state  # (N, V)
 
-    def forward(self, feats, inputs, concepts=None):
+    def forward(self, feats, inputs, concepts=None, per_image=1):
         state = self.init_state(feats)
+        if per_image > 1:  # the LSTM's state per caption, the grid per image
+            state = {k: v if self.static_state(k) else v.repeat_interleave(per_image, dim=0) for k, v in state.items()}
         mode = self._mode(whole_batch=True)
         hs, alphas, logps, entropies = [], [], [], []
         for t in range(inputs.size(1)):
@@ -356,8 +360,10 @@ class TransformerDecoder(Decoder):
         pointed = [(q @ keys).view(n, t, -1) for q in queries.chunk(2, dim=-1)]  # singular, plural: (N, T, K)
         return torch.cat([vocab, *pointed], dim=-1)  # (N, T, V + 2K)
 
-    def forward(self, feats, inputs, concepts=None):
+    def forward(self, feats, inputs, concepts=None, per_image=1):
         memory, slots = self.encode_memory(feats, concepts)
+        if per_image > 1:  # each image's memory encoded once for its captions
+            memory = memory.repeat_interleave(per_image, dim=0)  # (B, P [+ K], D)
         t = inputs.size(1)
         x = self._embed_inputs(inputs, slots) + self.word_pos[:, :t]  # (B, T, D)
         mask = nn.Transformer.generate_square_subsequent_mask(t, device=inputs.device, dtype=x.dtype)

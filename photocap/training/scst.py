@@ -66,11 +66,9 @@ def self_critical(model: CaptionModel, train_items: Sequence[CaptionedImage], tr
             ids = sample(model.decoder, feats, start_id=vocab.start_id, end_id=vocab.end_id, pad_id=vocab.pad_id,
                          banned_ids=model.banned_ids, max_len=model.cfg.max_len, temperature=cfg.scst_temperature,
                          generator=generator, concepts=concepts, samples=n)  # (B*n, T)
-            feats = feats.repeat_interleave(n, dim=0)  # (B*n, P, C)
-            concepts = concepts.repeat_interleave(n) if concepts is not None else None
             logprob = sequence_logprob(model.decoder, feats, ids, start_id=vocab.start_id, pad_id=vocab.pad_id,
-                                       banned_ids=model.banned_ids, concepts=concepts)  # (B*n,)
-            texts = [model.text(row, model.concept_words(concepts, r)) for r, row in enumerate(ids.tolist())]
+                                       banned_ids=model.banned_ids, concepts=concepts, samples=n)  # (B*n,)
+            texts = [model.text(row, model.concept_words(concepts, r // n)) for r, row in enumerate(ids.tolist())]
             keys = [train_items[i].key for i in idx.tolist() for _ in range(n)]
             scores = cider.score(keys, texts)
             if cfg.scst_contrast:
