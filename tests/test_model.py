@@ -146,7 +146,7 @@ def test_step_reads_per_image_state_for_each_images_rows(arch, concepts):
     with torch.no_grad():
         per_image = decoder.init_state(feats, read)
         per_row = {k: v.repeat_interleave(g, dim=0) for k, v in per_image.items()}  # each row its own copy
-        grouped = {k: v if decoder.static_state(k) else v.repeat_interleave(g, dim=0) for k, v in per_image.items()}
+        grouped = decoder.rows_per_image(per_image, g)
         assert any(decoder.static_state(k) for k in per_image) == (arch != "show-tell")
         for t in range(words.size(1)):
             want, per_row = decoder.step(words[:, t], per_row)

@@ -32,13 +32,6 @@ def _reorder(state: State, rows: torch.Tensor, per_image: Callable[[str], bool],
             for k, v in state.items()}
 
 
-def _rows(decoder: Decoder, state: State, per: int) -> State:
-    """``per`` rows per image of a fresh state: the per-row entries repeated, the per-image ones as they are."""
-    images = next(iter(state.values())).size(0)
-    device = next(iter(state.values())).device
-    return _reorder(state, torch.arange(images, device=device).repeat_interleave(per), decoder.static_state)
-
-
 def _log_probs(logits: torch.Tensor, banned: tuple[int, ...]) -> torch.Tensor:
     """Log-softmax over the vocabulary with ``banned`` ids at -inf (out of place: safe under autograd)."""
     logits = logits.float()
@@ -128,7 +121,7 @@ def beam_search(
     g = 2 if any(constrained) else 1  # banks: [not yet satisfied,] satisfied
     once_sets = tuple(frozenset(group) for group in once)
     per = g * k  # rows per image
-    state = _rows(decoder, decoder.init_state(feats, concepts), per)
+    state = decoder.rows_per_image(decoder.init_state(feats, concepts), per)
     tokens = torch.full((b * per,), start_id, dtype=torch.long, device=device)  # (B*G*K,)
     history: list[list[int]] = [[] for _ in range(b * per)]
     scores = torch.full((b, g, k), float("-inf"), device=device)  # (B, G, K)
@@ -254,7 +247,7 @@ def sample(
     parallel teacher-forced pass instead of a graph through every step.
     """
     n = feats.size(0) * samples
-    state = _rows(decoder, decoder.init_state(feats, concepts), samples)
+    state = decoder.rows_per_image(decoder.init_state(feats, concepts), samples)
     tokens = torch.full((n,), start_id, dtype=torch.long, device=feats.device)
     alive = torch.ones(n, dtype=torch.bool, device=feats.device)
     out = []

@@ -63,6 +63,13 @@ class Decoder(nn.Module):
         ``step`` then reads it once per image, for all of the image's rows (module docstring)."""
         return False
 
+    def rows_per_image(self, state: State, per: int) -> State:
+        """A fresh state (one row per image) with ``per`` rows per image: the per-row entries
+        repeated, the per-image ones (``static_state``) as they are."""
+        if per == 1:
+            return state
+        return {k: v if self.static_state(k) else v.repeat_interleave(per, dim=0) for k, v in state.items()}
+
     uses_concepts = False  # whether forward / init_state need ``concepts``
 
     def forward(self, feats: torch.Tensor, inputs: torch.Tensor, concepts: ConceptInput | None = None,
@@ -214,9 +221,8 @@ class ShowAttendTellDecoder(Decoder):
         return self.fc(h), state  # (N, V)
 
     def forward(self, feats, inputs, concepts=None, per_image=1):
-        state = self.init_state(feats)
-        if per_image > 1:  # the LSTM's state per caption, the grid per image
-            state = {k: v if self.static_state(k) else v.repeat_interleave(per_image, dim=0) for k, v in state.items()}
+        # The LSTM's state per caption, the grid per image.
+        state = self.rows_per_image(self.init_state(feats), per_image)
         mode = self._mode(whole_batch=True)
         hs, alphas, logps, entropies = [], [], [], []
         for t in range(inputs.size(1)):
@@ -363,7 +369,7 @@ class TransformerDecoder(Decoder):
     def forward(self, feats, inputs, concepts=None, per_image=1):
         memory, slots = self.encode_memory(feats, concepts)
         if per_image > 1:  # each image's memory encoded once for its captions
-            memory = memory.repeat_interleave(per_image, dim=0)  # (B, P [+ K], D)
+            memory = memory.repeat_interleave(per_image, dim=0)  # (B * per_image, P [+ K], D)
         t = inputs.size(1)
         x = self._embed_inputs(inputs, slots) + self.word_pos[:, :t]  # (B, T, D)
         mask = nn.Transformer.generate_square_subsequent_mask(t, device=inputs.device, dtype=x.dtype)
