@@ -137,6 +137,7 @@ class Watcher:
             back=self._root_back, restarted=lambda root: self._catch_up([root])))
         self._stop = threading.Event()
         self._ready = threading.Event()  # set once the catch-up is done and events are handled
+        self._processing = False  # settled files being captioned (their outcomes not all reported yet)
         self._thread: threading.Thread | None = None
         self._index: CaptionIndex | None = None
         self._pool: DecodePool | None = None
@@ -175,8 +176,9 @@ class Watcher:
         return self._ready.wait(timeout)
 
     def idle(self) -> bool:
-        """True when no event is queued and no file is waiting to settle."""
-        return self._ready.is_set() and self._events.empty() and not len(self._settle)
+        """True when no event is queued, no file is waiting to settle and none is being captioned
+        (every outcome of the files seen so far has been reported)."""
+        return self._ready.is_set() and self._events.empty() and not len(self._settle) and not self._processing
 
     @property
     def running(self) -> bool:
@@ -250,10 +252,14 @@ class Watcher:
                 for root in self._roots.check():
                     self._settle.forget_under(root.path)
                 self._next_root_check = now + self.options.check_roots_every
-            ready = self._settle.settled(self._require_index(), now)
-            self.stats["known"] = self._settle.known
-            if ready:
-                self._process(ready)
+            self._processing = True  # before the settled files leave the settle queue
+            try:
+                ready = self._settle.settled(self._require_index(), now)
+                self.stats["known"] = self._settle.known
+                if ready:
+                    self._process(ready)
+            finally:
+                self._processing = False
 
     def _require_index(self) -> CaptionIndex:
         assert self._index is not None
