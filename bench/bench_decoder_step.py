@@ -51,7 +51,7 @@ def make_state(model, images: int, per: int, steps: int, seed: int):
         concepts = ConceptInput(words, torch.rand(images, decoder.slots, generator=gen).sort(1, descending=True)[0])
     with torch.no_grad():
         state = decoder.init_state(feats, concepts)
-        state = {k: v if decoder.static_state(k) else v.repeat_interleave(per, 0) for k, v in state.items()}
+        state = decoder.rows_per_image(state, per)
         for _ in range(steps):
             tokens = torch.randint(4, cfg.vocab_size + 2 * decoder.slots, (images * per,), generator=gen)
             _, state = decoder.step(tokens, state)

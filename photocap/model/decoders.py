@@ -101,7 +101,7 @@ class ShowTellDecoder(Decoder):
         self.fc = nn.Linear(cfg.hidden_dim, cfg.vocab_size)
 
     def forward(self, feats, inputs, concepts=None, per_image=1):
-        image = self.image_embed(feats.mean(dim=1)).repeat_interleave(per_image, dim=0)  # (B, E)
+        image = self.image_embed(feats.mean(dim=1)).repeat_interleave(per_image, dim=0)  # (B * per_image, E)
         words = self.embed(inputs)  # (B, T, E)
         seq = torch.cat([image.unsqueeze(1), words], dim=1)  # (B, T+1, E)
         out, _ = self.lstm(seq)  # (B, T+1, H)
