@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import json
 
-from photocap.training.captionstats import caption_stats, load_largest_objects, names_object, plural, repeats_phrase
+import pytest
+
+from photocap.errors import DatasetError
+from photocap.training.captionstats import (
+    caption_stats,
+    load_largest_objects,
+    load_objects,
+    names_object,
+    plural,
+    repeats_phrase,
+)
 
 
 def test_repeated_phrases_are_found():
@@ -24,20 +34,26 @@ def test_objects_are_named_by_synonyms_and_plurals_as_whole_words():
         ["buses", "knives", "sheep", "teddy bears", "ponies"]
 
 
-def test_stats_count_variety_repeats_and_named_objects():
+def test_stats_count_variety_repeats_named_objects_and_invented_people():
     predictions = {"a.jpg": "a dog runs on the grass", "b.jpg": "a dog runs on the grass",
-                   "c.jpg": "a man in a red shirt is wearing a red shirt", "d.jpg": "a pizza on a table"}
-    largest = {"a.jpg": "dog", "b.jpg": "cat", "c.jpg": "person", "d.jpg": "pizza"}
-    stats = caption_stats(predictions, largest)
-    assert (stats.captions, stats.distinct, stats.repeats) == (4, 3, 1)
-    assert stats.words_used == len(set("a dog runs on the grass man in red shirt is wearing pizza table".split()))
-    assert (stats.objects_named, stats.objects_total, stats.nonperson_named, stats.nonperson_total) == (3, 4, 2, 3)
-    assert caption_stats(predictions).objects_total is None
+                   "c.jpg": "a man in a red shirt is wearing a red shirt", "d.jpg": "a pizza on a table",
+                   "e.jpg": "a young boy is sitting on a cat", "f.jpg": "two women are sitting on a pizza"}
+    objects = {"a.jpg": ("dog",), "b.jpg": ("cat", "person"), "c.jpg": ("person",), "d.jpg": ("pizza", "dining table"),
+               "e.jpg": ("cat",), "f.jpg": ("dining table", "pizza", "person")}
+    stats = caption_stats(predictions, objects)
+    assert (stats.captions, stats.distinct, stats.repeats) == (6, 5, 1)
+    assert stats.words_used == len(set("a dog runs on the grass man in red shirt is wearing pizza table young boy "
+                                       "sitting cat two women are".split()))
+    assert (stats.objects_named, stats.objects_total, stats.nonperson_named, stats.nonperson_total) == (4, 6, 3, 5)
+    # a, d and e have no person; only e's caption names one anyway (f's women are in the photo)
+    assert (stats.people_invented, stats.people_absent) == (1, 3)
+    assert caption_stats(predictions).objects_total is None and caption_stats(predictions).people_invented is None
 
 
 def test_object_annotations_in_both_formats(tmp_path):
     simple = tmp_path / "objects.json"
-    simple.write_text(json.dumps({"1.jpg": [["pizza", 900.0], ["person", 100.0]], "2.jpg": [["bus", 5.0]]}))
+    simple.write_text(json.dumps({"1.jpg": [["pizza", 900.0], ["person", 100.0]], "2.jpg": [["bus", 5.0]], "3.jpg": []}))
+    assert load_objects(simple) == {"1.jpg": ("pizza", "person"), "2.jpg": ("bus",)}
     assert load_largest_objects(simple) == {"1.jpg": "pizza", "2.jpg": "bus"}
     assert load_largest_objects(simple, ["2.jpg"]) == {"2.jpg": "bus"}
     coco = tmp_path / "instances_val.json"
@@ -48,3 +64,16 @@ def test_object_annotations_in_both_formats(tmp_path):
                         {"image_id": 1, "category_id": 2, "area": 30.0}],
     }))
     assert load_largest_objects(coco) == {"1.jpg": "horse"}  # two horses outweigh one person
+    assert load_objects(coco) == {"1.jpg": ("horse", "person")}
+
+
+def test_unreadable_object_annotations_are_a_dataset_error(tmp_path):
+    bad = tmp_path / "objects.json"
+    bad.write_text(json.dumps({"1.jpg": [["pizza", "big"]]}))
+    with pytest.raises(DatasetError, match="not a number"):
+        load_objects(bad)
+    bad.write_text("[1, 2]")
+    with pytest.raises(DatasetError, match="not an objects.json"):
+        load_objects(bad)
+    with pytest.raises(DatasetError, match="cannot read"):
+        load_objects(tmp_path / "missing.json")

@@ -190,6 +190,7 @@ def test_train_and_evaluate_commands(tiny_dataset, tmp_path):
     scores = json.loads(result.stdout.strip().splitlines()[-1])
     assert scores["images"] == 8 and scores["captions"] == 8  # every image of the set, train and dev alike
     assert scores["objects_total"] == 3 and scores["nonperson_total"] == 2
+    assert scores["people_absent"] == 2 and 0 <= scores["people_invented"] <= 2  # the cat and the cup
     assert 1 <= scores["distinct"] <= 8 and scores["words_used"] >= 1 and scores["repeats"] == 0
 
 

@@ -237,7 +237,8 @@ def train(kind: str, path: Path, db_path: Path | None, out_dir: Path, arch: str 
 @click.option("--limit", type=click.IntRange(0), default=0, help="Score only the first N images (0 = all).")
 @click.option("--objects", "objects_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Object annotations (objects.json, or COCO instances JSON) to count how often a caption names "
-              "the photo's largest object. Default: objects.json in the dataset folder, if there is one.")
+              "the photo's largest object, and how often it names a person where none is annotated. Default: "
+              "objects.json in the dataset folder, if there is one.")
 @click.option("--samples", type=click.IntRange(0), default=5, show_default=True,
               help="Sample captions to print beside their references.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
@@ -247,7 +248,8 @@ def evaluate(kind: str, path: Path, split: str, model_path: Path | None, beam: i
              objects_file: Path | None, samples: int, cache_dir: Path | None, as_json: bool) -> None:
     """Score a model with the COCO caption metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr), and say how
     varied its captions are: distinct captions, words used, captions that repeat a 3-word phrase,
-    and (with object annotations) how often a caption names the photo's largest object.
+    and (with object annotations) how often a caption names the photo's largest object, and how
+    often it invents a person: names one in a photo with no person annotated.
 
     Uses pycocoevalcap (Java is needed for its tokenizer and METEOR; on Debian:
     apt-get install default-jre-headless).
@@ -263,7 +265,7 @@ def evaluate(kind: str, path: Path, split: str, model_path: Path | None, beam: i
         from photocap.errors import PhotocapError
         from photocap.inference import Captioner
         from photocap.settings import cache_dir as default_cache_dir
-        from photocap.training.captionstats import caption_stats, load_largest_objects
+        from photocap.training.captionstats import caption_stats, load_objects
         from photocap.training.loop import encode_split_features, evaluate_features
         from photocap.training.metrics import METRICS
 
@@ -275,7 +277,7 @@ def evaluate(kind: str, path: Path, split: str, model_path: Path | None, beam: i
             raise PhotocapError(f"the {split} split of {path} is empty")
         if objects_file is None and path.is_dir() and (path / "objects.json").is_file():
             objects_file = path / "objects.json"
-        largest = load_largest_objects(objects_file, (it.key for it in items)) if objects_file else None
+        objects = load_objects(objects_file, (it.key for it in items)) if objects_file else None
         captioner = Captioner(model_path, device=device, beam=beam, length_penalty=length_penalty,
                               concept_force=concept_force)
         beam, length_penalty = captioner.beam, captioner.length_penalty
@@ -286,7 +288,7 @@ def evaluate(kind: str, path: Path, split: str, model_path: Path | None, beam: i
         scores, predictions = evaluate_features(
             captioner.model, kept, feats, beam=beam, length_penalty=length_penalty, device=captioner.device,
             tokenize="ptb", metrics=METRICS, concept_force=captioner.concept_force)
-        stats = caption_stats(predictions, largest)
+        stats = caption_stats(predictions, objects)
     result = {"model": captioner.model_id, "split": split, "images": len(kept), "beam": beam,
               "length_penalty": length_penalty, "concept_force": captioner.concept_force, **scores,
               **{k: v for k, v in stats.to_dict().items() if v is not None}}
@@ -303,6 +305,8 @@ def evaluate(kind: str, path: Path, split: str, model_path: Path | None, beam: i
     if stats.objects_total:
         click.echo(f"  name the largest object {stats.objects_named} of {stats.objects_total}; "
                    f"not a person: {stats.nonperson_named} of {stats.nonperson_total}")
+        click.echo(f"  invent a person         {stats.people_invented} of the {stats.people_absent} photos "
+                   "with no person annotated")
     for item in kept[:samples]:
         click.echo(f"\n{item.key}\n  model: {predictions[item.key]}")
         for ref in item.captions[:3]:

@@ -9,7 +9,10 @@ themselves, and whether they name the main object of the photo.
 - ``object_mention``: with object annotations (COCO instances, or ``objects.json``: file
   name -> ``[[category, area], ...]`` largest first), how often a caption names the photo's
   largest object, by the category's name or a common synonym ("couch" or "sofa"), singular or
-  plural; reported for all photos and for those whose largest object is not a person.
+  plural; reported for all photos and for those whose largest object is not a person;
+- ``people_invented``: with object annotations, photos with no person annotated whose caption
+  names one anyway ("a young boy is sitting on a cat"): the object hallucination of CHAIR
+  (Rohrbach et al. 2018) for the class a Flickr8k-trained model invents most.
 
 Pure Python; nothing here imports torch.
 """
@@ -92,6 +95,8 @@ class CaptionStats:
     objects_total: int | None = None  # photos with annotations
     nonperson_named: int | None = None  # the same, for photos whose largest object is not a person
     nonperson_total: int | None = None
+    people_invented: int | None = None  # photos with no person annotated whose caption names one
+    people_absent: int | None = None  # annotated photos with no person
 
     def to_dict(self) -> dict[str, int | None]:
         return asdict(self)
@@ -120,43 +125,55 @@ def names_object(caption: str, category: str) -> bool:
 
 
 def caption_stats(predictions: Mapping[str, str],
-                  largest_objects: Mapping[str, str] | None = None) -> CaptionStats:
-    """Statistics of ``predictions`` (key -> caption); ``largest_objects``: key -> COCO category."""
+                  objects: Mapping[str, Sequence[str]] | None = None) -> CaptionStats:
+    """Statistics of ``predictions`` (key -> caption); ``objects``: key -> the COCO categories
+    annotated in that photo, largest first (as :func:`load_objects` gives them)."""
     texts = list(predictions.values())
     words = {t for text in texts for t in tokenize(text)}
     stats = dict(captions=len(texts), distinct=len(set(texts)), words_used=len(words),
                  repeats=sum(repeats_phrase(t) for t in texts))
-    if largest_objects:
-        keys = [k for k in predictions if k in largest_objects]
-        named = {k for k in keys if names_object(predictions[k], largest_objects[k])}
-        others = [k for k in keys if largest_objects[k] != "person"]
+    if objects:
+        keys = [k for k in predictions if objects.get(k)]
+        named = {k for k in keys if names_object(predictions[k], objects[k][0])}
+        others = [k for k in keys if objects[k][0] != "person"]
+        absent = [k for k in keys if "person" not in objects[k]]
         stats.update(objects_named=len(named), objects_total=len(keys),
-                     nonperson_named=len(named.intersection(others)), nonperson_total=len(others))
+                     nonperson_named=len(named.intersection(others)), nonperson_total=len(others),
+                     people_invented=sum(names_object(predictions[k], "person") for k in absent),
+                     people_absent=len(absent))
     return CaptionStats(**stats)
 
 
 def load_largest_objects(path: Path, keys: Iterable[str] = ()) -> dict[str, str]:
-    """Largest annotated object per image key, from ``objects.json`` (file name -> ``[[category, area], ...]``)
-    or a COCO instances JSON (``instances_*.json``). Keys are the file names, as dataset keys are."""
+    """Largest annotated object per image key (see :func:`load_objects`)."""
+    return {k: v[0] for k, v in load_objects(path, keys).items()}
+
+
+def load_objects(path: Path, keys: Iterable[str] = ()) -> dict[str, tuple[str, ...]]:
+    """The COCO categories annotated in each image, largest total area first, from ``objects.json``
+    (file name -> ``[[category, area], ...]``) or a COCO instances JSON (``instances_*.json``).
+    Keys are the file names, as dataset keys are; images without annotations are left out."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise DatasetError(f"cannot read object annotations {path}: {exc}") from exc
-    out: dict[str, str] = {}
+    area: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     if isinstance(data, dict) and "annotations" in data and "categories" in data:
         names = {c["id"]: c["name"] for c in data["categories"]}
         files = {im["id"]: im["file_name"] for im in data.get("images", [])}
-        area: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         for ann in data["annotations"]:
-            area[ann["image_id"]][names[ann["category_id"]]] += float(ann.get("area", 0.0))
-        for image_id, by_cat in area.items():
-            if image_id in files:
-                out[files[image_id]] = max(by_cat.items(), key=lambda kv: kv[1])[0]
+            if ann["image_id"] in files:
+                area[files[ann["image_id"]]][names[ann["category_id"]]] += float(ann.get("area", 0.0))
     elif isinstance(data, dict):
-        for name, objects in data.items():
-            if isinstance(objects, list) and objects and isinstance(objects[0], Sequence) and objects[0]:
-                out[name] = str(objects[0][0])
+        try:
+            for name, objects in data.items():
+                for obj in objects if isinstance(objects, list) else ():
+                    if isinstance(obj, Sequence) and not isinstance(obj, str) and obj:
+                        area[name][str(obj[0])] += float(obj[1]) if len(obj) > 1 else 0.0
+        except (TypeError, ValueError) as exc:
+            raise DatasetError(f"{path}: an object's area is not a number ({exc})") from exc
     else:
         raise DatasetError(f"{path}: not an objects.json or a COCO instances file")
     wanted = set(keys)
-    return {k: v for k, v in out.items() if not wanted or k in wanted}
+    return {k: tuple(sorted(by_cat, key=lambda c: -by_cat[c])) for k, by_cat in area.items()
+            if by_cat and (not wanted or k in wanted)}
