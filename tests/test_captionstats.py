@@ -70,7 +70,11 @@ def test_object_annotations_in_both_formats(tmp_path):
 def test_unreadable_object_annotations_are_a_dataset_error(tmp_path):
     bad = tmp_path / "objects.json"
     bad.write_text(json.dumps({"1.jpg": [["pizza", "big"]]}))
-    with pytest.raises(DatasetError, match="not a number"):
+    with pytest.raises(DatasetError, match="unreadable object annotations"):
+        load_objects(bad)
+    bad.write_text(json.dumps({"images": [{"id": 1, "file_name": "1.jpg"}], "categories": [],
+                               "annotations": [{"image_id": 1, "category_id": 7, "area": 3.0}]}))
+    with pytest.raises(DatasetError, match="unreadable object annotations"):  # category 7 is not listed
         load_objects(bad)
     bad.write_text("[1, 2]")
     with pytest.raises(DatasetError, match="not an objects.json"):

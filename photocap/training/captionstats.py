@@ -157,23 +157,23 @@ def load_objects(path: Path, keys: Iterable[str] = ()) -> dict[str, tuple[str, .
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise DatasetError(f"cannot read object annotations {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise DatasetError(f"{path}: not an objects.json or a COCO instances file")
     area: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    if isinstance(data, dict) and "annotations" in data and "categories" in data:
-        names = {c["id"]: c["name"] for c in data["categories"]}
-        files = {im["id"]: im["file_name"] for im in data.get("images", [])}
-        for ann in data["annotations"]:
-            if ann["image_id"] in files:
-                area[files[ann["image_id"]]][names[ann["category_id"]]] += float(ann.get("area", 0.0))
-    elif isinstance(data, dict):
-        try:
+    try:
+        if "annotations" in data and "categories" in data:
+            names = {c["id"]: c["name"] for c in data["categories"]}
+            files = {im["id"]: im["file_name"] for im in data.get("images", [])}
+            for ann in data["annotations"]:
+                if ann["image_id"] in files:
+                    area[files[ann["image_id"]]][names[ann["category_id"]]] += float(ann.get("area", 0.0))
+        else:
             for name, objects in data.items():
                 for obj in objects if isinstance(objects, list) else ():
                     if isinstance(obj, Sequence) and not isinstance(obj, str) and obj:
                         area[name][str(obj[0])] += float(obj[1]) if len(obj) > 1 else 0.0
-        except (TypeError, ValueError) as exc:
-            raise DatasetError(f"{path}: an object's area is not a number ({exc})") from exc
-    else:
-        raise DatasetError(f"{path}: not an objects.json or a COCO instances file")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DatasetError(f"{path}: unreadable object annotations ({type(exc).__name__}: {exc})") from exc
     wanted = set(keys)
     return {k: tuple(sorted(by_cat, key=lambda c: -by_cat[c])) for k, by_cat in area.items()
             if by_cat and (not wanted or k in wanted)}
