@@ -21,6 +21,9 @@ from torch import nn
 
 OPSET = 17
 TOLERANCE = 1e-3  # max abs difference allowed between ONNX and torch outputs (grid and logits)
+# How photocap writes the graph, part of its cache key: a change makes the graphs cached by older
+# photocaps be exported again (2: the strided convolutions carry their own padding, no Pad nodes).
+GRAPH_VERSION = 2
 
 
 class OnnxUnavailable(RuntimeError):
@@ -145,7 +148,7 @@ def load_onnx_encoder(encoder: nn.Module, image_size: int, model_path: Path, thr
     except OSError as exc:
         raise OnnxUnavailable(f"cannot read the model file to key its ONNX graph: {exc}") from exc
     made_by = hashlib.sha256(f"torch {torch.__version__} ort {ort.__version__} opset {OPSET} "
-                             f"size {image_size}".encode()).hexdigest()[:16]
+                             f"graph {GRAPH_VERSION} size {image_size}".encode()).hexdigest()[:16]
     path = folder / f"encoder-{model}-{made_by}.onnx"
     has_logits = encoder.concept_head is not None
     if path.is_file():

@@ -71,6 +71,19 @@ def test_encoder_outputs_match_torch_closely(bundled_pair):
     assert worst < 1e-3
 
 
+def test_the_strided_convolutions_pad_inside_the_graphs_convs(bundled_pair):
+    """TF "SAME" padding is each strided Conv's own (asymmetric) ``pads``, not a Pad node before it:
+    ONNX Runtime fuses no such Pad and runs it outside its blocked layout, a quarter of the encoder's
+    time (bench/bench_backend.py). The numbers are the same (test_encoder_outputs_match_torch_closely)."""
+    import onnx
+
+    graph = onnx.load(str(bundled_pair[0]._onnx.path)).graph
+    assert [n.name for n in graph.node if n.op_type == "Pad"] == []
+    pads = [list(a.ints) for n in graph.node if n.op_type == "Conv" for a in n.attribute if a.name == "pads"]
+    assert [0, 0, 1, 1] in pads  # the 3x3 stem on 224x224 at stride 2: all of it at the bottom and right
+    assert [1, 1, 2, 2] in pads  # a 5x5 depthwise convolution at stride 2 on an even size
+
+
 def test_auto_picks_onnx_on_the_cpu_and_reuses_the_cached_graph(bundled_pair, monkeypatch):
     monkeypatch.setattr(onnx_encoder, "_export", lambda *a: pytest.fail("the cached graph was not used"))
     auto = Captioner(device="cpu")

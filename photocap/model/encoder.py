@@ -87,13 +87,41 @@ class SameConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride[0] == 1:
             return super().forward(x)
-        ih, iw = x.shape[-2:]
+        if torch.onnx.is_in_onnx_export():
+            # Sizes as constants (the graph is exported for one input size): one ONNX Conv with its own
+            # asymmetric pads instead of a Pad node before it, which ONNX Runtime neither fuses into the
+            # Conv nor runs in its blocked (NCHWc) layout: the 5 Pads and the layout changes around them
+            # were a quarter of the encoder's time. The same numbers.
+            pads = self._same_pads(int(x.shape[-2]), int(x.shape[-1]))
+            return _AsymmetricPadConv.apply(x, self.weight, self.bias, self.stride, self.groups, pads)
+        top, left, bottom, right = self._same_pads(*x.shape[-2:])
+        x = F.pad(x, [left, right, top, bottom])
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+    def _same_pads(self, ih: int, iw: int) -> tuple[int, int, int, int]:
+        """(top, left, bottom, right) padding of TF "SAME" for an ``ih`` x ``iw`` input."""
         kh, kw = self.kernel_size
         sh, sw = self.stride
         pad_h = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
         pad_w = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
-        x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        return pad_h // 2, pad_w // 2, pad_h - pad_h // 2, pad_w - pad_w // 2
+
+
+class _AsymmetricPadConv(torch.autograd.Function):
+    """Zero padding (top, left, bottom, right) and a convolution: in torch F.pad + conv2d, exported
+    to ONNX as one Conv (whose ``pads`` may differ at the two ends; torch's conv2d's may not)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, groups, pads):  # noqa: ANN001, ANN205 (autograd.Function)
+        top, left, bottom, right = pads
+        return F.conv2d(F.pad(x, [left, right, top, bottom]), weight, bias, stride, 0, 1, groups)
+
+    @staticmethod
+    def symbolic(g, x, weight, bias, stride, groups, pads):  # noqa: ANN001, ANN205 (torch.onnx's signature)
+        inputs = [x, weight] if bias is None or bias.node().mustBeNone() else [x, weight, bias]
+        kernel = weight.type().sizes()[2:]
+        return g.op("Conv", *inputs, kernel_shape_i=kernel, strides_i=list(stride), pads_i=list(pads),
+                    group_i=groups, dilations_i=[1, 1])
 
 
 def _conv(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> SameConv2d:
