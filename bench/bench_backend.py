@@ -6,7 +6,8 @@
 Per backend: the encoder alone and the decoder's beam search alone (images/s, and the decoder's
 share of the model's time), the model alone on decoded photos (images/s), and end-to-end
 `index_folders` on N camera-sized (4000x3000) JPEGs (photos/s). The best of the rounds is kept,
-so a busy spell of the machine hits both backends. CPU only (ONNX Runtime runs the encoder on the CPU).
+so a busy spell of the machine hits both backends; the model-only ratio is also printed round by
+round (the two backends timed back to back) with its median, which a fast spell of one does not skew. CPU only (ONNX Runtime runs the encoder on the CPU).
 
 Each end-to-end figure is a fresh process (as `photocap index` is: its decode workers start with
 it; the model is loaded and warmed up before the clock starts). ``--baseline REF`` also times
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -149,13 +151,16 @@ def main() -> None:
     if hasattr(os, "getloadavg"):
         print("load average before: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     best: dict[str, list[float]] = {k: [0.0, 0.0, 0.0, 0.0] for k in captioners}
+    paired: list[float] = []  # each round's model-only ratio, the two backends timed back to back
     base_rates = dict.fromkeys(bases, 0.0)
     for _ in range(args.rounds):
+        models = {}
         for name, captioner in captioners.items():
             e, d = _split(captioner, decoded, args.batch_size)
-            m = model_only(captioner, decoded, args.batch_size)
+            models[name] = m = model_only(captioner, decoded, args.batch_size)
             p = end_to_end(REPO, folder, model_path, name, args.batch_size, args.workers)
             best[name] = [max(a, b) for a, b in zip(best[name], (e, d, m, p))]
+        paired.append(models["onnx"] / models["torch"])
         for spec, (tree, backend) in bases.items():
             model = model_path if args.model else tree / "models" / "photocap-default.safetensors"
             base_rates[spec] = max(base_rates[spec], end_to_end(tree, folder, model, backend, args.batch_size, None))
@@ -165,6 +170,9 @@ def main() -> None:
         print(f"{name:8} {e:7.1f}/s {d:9.1f}/s {share:9.0%} {m:7.1f}/s {p:8.1f}/s")
     (e0, _, m0, p0), (e1, _, m1, p1) = best["onnx"], best["torch"]
     print(f"onnx against torch: encoder {e0 / e1:.2f}x, model only {m0 / m1:.2f}x, end to end {p0 / p1:.2f}x")
+    # The bests may come from different spells of a host whose speed varies; each round's own ratio does not.
+    print("model only, onnx against torch round by round: " + ", ".join(f"{r:.2f}x" for r in paired)
+          + f" (median {statistics.median(paired):.2f}x)")
     for spec, rate in base_rates.items():
         print(f"baseline {spec}: end to end {rate:.1f}/s; this tree against it: "
               f"onnx {p0 / rate:.2f}x, torch {p1 / rate:.2f}x")

@@ -124,6 +124,7 @@ def test_db_commands(db: Path, tmp_path: Path) -> None:
     assert s["photos"] == 3 and s["models"] == {"m1": 3}
     r = run("db", "status", "--db", str(db))
     assert "Photos:    3" in r.output and "m1 (3)" in r.output
+    assert "Writes owed: 0 (asked for with --write-metadata" in r.output  # not "nothing left to write"
     r = run("db", "backup", str(tmp_path / "b" / "copy.db"), "--db", str(db))
     assert r.exit_code == 0
     with CaptionIndex.open(tmp_path / "b" / "copy.db") as copy:

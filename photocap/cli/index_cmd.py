@@ -389,8 +389,8 @@ def db_status(db_path: Path | None, as_json: bool) -> None:
     click.echo(f"Index:     {s['path']}")
     click.echo(f"Photos:    {s['photos']} ({s['model_captions']} captioned by a model, "
                f"{s['user_captions']} by you, {s['uncaptioned']} without a caption)")
-    click.echo(f"Missing:   {s['missing']}    Failed: {s['failed']}    Still to write into files: "
-               f"{s['write_owed']}")
+    click.echo(f"Missing:   {s['missing']}    Failed: {s['failed']}    Writes owed: {s['write_owed']} "
+               "(asked for with --write-metadata, not in the file yet)")
     models = ", ".join(f"{m} ({n})" for m, n in s["models"].items()) or "none"
     click.echo(f"Models:    {models}")
     kinds = {"text": "meaning", "pixels": "pixels"}
