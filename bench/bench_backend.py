@@ -7,7 +7,8 @@ Per backend: the encoder alone and the decoder's beam search alone (images/s, an
 share of the model's time), the model alone on decoded photos (images/s), and end-to-end
 `index_folders` on N camera-sized (4000x3000) JPEGs (photos/s). The best of the rounds is kept,
 so a busy spell of the machine hits both backends; the model-only ratio is also printed round by
-round (the two backends timed back to back) with its median, which a fast spell of one does not skew. CPU only (ONNX Runtime runs the encoder on the CPU).
+round (the two backends timed back to back) with its median, which a fast spell of one does not
+skew. CPU only (ONNX Runtime runs the encoder on the CPU).
 
 Each end-to-end figure is a fresh process (as `photocap index` is: its decode workers start with
 it; the model is loaded and warmed up before the clock starts). ``--baseline REF`` also times

@@ -93,7 +93,7 @@ class SameConv2d(nn.Conv2d):
             # Conv nor runs in its blocked (NCHWc) layout: the 5 Pads and the layout changes around them
             # were a quarter of the encoder's time. The same numbers.
             pads = self._same_pads(int(x.shape[-2]), int(x.shape[-1]))
-            return _AsymmetricPadConv.apply(x, self.weight, self.bias, self.stride, self.groups, pads)
+            return _AsymmetricPadConv.apply(x, self.weight, self.bias, self.stride, self.dilation, self.groups, pads)
         top, left, bottom, right = self._same_pads(*x.shape[-2:])
         x = F.pad(x, [left, right, top, bottom])
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
@@ -112,16 +112,16 @@ class _AsymmetricPadConv(torch.autograd.Function):
     to ONNX as one Conv (whose ``pads`` may differ at the two ends; torch's conv2d's may not)."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, stride, groups, pads):  # noqa: ANN001, ANN205 (autograd.Function)
+    def forward(ctx, x, weight, bias, stride, dilation, groups, pads):
         top, left, bottom, right = pads
-        return F.conv2d(F.pad(x, [left, right, top, bottom]), weight, bias, stride, 0, 1, groups)
+        return F.conv2d(F.pad(x, [left, right, top, bottom]), weight, bias, stride, 0, dilation, groups)
 
     @staticmethod
-    def symbolic(g, x, weight, bias, stride, groups, pads):  # noqa: ANN001, ANN205 (torch.onnx's signature)
+    def symbolic(g, x, weight, bias, stride, dilation, groups, pads):  # torch.onnx's graph-building signature
         inputs = [x, weight] if bias is None or bias.node().mustBeNone() else [x, weight, bias]
         kernel = weight.type().sizes()[2:]
         return g.op("Conv", *inputs, kernel_shape_i=kernel, strides_i=list(stride), pads_i=list(pads),
-                    group_i=groups, dilations_i=[1, 1])
+                    dilations_i=list(dilation), group_i=groups)
 
 
 def _conv(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> SameConv2d:
