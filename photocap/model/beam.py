@@ -170,7 +170,7 @@ def beam_search(
         else:
             targets = [(0, cand[:, 0].reshape(a, -1), (0,))]
 
-        # Filled as Python lists and made tensors once: a tensor write per candidate was 14 % of the decoder.
+        # Filled as Python lists, made tensors once: a tensor write per candidate took 14 % of the decoder's op time.
         new_scores = [[[float("-inf")] * k for _ in range(g)] for _ in range(a)]  # (A, G, K)
         new_rows = [[[j * per + bank * k + beam for beam in range(k)] for bank in range(g)]
                     for j in range(a)]  # unfilled rows keep their own state
