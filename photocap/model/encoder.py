@@ -94,9 +94,8 @@ class SameConv2d(nn.Conv2d):
             # were a quarter of the encoder's time. The same numbers.
             pads = self._same_pads(int(x.shape[-2]), int(x.shape[-1]))
             return _AsymmetricPadConv.apply(x, self.weight, self.bias, self.stride, self.dilation, self.groups, pads)
-        top, left, bottom, right = self._same_pads(*x.shape[-2:])
-        x = F.pad(x, [left, right, top, bottom])
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        return _pad_conv(x, self.weight, self.bias, self.stride, self.dilation, self.groups,
+                         self._same_pads(*x.shape[-2:]))
 
     def _same_pads(self, ih: int, iw: int) -> tuple[int, int, int, int]:
         """(top, left, bottom, right) padding of TF "SAME" for an ``ih`` x ``iw`` input."""
@@ -107,14 +106,20 @@ class SameConv2d(nn.Conv2d):
         return pad_h // 2, pad_w // 2, pad_h - pad_h // 2, pad_w - pad_w // 2
 
 
+def _pad_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: tuple[int, ...],
+              dilation: tuple[int, ...], groups: int, pads: tuple[int, int, int, int]) -> torch.Tensor:
+    """Zero padding ``pads`` (top, left, bottom, right), then a convolution without padding of its own."""
+    top, left, bottom, right = pads
+    return F.conv2d(F.pad(x, [left, right, top, bottom]), weight, bias, stride, 0, dilation, groups)
+
+
 class _AsymmetricPadConv(torch.autograd.Function):
-    """Zero padding (top, left, bottom, right) and a convolution: in torch F.pad + conv2d, exported
-    to ONNX as one Conv (whose ``pads`` may differ at the two ends; torch's conv2d's may not)."""
+    """:func:`_pad_conv` in torch, exported to ONNX as one Conv (whose ``pads`` may differ at the
+    two ends; torch's conv2d's may not)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, stride, dilation, groups, pads):
-        top, left, bottom, right = pads
-        return F.conv2d(F.pad(x, [left, right, top, bottom]), weight, bias, stride, 0, dilation, groups)
+        return _pad_conv(x, weight, bias, stride, dilation, groups, pads)
 
     @staticmethod
     def symbolic(g, x, weight, bias, stride, dilation, groups, pads):  # torch.onnx's graph-building signature
