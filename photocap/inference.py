@@ -87,7 +87,10 @@ class Captioner:
         self._autocast = self.device.type in ("cuda", "mps")
         self.pixels: PixelHead | None = None
         self.pixel_space: str | None = None  # the text model the image vectors compare with (its id)
-        if pixel_head is not None:
+        if self.model.embedding is not None and (pixel_head is None or pixel_head == "auto"):
+            # The model carries its own image-embedding head (its decoder reads it): one head, no file beside it.
+            self.pixels, self.pixel_space = self.model.embedding, self.model.cfg.sentence_model or None
+        elif pixel_head is not None:
             self._load_pixels(pixel_head)
         self._onnx = None
         self.backend = "torch"
@@ -136,11 +139,12 @@ class Captioner:
     def _encode(self, batch: torch.Tensor):
         """Grid features, concepts and (with a pixel head) image vectors (B, D) of a batch."""
         grid, logits = self.encoder_outputs(batch)
-        vectors = None
-        if self.pixels is not None:
+        concepts = self.model.concepts_of(logits, grid)
+        vectors = concepts.vector if concepts is not None and self.pixels is self.model.embedding else None
+        if self.pixels is not None and vectors is None:
             with torch.autocast(self.device.type, enabled=False):  # float32: the vectors are compared by cosine
                 vectors = self.pixels.from_grid(grid.float(), None if logits is None else logits.float())
-        return grid, self.model.concepts_of(logits), vectors
+        return grid, concepts, vectors
 
     @property
     def model_id(self) -> str:

@@ -4,6 +4,7 @@ chosen on dev splits, and their scores in the file's header.
     python scripts/bundle_model.py runs/f8k/best.safetensors --data ../shared/datasets/flickr8k \\
         --model-id photocap-flickr8k-v5 [--also-dev flickr8k:../shared/datasets/coco-dev] \\
         [--beams 3] [--length-penalties 0,0.5,0.7,1.0] [--concept-forces 0,0.3,0.5] [--concept-bonuses 0,0.5] \\
+        [--decode-grids 1,0] [--person-gates 0,0.3] [--max-invented 0.2 --min-people-named 0.9] \\
         [--out models/photocap-default.safetensors]
 
 Every (beam, length penalty, concept force, concept bonus) setting is scored with pycocoevalcap (PTB
@@ -33,12 +34,16 @@ def listed(text: str, kind: type) -> list:
 
 
 def every_image(spec: str):
-    """"KIND:PATH" -> (the set's name, all its images): a small dev-only set such as coco-dev."""
+    """"KIND:PATH" -> (the set's name, all its images, its objects or None): a small dev-only set such as
+    coco-dev (its objects.json, when it has one, counts the people its captions invent or miss)."""
+    from photocap.training.captionstats import load_objects
     from photocap.training.datasets import load_dataset
 
     kind, _, where = spec.partition(":")
     splits = load_dataset(kind, Path(where))
-    return Path(where).name, [*splits.train, *splits.dev, *splits.test]
+    objects = Path(where) / "objects.json"
+    return (Path(where).name, [*splits.train, *splits.dev, *splits.test],
+            load_objects(objects) if objects.is_file() else None)
 
 
 def main() -> None:
@@ -58,6 +63,15 @@ def main() -> None:
     parser.add_argument("--floor", type=float, default=0.0,
                         help="only settings whose CIDEr on the training set's dev split reaches this count "
                              "(e.g. the model being replaced: no regression where it was trained)")
+    parser.add_argument("--decode-grids", default="1",
+                        help="for a model that reads the image embedding: 1 = decode with the grid, 0 = without; "
+                             "comma-separated")
+    parser.add_argument("--person-gates", default="0", help="person gates to try (0 = off), comma-separated")
+    parser.add_argument("--max-invented", type=float, default=1.0,
+                        help="only settings that name a person in at most this share of the photos with none "
+                             "annotated, on every set with objects.json")
+    parser.add_argument("--min-people-named", type=float, default=0.0,
+                        help="... and in at least this share of those whose largest object is a person")
     parser.add_argument("--out", type=Path, default=ROOT / "models" / "photocap-default.safetensors")
     args = parser.parse_args()
 
@@ -78,39 +92,52 @@ def main() -> None:
         save_model(model, half, half=True)
         model, _ = load_model(half)  # score exactly the weights that ship
     splits = load_dataset(args.kind, args.data)
-    sets = [(f"{args.data.name} dev", splits.dev), *(every_image(spec) for spec in args.also_dev)]
+    sets = [(f"{args.data.name} dev", splits.dev, None), *(every_image(spec) for spec in args.also_dev)]
     cache = args.cache_dir or cache_dir() / "features"
-    encoded = [(name, *encode_split_features(model, items, cache, device)) for name, items in sets]
+    encoded = [(name, *encode_split_features(model, items, cache, device), objects) for name, items, objects in sets]
     forces = listed(args.concept_forces, float) if model.concepts is not None else [0.0]
     concept_settings = [(f, b) for f in forces for b in (listed(args.concept_bonuses, float) if f else [0.0])]
-    best: tuple[float, tuple[int, float, float, float], dict[str, dict[str, float]]] | None = None
-    for beam, penalty, (force, bonus) in itertools.product(listed(args.beams, int),
-                                                           listed(args.length_penalties, float), concept_settings):
-        results = {}
-        for name, items, feats in encoded:
+    reads_vector = bool(model.cfg.sentence_dim)
+    grids = [bool(g) for g in listed(args.decode_grids, int)] if reads_vector else [model.cfg.decode_grid]
+    gates = listed(args.person_gates, float) if reads_vector else [0.0]
+    best: tuple[float, tuple, dict[str, dict[str, float]]] | None = None
+    for beam, penalty, (force, bonus), grid, gate in itertools.product(
+            listed(args.beams, int), listed(args.length_penalties, float), concept_settings, grids, gates):
+        model.cfg.decode_grid, model.cfg.person_gate = grid, gate
+        results, allowed = {}, True
+        for name, items, feats, objects in encoded:
             scores, predictions = evaluate_features(model, items, feats, beam=beam, length_penalty=penalty,
                                                     concept_force=force, concept_bonus=bonus, device=device,
                                                     tokenize="ptb", metrics=METRICS)
-            stats = caption_stats(predictions)
+            stats = caption_stats(predictions, objects)
             results[name] = {"scores": {k: round(v, 4) for k, v in scores.items()}, "distinct": stats.distinct,
-                             "words_used": stats.words_used, "images": len(items)}
+                             "words_used": stats.words_used, "images": len(items),
+                             **({"nonperson_named": stats.nonperson_named, "people_invented": stats.people_invented,
+                                 "people_absent": stats.people_absent, "people_named": stats.people_named,
+                                 "people_largest": stats.people_largest} if objects else {})}
+            if objects and (stats.people_invented > args.max_invented * stats.people_absent
+                            or stats.people_named < args.min_people_named * stats.people_largest):
+                allowed = False
             print(json.dumps({"beam": beam, "length_penalty": penalty, "concept_force": force,
-                              "concept_bonus": bonus, "set": name,
+                              "concept_bonus": bonus, "decode_grid": grid, "person_gate": gate, "set": name,
                               **results[name]["scores"], **{k: v for k, v in results[name].items() if k != "scores"}}),
                   flush=True)
         mean = sum(r["scores"]["CIDEr"] for r in results.values()) / len(results)
-        if results[sets[0][0]]["scores"]["CIDEr"] < args.floor:
-            mean -= 10.0  # below the floor: chosen only if every setting is
+        if results[sets[0][0]]["scores"]["CIDEr"] < args.floor or not allowed:
+            mean -= 10.0  # below the floor or over the people limits: chosen only if every setting is
         if best is None or mean > best[0]:
-            best = (mean, (beam, penalty, force, bonus), results)
+            best = (mean, (beam, penalty, force, bonus, grid, gate), results)
     assert best is not None
-    _, (model.cfg.beam_size, model.cfg.length_penalty, model.cfg.concept_force, model.cfg.concept_bonus), results = best
+    _, chosen, results = best
+    (model.cfg.beam_size, model.cfg.length_penalty, model.cfg.concept_force, model.cfg.concept_bonus,
+     model.cfg.decode_grid, model.cfg.person_gate) = chosen
     info = {
         "dev_scores": {k: round(v, 3) for k, v in results[sets[0][0]]["scores"].items()},
         "dev_sets": results,
         "scored_with": f"pycocoevalcap, PTB tokenizer, beam {model.cfg.beam_size}, length penalty "
                        f"{model.cfg.length_penalty:g}, concept force {model.cfg.concept_force:g}, bonus "
-                       f"{model.cfg.concept_bonus:g}; chosen by the "
+                       f"{model.cfg.concept_bonus:g}, decode grid {model.cfg.decode_grid}, person gate "
+                       f"{model.cfg.person_gate:g}; chosen by the "
                        f"mean CIDEr over {', '.join(results)}" + (f" with {sets[0][0]} CIDEr >= {args.floor:g}"
                                                                    if args.floor else ""),
         "trained_on": f"{args.kind} train split ({len(splits.train)} images, "
@@ -119,7 +146,8 @@ def main() -> None:
     }
     save_model(model, args.out, half=True, info=info)
     print(json.dumps({"chosen": {"beam": model.cfg.beam_size, "length_penalty": model.cfg.length_penalty,
-                                 "concept_force": model.cfg.concept_force, "concept_bonus": model.cfg.concept_bonus},
+                                 "concept_force": model.cfg.concept_force, "concept_bonus": model.cfg.concept_bonus,
+                                 "decode_grid": model.cfg.decode_grid, "person_gate": model.cfg.person_gate},
                       "out": str(args.out), **info["dev_scores"]}))
 
 

@@ -47,6 +47,9 @@ def test_stats_count_variety_repeats_named_objects_and_invented_people():
     assert (stats.objects_named, stats.objects_total, stats.nonperson_named, stats.nonperson_total) == (4, 6, 3, 5)
     # a, d and e have no person; only e's caption names one anyway (f's women are in the photo)
     assert (stats.people_invented, stats.people_absent) == (1, 3)
+    assert (stats.people_named, stats.people_largest) == (1, 1)  # c's largest object is a person, and it says so
+    quiet = caption_stats({**predictions, "c.jpg": "a red shirt on a hanger"}, objects)
+    assert (quiet.people_named, quiet.people_largest) == (0, 1)
     assert caption_stats(predictions).objects_total is None and caption_stats(predictions).people_invented is None
 
 

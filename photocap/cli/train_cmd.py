@@ -44,6 +44,18 @@ def _load_splits(kind: str, path: Path, seed: int = 0, captions_file: Path | Non
     return splits
 
 
+def _caption_text(files: tuple[Path, ...], cache_root: Path):
+    """The captions of ``files`` and their sentence vectors (cached), as the training loop takes them."""
+    from photocap.meaning.text import MODEL_ID, TextEmbedder
+    from photocap.training.loop import TextCorpus
+    from photocap.training.textdata import embed_cached, load_caption_text
+
+    captions = tuple(c for f in files for c in load_caption_text(f))
+    warn(f"photocap: {len(captions):,} captions of text from {', '.join(str(f) for f in files)}")
+    vectors = embed_cached(captions, TextEmbedder().embed, MODEL_ID, cache_root)
+    return TextCorpus(captions, vectors)
+
+
 class _Bar:
     """Progress events from the training loop -> one tqdm bar per phase, epoch lines."""
 
@@ -126,12 +138,20 @@ class _Bar:
               default=None, help="Captions CSV for --data folder (default: PATH/captions.csv).")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Encoder-feature cache. Default: the user cache folder.")
+@click.option("--text", "text_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Caption text without photos, trained beside the photos' captions: a CSV with a 'caption' "
+                   "column, or one caption per line (repeatable). Needs a model that reads the image embedding "
+                   "(the recipe's, or --init from one).")
+@click.option("--encoder-from", "encoder_from", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Train a new decoder on this model file's encoder (and the image-embedding "
+                                 "head in it or beside it as NAME.pixels.safetensors).")
 @json_option
 def train(kind: str, path: Path, db_path: Path | None, out_dir: Path, arch: str | None, encoder: str | None,
           encoder_weights: Path | None, attention: str | None, fine_tune_blocks: int | None, epochs: int | None,
           batch_size: int | None, lr: float | None, seed: int | None, scst_epochs: int | None,
           max_steps: int | None, device: str, resume: Path | None, init_path: Path | None,
-          config_file: Path | None, captions_file: Path | None, cache_dir: Path | None, as_json: bool) -> None:
+          config_file: Path | None, captions_file: Path | None, cache_dir: Path | None,
+          text_files: tuple[Path, ...], encoder_from: Path | None, as_json: bool) -> None:
     """Train (or personalise) a captioning model.
 
     Without --config, the bundled model's recipe is used, so
@@ -152,14 +172,17 @@ def train(kind: str, path: Path, db_path: Path | None, out_dir: Path, arch: str 
       photocap train --data flickr8k ~/data/flickr8k --arch show-attend-tell --attention hard
       photocap train --data flickr8k ~/data/flickr8k --fine-tune-blocks 0   # frozen encoder: faster
       photocap train --data flickr8k ~/data/flickr8k --encoder resnet50 --encoder-weights resnet50-11ad3fa6.pth
+      photocap train --data flickr8k ~/data/flickr8k --text captions.csv \\
+          --encoder-from models/photocap-default.safetensors      # the bundled model's second stage
+      photocap train --data index ~/Pictures --text my-captions.txt  # personalise with your own sentences too
     """
     with user_errors():
         from photocap.settings import cache_dir as default_cache_dir
         from photocap.training.loop import TrainConfig, train as run_training
-        from photocap.training.recipe import default_recipe
+        from photocap.training.recipe import default_recipe, everyday_recipe
         from photocap.inference import pick_device
 
-        model_cfg, train_cfg = default_recipe()
+        model_cfg, train_cfg = everyday_recipe() if text_files and encoder_from is not None else default_recipe()
         overlay: dict[str, Any] = {}  # the config file's model settings
         if config_file is not None:
             data = json.loads(config_file.read_text())
@@ -203,11 +226,14 @@ def train(kind: str, path: Path, db_path: Path | None, out_dir: Path, arch: str 
         warn(f"photocap: {splits.source}: {len(splits.train)} train, {len(splits.dev)} dev images")
         model_cfg.model_id = f"photocap-{kind}-{model_cfg.arch}-{model_cfg.encoder.split('-')[-1]}"
         bar = _Bar(quiet=as_json)
+        cache_root = cache_dir or default_cache_dir() / "features"
+        text = _caption_text(text_files, cache_root) if text_files and resume is None else None
+        if resume is not None and text_files:
+            warn("photocap: --text is ignored with --resume (the run keeps the text it started with)")
         try:
-            result = run_training(splits, model_cfg, train_cfg, out_dir,
-                                  cache_root=cache_dir or default_cache_dir() / "features",
+            result = run_training(splits, model_cfg, train_cfg, out_dir, cache_root=cache_root,
                                   device=pick_device(device), resume=resume, init=init_path, on_progress=bar,
-                                  encoder_weights=encoder_weights)
+                                  encoder_weights=encoder_weights, text=text, encoder_from=encoder_from)
         except KeyboardInterrupt:
             bar.close()
             warn(f"Interrupted. Continue with: photocap train --data {kind} {path} --out {out_dir} "
@@ -307,6 +333,8 @@ def evaluate(kind: str, path: Path, split: str, model_path: Path | None, beam: i
                    f"not a person: {stats.nonperson_named} of {stats.nonperson_total}")
         click.echo(f"  invent a person         {stats.people_invented} of the {stats.people_absent} photos "
                    "with no person annotated")
+        click.echo(f"  name a person           {stats.people_named} of the {stats.people_largest} photos "
+                   "whose largest object is one")
     for item in kept[:samples]:
         click.echo(f"\n{item.key}\n  model: {predictions[item.key]}")
         for ref in item.captions[:3]:

@@ -6,8 +6,9 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-CONFIG_VERSION = 4  # 2: decoding defaults (beam_size, length_penalty); 3: concepts, no-repeat n-grams;
-# 4: concept_group (the concept tokens may leave out their group embedding)
+CONFIG_VERSION = 5  # 2: decoding defaults (beam_size, length_penalty); 3: concepts, no-repeat n-grams;
+# 4: concept_group (the concept tokens may leave out their group embedding); 5: the sentence-space
+# vector (sentence_dim, sentence_tokens, decode_grid) and the person gate
 ARCHES = ("show-tell", "show-attend-tell", "transformer")
 ATTENTIONS = ("soft", "hard")
 # Encoders that only work at one input size (the resolution their ImageNet weights need).
@@ -73,6 +74,13 @@ RULES: dict[str, Rule] = {
     "concept_slots": Rule(int, 0, 64),
     "concept_group": Rule(bool),
     "concept_words": Rule(int, 0, 100_000),
+    "sentence_dim": Rule(int, 0, 8192),
+    "sentence_tokens": Rule(int, 1, 64),
+    "sentence_model": Rule(str, 0, 200),
+    "decode_grid": Rule(bool),
+    "memory_size": Rule(int, 0, 1_000_000),
+    "memory_temperature": Rule(float, 0.0, 1.0),
+    "person_gate": Rule(float, 0.0, 1.0),
     "max_len": Rule(int, 1, 200),
     "beam_size": Rule(int, 1, 20),
     "length_penalty": Rule(float, 0.0, 2.0),
@@ -125,6 +133,22 @@ class ModelConfig:
     # Each concept token also carries its word's group (animal, food, vehicle, ...). False leaves
     # that out (measured once on Flickr8k dev: BLEU-4 0.228 against 0.219, see the model card).
     concept_group: bool = True
+    # Transformer only, needs concept_head: the photo's vector in the sentence model's space (an
+    # image-embedding head on the encoder's outputs, model/pixels.py) becomes sentence_tokens more
+    # memory tokens. A caption trained from text alone has no photo; the decoder then reads that
+    # caption's own sentence vector with noise (CapDec, Nukrai et al. 2022), so it learns from
+    # caption text how people describe what the vector says is there. 0 = no vector.
+    sentence_dim: int = 0
+    sentence_tokens: int = 1
+    sentence_model: str = ""  # the sentence model whose space that is (search compares its vectors with queries)
+    # Whether the decoder reads the encoder's grid when it captions a photo. A model trained on
+    # text too may caption better from the vector and concepts alone (chosen on dev).
+    decode_grid: bool = True
+    # DeCap's bridge (Li et al. 2023): a photo's image embedding is replaced by the softmax-weighted
+    # mean of memory_size caption vectors stored with the model (temperature memory_temperature), so
+    # the decoder reads a vector like those of the text it learnt from. 0 = off.
+    memory_size: int = 0
+    memory_temperature: float = 0.0
 
     # Decoding: the model's own defaults, chosen on the dev split and stored with the weights so that
     # every front end decodes it the same way (a caller may still pass its own)
@@ -140,6 +164,10 @@ class ModelConfig:
     # the best other caption's (ranks are mean log-probabilities per word with length_penalty 1):
     # how much a sure concept is worth. 0 = always keep it (hard constraint).
     concept_bonus: float = 0.0
+    # A caption names a person only with evidence of one: the words of people (man, girl, player,
+    # ...) are banned from a photo whose person probability (the image embedding read by the
+    # person probe stored with the model) is below this. 0 = off.
+    person_gate: float = 0.0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -160,6 +188,12 @@ class ModelConfig:
                              f"not {self.encoder}")
         if self.concept_slots and not (self.concept_head and self.arch == "transformer"):
             raise ValueError("concept_slots needs concept_head and the transformer decoder")
+        if self.sentence_dim and not (self.concept_head and self.arch == "transformer"):
+            raise ValueError("sentence_dim needs concept_head and the transformer decoder")
+        if self.memory_size and not (self.sentence_dim and self.memory_temperature):
+            raise ValueError("memory_size needs sentence_dim and a memory_temperature")
+        if self.person_gate and not self.sentence_dim:
+            raise ValueError("person_gate needs sentence_dim (the gate reads the image embedding)")
         if self.concept_force and not self.concept_head:
             raise ValueError("concept_force needs concept_head")
         size = FIXED_IMAGE_SIZE.get(self.encoder)

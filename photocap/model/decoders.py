@@ -38,21 +38,30 @@ class ConceptInput:
 
     words: torch.Tensor  # (B, K) long: indices into the model's concept set
     scores: torch.Tensor  # (B, K) float: each word's summed ImageNet class probability
+    # (B, S) unit rows: the photo in the sentence model's space (its image embedding), or, for a
+    # caption trained without its photo, that caption's own sentence vector with noise. None: not read.
+    vector: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.words.size(0)
 
     def rows(self, index: torch.Tensor | slice) -> "ConceptInput":
-        return ConceptInput(self.words[index], self.scores[index])
+        return ConceptInput(self.words[index], self.scores[index], _rows(self.vector, index))
 
     def repeat_interleave(self, n: int) -> "ConceptInput":
-        return ConceptInput(self.words.repeat_interleave(n, dim=0), self.scores.repeat_interleave(n, dim=0))
+        vector = None if self.vector is None else self.vector.repeat_interleave(n, dim=0)
+        return ConceptInput(self.words.repeat_interleave(n, dim=0), self.scores.repeat_interleave(n, dim=0), vector)
 
     def to(self, device: torch.device | str) -> "ConceptInput":
-        return ConceptInput(self.words.to(device), self.scores.to(device).float())
+        vector = None if self.vector is None else self.vector.to(device).float()
+        return ConceptInput(self.words.to(device), self.scores.to(device).float(), vector)
 
     def top(self, k: int) -> "ConceptInput":
-        return ConceptInput(self.words[:, :k], self.scores[:, :k])
+        return ConceptInput(self.words[:, :k], self.scores[:, :k], self.vector)
+
+
+def _rows(x: torch.Tensor | None, index: torch.Tensor | slice) -> torch.Tensor | None:
+    return None if x is None else x[index]
 
 
 class Decoder(nn.Module):
@@ -283,7 +292,7 @@ class TransformerDecoder(Decoder):
         nn.init.normal_(self.grid_pos, std=0.02)
         nn.init.normal_(self.word_pos, std=0.02)
         self.slots = cfg.concept_slots
-        self.uses_concepts = bool(self.slots)
+        self.uses_concepts = bool(self.slots or cfg.sentence_dim)
         if self.slots:
             from photocap.model.concepts import GROUPS
 
@@ -302,6 +311,12 @@ class TransformerDecoder(Decoder):
             self.copy_query = nn.Linear(d, 2 * d)  # singular and plural pointer queries
             self.copy_embed = nn.Linear(d, d)  # a copied concept as the next step's input
             self.copy_plural = nn.Parameter(torch.zeros(1, 1, d))
+        self.sentence_tokens = cfg.sentence_tokens if cfg.sentence_dim else 0
+        if self.sentence_tokens:
+            self.sentence_proj = nn.Sequential(nn.Linear(cfg.sentence_dim, self.sentence_tokens * d),
+                                               nn.Unflatten(-1, (self.sentence_tokens, d)), nn.LayerNorm(d))
+            self.sentence_pos = nn.Parameter(torch.zeros(1, self.sentence_tokens, d))
+            nn.init.normal_(self.sentence_pos, std=0.02)
 
     # ---- memory: the image grid, then (with concepts) K concept tokens
 
@@ -321,11 +336,17 @@ class TransformerDecoder(Decoder):
         return self.concept_norm(slots + self.concept_rank)  # (B, K, D)
 
     def encode_memory(self, feats, concepts: ConceptInput | None = None):
-        """feats (B, P, C) -> memory (B, P [+ K], D) and the slot vectors (B, K, D) (None without concepts)."""
+        """feats (B, P, C) -> memory (B, P [+ S] [+ K], D) and the slot vectors (B, K, D) (None without
+        concepts). P may be 0: a caption trained from text alone, or a model that decodes without the grid."""
         p = feats.size(1)
         if p > self.grid_pos.size(1):
             raise ValueError(f"image grid of {p} positions is larger than this decoder supports")
         mem = self.feat_proj(feats) + self.grid_pos[:, :p]  # (B, P, D)
+        if self.sentence_tokens:
+            if concepts is None or concepts.vector is None or len(concepts) != feats.size(0):
+                raise ValueError("this decoder reads each photo's image embedding; none was given")
+            sentence = self.sentence_proj(concepts.vector.to(mem.dtype)) + self.sentence_pos  # (B, S, D)
+            mem = torch.cat([mem, sentence], dim=1)  # (B, P + S, D)
         slots = None
         if self.slots:
             slots = self._concept_tokens(concepts, feats.size(0))

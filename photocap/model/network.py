@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from photocap.model.beam import Hypothesis, beam_search
@@ -13,6 +14,7 @@ from photocap.model.concepts import ConceptSet, ConceptWord
 from photocap.model.config import ModelConfig
 from photocap.model.decoders import ConceptInput, build_decoder
 from photocap.model.encoder import ImageEncoder
+from photocap.model.people import PERSON_WORDS
 from photocap.model.slots import copy_ids, render
 from photocap.model.vocab import Vocabulary, tokenize
 
@@ -48,6 +50,16 @@ class CaptionModel(nn.Module):
                                     concept_head=cfg.concept_head)
         cfg.feature_dim = self.encoder.out_channels
         self.decoder = build_decoder(cfg, self.concepts.group_ids() if self.concepts is not None else None)
+        self.embedding = None  # the image-embedding head: photo -> the sentence model's space
+        if cfg.sentence_dim:
+            from photocap.model.pixels import PixelConfig, PixelHead  # (pixels -> checkpoint -> network)
+
+            self.embedding = PixelHead(PixelConfig(inputs="both", grid_dim=cfg.feature_dim, out_dim=cfg.sentence_dim))
+            self.embedding.requires_grad_(False)  # trained apart (training/pixels.py), frozen with the encoder
+            # The person probe of the gate: logistic regression on the image embedding.
+            self.register_buffer("person_probe", torch.zeros(cfg.sentence_dim + 1))
+            if cfg.memory_size:  # caption vectors the image embedding is projected onto (config.py)
+                self.register_buffer("sentence_memory", torch.zeros(cfg.memory_size, cfg.sentence_dim))
         if self.concepts is not None:
             self.register_buffer("class_word", torch.tensor(self.concepts.class_word, dtype=torch.long),
                                  persistent=False)
@@ -57,6 +69,19 @@ class CaptionModel(nn.Module):
         v = self.vocab
         return (v.pad_id, v.start_id, v.unk_id)
 
+    @property
+    def person_ids(self) -> tuple[int, ...]:
+        """The vocabulary's words for people: what the person gate bans."""
+        return tuple(self.vocab.stoi[w] for w in PERSON_WORDS if w in self.vocab.stoi)
+
+    def person_gated(self, concepts: ConceptInput | None) -> list[bool]:
+        """Per photo, whether its caption may not name a person (the gate is on and the probe doubts one)."""
+        n = len(concepts) if concepts is not None else 0
+        probability = self.person_probability(concepts) if self.cfg.person_gate else None
+        if probability is None:
+            return [False] * n
+        return (probability < self.cfg.person_gate).tolist()
+
     def forward(self, images: torch.Tensor, inputs: torch.Tensor):
         """images (B, 3, S, S), inputs (B, T) -> logits (B, T, V), extras."""
         feats, concepts = self.encode(images)
@@ -64,28 +89,60 @@ class CaptionModel(nn.Module):
 
     # ---- concepts
 
-    def concepts_of(self, logits: torch.Tensor | None) -> ConceptInput | None:
-        """ImageNet logits (B, 1000) -> the top concept words (B, R) and their summed class probabilities."""
+    def concepts_of(self, logits: torch.Tensor | None, grid: torch.Tensor | None = None) -> ConceptInput | None:
+        """ImageNet logits (B, 1000) -> the top concept words (B, R) and their summed class probabilities;
+        with an image-embedding head also the photo's vector (B, S), which needs the grid (B, P, C)."""
         if logits is None or self.concepts is None:
             return None
         probs = logits.float().softmax(dim=-1)  # (B, 1000)
         per_word = probs.new_zeros(probs.size(0), len(self.concepts)).index_add_(1, self.class_word, probs)  # (B, W)
         top = per_word.topk(min(max(REPORTED_CONCEPTS, self.cfg.concept_slots), per_word.size(1)), dim=1)
-        return ConceptInput(top.indices, top.values)
+        vector = None
+        if self.embedding is not None:
+            if grid is None:
+                raise ValueError("this model's decoder reads the image embedding: pass the grid with the logits")
+            with torch.autocast(grid.device.type, enabled=False):  # float32: a unit vector compared by cosine
+                vector = self.embedding.from_grid(grid.float(), logits.float())  # (B, S)
+                if self.cfg.memory_size:
+                    memory = self.sentence_memory.float()  # (M, S)
+                    weights = (vector @ memory.T / self.cfg.memory_temperature).softmax(dim=-1)  # (B, M)
+                    vector = F.normalize(weights @ memory, dim=-1)  # (B, S)
+        return ConceptInput(top.indices, top.values, vector)
+
+    def set_sentence_memory(self, vectors: torch.Tensor | None, temperature: float = 0.0) -> None:
+        """Caption vectors (M, S) the image embedding is projected onto from now on (None: none)."""
+        if self.embedding is None:
+            raise ValueError("only a model that reads the image embedding can have a sentence memory")
+        if vectors is None:
+            self.cfg.memory_size, self.cfg.memory_temperature = 0, 0.0
+            self._buffers.pop("sentence_memory", None)
+            return
+        self.cfg.memory_size, self.cfg.memory_temperature = int(vectors.size(0)), float(temperature)
+        self.cfg.validate()
+        self.register_buffer("sentence_memory", F.normalize(vectors.float(), dim=-1).to(self.person_probe.device))
+
+    def person_probability(self, concepts: ConceptInput | None) -> torch.Tensor | None:
+        """(B,) the person probe's probability that each photo shows a person (None without a probe)."""
+        if self.embedding is None or concepts is None or concepts.vector is None:
+            return None
+        w, b = self.person_probe[:-1], self.person_probe[-1]
+        return torch.sigmoid(concepts.vector.float() @ w.float() + b.float())
 
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, ConceptInput | None]:
         """Images (B, 3, S, S) in [-1, 1] -> grid features (B, P, C) and concepts (None without a concept head)."""
         grid, logits = self.encoder.encode(images)
-        return grid, self.concepts_of(logits)
+        return grid, self.concepts_of(logits, grid)
 
     def from_trunk(self, trunk: torch.Tensor) -> tuple[torch.Tensor, ConceptInput | None]:
         """Cached ``encoder.trunk`` output -> grid features and concepts (training and evaluation)."""
         grid, logits = self.encoder.from_trunk(trunk)
-        return grid, self.concepts_of(logits)
+        return grid, self.concepts_of(logits, grid)
 
     @torch.no_grad()
     def concepts_from_trunk(self, trunk: torch.Tensor) -> ConceptInput | None:
         """Cached ``encoder.trunk`` output -> concepts only (None without a concept head)."""
+        if self.embedding is not None:
+            return self.from_trunk(trunk)[1]
         return self.concepts_of(self.encoder.concept_logits(trunk))
 
     def concept_words(self, concepts: ConceptInput | None, row: int) -> list[ConceptWord]:
@@ -149,19 +206,35 @@ class CaptionModel(nn.Module):
         bonus = cfg.concept_bonus if concept_bonus is None else concept_bonus
         slots = cfg.concept_slots
         v = len(self.vocab)
-        hyps: list[Hypothesis] = beam_search(
-            self.decoder, feats, start_id=self.vocab.start_id, end_id=self.vocab.end_id,
-            banned_ids=self.banned_ids, beam_size=cfg.beam_size if beam_size is None else beam_size,
-            max_len=cfg.max_len,
-            length_penalty=cfg.length_penalty if length_penalty is None else length_penalty,
-            concepts=concepts.top(max(slots, 1)) if concepts is not None and slots else None,
-            no_repeat_ngram=cfg.no_repeat_ngram,
-            required=self._constraints(concepts, force),
-            required_bonus=([bonus * float(p) for p in concepts.scores[:, 0]]
-                            if bonus and concepts is not None else None),
-            once=tuple(copy_ids(v, slots, k) for k in range(slots)),
-            same_words=self._same_words(concepts) if slots and concepts is not None else None,
-        )
+        if cfg.sentence_dim and not cfg.decode_grid:
+            feats = feats[:, :0]  # (B, 0, C): the decoder reads the image embedding and concepts only
+        required = self._constraints(concepts, force)
+        same_words = self._same_words(concepts) if slots and concepts is not None else None
+
+        def search(rows: list[int], banned: tuple[int, ...]) -> list[Hypothesis]:
+            index = torch.tensor(rows, device=feats.device)
+            part = concepts.rows(index) if concepts is not None else None
+            return beam_search(
+                self.decoder, feats.index_select(0, index), start_id=self.vocab.start_id, end_id=self.vocab.end_id,
+                banned_ids=banned, beam_size=cfg.beam_size if beam_size is None else beam_size,
+                max_len=cfg.max_len,
+                length_penalty=cfg.length_penalty if length_penalty is None else length_penalty,
+                concepts=part.top(max(slots, 1)) if part is not None and slots else None,
+                no_repeat_ngram=cfg.no_repeat_ngram,
+                required=[required[i] for i in rows] if required is not None else None,
+                required_bonus=([bonus * float(concepts.scores[i, 0]) for i in rows]
+                                if bonus and concepts is not None else None),
+                once=tuple(copy_ids(v, slots, k) for k in range(slots)),
+                same_words=[same_words[i] for i in rows] if same_words is not None else None,
+            )
+
+        gated = self.person_gated(concepts)
+        hyps: list[Hypothesis] = [Hypothesis([], float("-inf"))] * feats.size(0)
+        for banned, rows in ((self.banned_ids, [i for i, g in enumerate(gated) if not g]),
+                             (self.banned_ids + self.person_ids, [i for i, g in enumerate(gated) if g])):
+            if rows:
+                for i, h in zip(rows, search(rows, banned)):
+                    hyps[i] = h
         out = []
         for row, h in enumerate(hyps):
             words = self.concept_words(concepts, row)

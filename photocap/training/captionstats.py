@@ -12,7 +12,8 @@ themselves, and whether they name the main object of the photo.
   plural; reported for all photos and for those whose largest object is not a person;
 - ``people_invented``: with object annotations, photos with no person annotated whose caption
   names one anyway ("a young boy is sitting on a cat"): the object hallucination of CHAIR
-  (Rohrbach et al. 2018) for the class a Flickr8k-trained model invents most.
+  (Rohrbach et al. 2018) for the class a Flickr8k-trained model invents most; and its other side,
+  ``people_named``: photos whose largest object is a person whose caption says so.
 
 Pure Python; nothing here imports torch.
 """
@@ -97,6 +98,8 @@ class CaptionStats:
     nonperson_total: int | None = None
     people_invented: int | None = None  # photos with no person annotated whose caption names one
     people_absent: int | None = None  # annotated photos with no person
+    people_named: int | None = None  # photos whose largest object is a person whose caption names one
+    people_largest: int | None = None  # photos whose largest object is a person
 
     def to_dict(self) -> dict[str, int | None]:
         return asdict(self)
@@ -140,7 +143,10 @@ def caption_stats(predictions: Mapping[str, str],
         stats.update(objects_named=len(named), objects_total=len(keys),
                      nonperson_named=len(named.intersection(others)), nonperson_total=len(others),
                      people_invented=sum(names_object(predictions[k], "person") for k in absent),
-                     people_absent=len(absent))
+                     people_absent=len(absent),
+                     people_named=sum(names_object(predictions[k], "person") for k in keys
+                                      if objects[k][0] == "person"),
+                     people_largest=len(keys) - len(others))
     return CaptionStats(**stats)
 
 

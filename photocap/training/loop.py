@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from photocap.errors import ModelError
-from photocap.model.checkpoint import atomic_destination, load_model, save_model
+from photocap.model.checkpoint import CheckpointError, atomic_destination, load_model, save_model
 from photocap.model.concepts import ConceptSet, bundled_concepts
 from photocap.model.config import ModelConfig
 from photocap.model.decoders import ConceptInput, caption_loss
@@ -38,6 +38,7 @@ from photocap.model.network import CaptionModel, Decoded
 from photocap.model.vocab import Vocabulary
 from photocap.training.datasets import CaptionedImage, DatasetSplits
 from photocap.training.features import FeatureCache, encoder_fingerprint
+from photocap.training.textdata import ClassifierHabits, TextBridge, mentioned_concepts
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -67,6 +68,11 @@ class TrainConfig:
     # batch, so a caption that fits every dog photo earns less than one that fits only its own.
     scst_contrast: float = 0.0
     max_steps: int = 0  # stop after this many steps in total (0 = no limit); for quick runs
+    # Caption text without photos (textdata.py), for a decoder that reads the image embedding:
+    text_share: float = 1.0  # text captions per epoch, as a share of the text corpus (drawn anew each epoch)
+    text_noise: float = 0.1  # noise (std per dimension) on a text caption's sentence vector
+    text_keep: float = 0.7  # probability that a concept word a text caption names is among its slots
+    grid_dropout: float = 0.0  # share of photo batches trained without the grid (as a text caption is)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
@@ -115,6 +121,52 @@ class _Data:
         return len(self.image_index)
 
 
+@dataclass(frozen=True)
+class TextCorpus:
+    """Caption text without photos and each caption's sentence vector (N, D)."""
+
+    captions: tuple[str, ...]
+    vectors: torch.Tensor
+
+
+class _TextBatches:
+    """Batches of text-only captions: ids with copy slots, synthetic concepts and noisy vectors."""
+
+    def __init__(self, corpus: TextCorpus, model: CaptionModel, habits: ClassifierHabits, cfg: TrainConfig) -> None:
+        self.corpus, self.model, self.habits = corpus, model, habits
+        self.bridge = TextBridge(noise=cfg.text_noise, keep=cfg.text_keep)
+        self.mentions = [mentioned_concepts(c, model.concepts) for c in corpus.captions]
+        self.per_epoch = int(round(len(corpus.captions) * cfg.text_share))
+
+    def order(self, seed: int) -> torch.Tensor:
+        return torch.randperm(len(self.corpus.captions), generator=torch.Generator().manual_seed(seed))[: self.per_epoch]
+
+    def batch(self, rows: torch.Tensor, seed: int) -> tuple[torch.Tensor, ConceptInput]:
+        """Caption ids (B, L) and their concept input (slots, noisy vectors)."""
+        model, slots = self.model, self.model.cfg.concept_slots
+        picked = rows.tolist()
+        concepts = self.bridge.concepts([self.mentions[i] for i in picked], self.corpus.vectors[rows], self.habits,
+                                        slots, random.Random(seed), torch.Generator().manual_seed(seed))
+        ids = [model.encode_caption(self.corpus.captions[i], model.concept_words(concepts, r))
+               for r, i in enumerate(picked)]
+        caps = torch.full((len(ids), max(map(len, ids))), model.vocab.pad_id, dtype=torch.long)
+        for r, row in enumerate(ids):
+            caps[r, : len(row)] = torch.tensor(row)
+        return caps, concepts
+
+
+def _schedule(photo_batches: int, text_batches: int, seed: int) -> list[tuple[str, int]]:
+    """One epoch's batches, photo and text interleaved at random (the same for the same seed)."""
+    kinds = ["photo"] * photo_batches + ["text"] * text_batches
+    random.Random(seed).shuffle(kinds)
+    count = {"photo": 0, "text": 0}
+    out = []
+    for kind in kinds:
+        out.append((kind, count[kind]))
+        count[kind] += 1
+    return out
+
+
 def set_seed(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
@@ -133,6 +185,61 @@ class _Encoded(torch.nn.Module):
         return self.encoder(images)  # (B, P, C)
 
 
+def model_on_encoder(cfg: ModelConfig, vocab: Vocabulary, path: Path) -> CaptionModel:
+    """A new model with ``cfg``'s decoder on the encoder of model file ``path`` (the blocks
+    ``cfg.fine_tune_blocks`` names are trained, the rest frozen), and, for a decoder that reads
+    the image embedding, that model's image-embedding head (its own, or the ``.pixels.safetensors``
+    file beside it)."""
+    from photocap.model.pixels import encoder_identity, load_pixel_head, pixels_path_for
+
+    try:
+        source, _ = load_model(path)
+    except CheckpointError as exc:
+        raise ModelError(str(exc)) from exc
+    if source.cfg.encoder != cfg.encoder or source.cfg.concept_head != cfg.concept_head:
+        raise ModelError(f"{path} has the {source.cfg.encoder} encoder"
+                         f"{' with' if source.cfg.concept_head else ' without'} a concept head; "
+                         f"this model needs {cfg.encoder}{' with' if cfg.concept_head else ' without'} one")
+    tuned = cfg.fine_tune_blocks
+    cfg.fine_tune_blocks = source.cfg.fine_tune_blocks  # where the encoder is split (its concept head copies)
+    model = CaptionModel(cfg, vocab, pretrained_encoder=False, concepts=source.concepts)
+    model.encoder.load_state_dict(source.encoder.state_dict())
+    try:
+        model.encoder.set_fine_tuning(tuned)
+    except ValueError as exc:
+        raise ModelError(f"{path}: {exc}") from exc
+    if model.embedding is None:
+        return model
+    if source.embedding is not None:
+        model.embedding.load_state_dict(source.embedding.state_dict())
+        cfg.sentence_model = source.cfg.sentence_model
+        return model
+    head_path = pixels_path_for(path)
+    try:
+        head, header = load_pixel_head(head_path, encoder_id=encoder_identity(source.encoder, source.cfg.encoder))
+    except CheckpointError as exc:
+        raise ModelError(f"this decoder reads the image embedding, and {path} has no head for it: {exc}. "
+                         f"Train one with `photocap train-pixels --model {path}`") from exc
+    if head.cfg.inputs != "both" or head.cfg.hidden or head.cfg.concept_text:
+        raise ModelError(f"{head_path}: only a linear head on the grid and concepts can go into a model")
+    model.embedding.load_state_dict(head.state_dict())
+    cfg.sentence_model = header.text_model
+    return model
+
+
+def _add_person_probe(path: Path, concepts: ConceptInput, items: Sequence[CaptionedImage], text: TextCorpus | None,
+                      cfg: TrainConfig, device: torch.device) -> None:
+    """Fit the person gate's probe (training/personprobe.py) and store it in the model file at ``path``."""
+    from photocap.training.personprobe import fit_person_probe
+
+    model, info = load_model(path, device)
+    probe = fit_person_probe(concepts.vector.cpu(), [it.captions for it in items],
+                             text.vectors if text is not None else None, text.captions if text is not None else (),
+                             text_noise=cfg.text_noise, seed=cfg.seed)
+    model.person_probe.copy_(probe)
+    save_model(model, path, half=False, info=info)
+
+
 def grid_features(model: CaptionModel, cached: torch.Tensor) -> torch.Tensor:
     """Cached rows (B, P, C or C') -> the decoder's grid features (B, P, C)."""
     k = model.encoder.split_blocks
@@ -148,7 +255,8 @@ def split_concepts(model: CaptionModel, cached: torch.Tensor, device: torch.devi
              for i in range(0, len(cached), batch_size)]
     if not parts:
         return ConceptInput(torch.zeros(0, 0, dtype=torch.long, device=device), torch.zeros(0, 0, device=device))
-    return ConceptInput(torch.cat([c.words for c in parts]), torch.cat([c.scores for c in parts]))
+    vectors = torch.cat([c.vector for c in parts]) if parts[0].vector is not None else None
+    return ConceptInput(torch.cat([c.words for c in parts]), torch.cat([c.scores for c in parts]), vectors)
 
 
 def _lr_at(step: int, total: int, cfg: TrainConfig, base: float) -> float:
@@ -238,11 +346,16 @@ def train(
     init: Path | None = None,
     on_progress: Progress | None = None,
     encoder_weights: Path | None = None,
+    text: TextCorpus | None = None,
+    encoder_from: Path | None = None,
 ) -> TrainResult:
     """Train a captioner on ``splits.train``, selecting on ``splits.dev``.
 
     ``encoder_weights``: ImageNet state_dict file for a new model's encoder (needed by
     resnet50 / inception-v3); unused with ``resume`` / ``init``, never stored in outputs.
+    ``text``: caption text without photos, trained beside the photos' captions (the decoder must read
+    the image embedding: ``sentence_dim``). ``encoder_from``: a model file whose encoder a new model
+    starts from (frozen unless ``fine_tune_blocks``), with the image-embedding head beside it.
     """
     started = time.monotonic()
     device = torch.device(device)
@@ -272,12 +385,16 @@ def train(
             model_cfg.fine_tune_blocks = top_blocks
         # (with a concept head the split between cached trunk and top stays where the model was built)
     else:
-        vocab = Vocabulary.build((c for it in splits.train for c in it.captions), cfg.min_freq)
-        try:
-            model = CaptionModel(model_cfg, vocab, pretrained_encoder=True, encoder_weights=encoder_weights,
-                                 concepts=bundled_concepts() if model_cfg.concept_head else None)
-        except EncoderWeightsError as exc:
-            raise ModelError(str(exc)) from exc
+        texts = text.captions if text is not None else ()
+        vocab = Vocabulary.build([*(c for it in splits.train for c in it.captions), *texts], cfg.min_freq)
+        if encoder_from is not None:
+            model = model_on_encoder(model_cfg, vocab, encoder_from)
+        else:
+            try:
+                model = CaptionModel(model_cfg, vocab, pretrained_encoder=True, encoder_weights=encoder_weights,
+                                     concepts=bundled_concepts() if model_cfg.concept_head else None)
+            except EncoderWeightsError as exc:
+                raise ModelError(str(exc)) from exc
     model.to(device)
     model.encoder.eval()  # frozen BatchNorm statistics, also in fine-tuned blocks
 
@@ -289,6 +406,14 @@ def train(
     data = _Data(train_items, model, train_concepts)
     if len(data) == 0:
         raise ValueError("no usable training captions")
+    texts = None
+    if text is not None:
+        if not model.cfg.sentence_dim:
+            raise ModelError("training on caption text needs a model whose decoder reads the image embedding "
+                             "(sentence_dim); start from one, or from a model with an image-embedding head")
+        habits = ClassifierHabits.measure(train_concepts.to("cpu"),
+                                          [it.captions for it in train_items], model.concepts, model.cfg.concept_slots)
+        texts = _TextBatches(text, model, habits, cfg)
 
     groups = [{"params": [p for p in model.decoder.parameters() if p.requires_grad], "base_lr": cfg.lr}]
     encoder_params = [p for p in model.encoder.parameters() if p.requires_grad]
@@ -296,7 +421,9 @@ def train(
         groups.append({"params": encoder_params, "base_lr": cfg.encoder_lr})
     params = [p for g in groups for p in g["params"]]
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
+    photo_batches = math.ceil(len(data) / cfg.batch_size)
+    text_batches = math.ceil(texts.per_epoch / cfg.batch_size) if texts is not None else 0
+    steps_per_epoch = photo_batches + text_batches
     total_steps = steps_per_epoch * cfg.epochs
     if cfg.max_steps:
         total_steps = min(total_steps, cfg.max_steps)
@@ -328,19 +455,31 @@ def train(
     try:
         while epoch < cfg.epochs and bad_epochs < cfg.patience and (not cfg.max_steps or step < cfg.max_steps):
             epoch_start = time.monotonic()
-            order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
+            epoch_seed = cfg.seed * 1000 + epoch
+            order = torch.randperm(len(data), generator=torch.Generator().manual_seed(epoch_seed))
+            text_order = texts.order(epoch_seed) if texts is not None else None
+            schedule = _schedule(photo_batches, text_batches, epoch_seed)
             first_batch = step - epoch * steps_per_epoch  # > 0 when resuming mid-epoch
             losses = []
             model.decoder.train()
             for b in range(first_batch, steps_per_epoch):
                 if cfg.max_steps and step >= cfg.max_steps:
                     break
-                idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-                caps = data.captions[idx]  # (B, L)
+                kind, n = schedule[b]
+                if kind == "text":
+                    caps, concepts = texts.batch(text_order[n * cfg.batch_size : (n + 1) * cfg.batch_size],
+                                                 epoch_seed * 100_000 + n)
+                    feats = torch.zeros(len(caps), 0, model.cfg.feature_dim, device=device)  # (B, 0, C): no photo
+                    concepts = concepts.to(device)
+                else:
+                    idx = order[n * cfg.batch_size : (n + 1) * cfg.batch_size]
+                    caps = data.captions[idx]  # (B, L)
+                    rows = data.image_index[idx]
+                    feats = grid_features(model, train_feats[rows].to(device).float())  # (B, P, C)
+                    concepts = train_concepts.rows(rows.to(device)) if train_concepts is not None else None
+                    if cfg.grid_dropout and random.Random(epoch_seed * 100_000 + n).random() < cfg.grid_dropout:
+                        feats = feats[:, :0]
                 caps = caps[:, : int((caps != vocab.pad_id).sum(1).max())]
-                rows = data.image_index[idx]
-                feats = grid_features(model, train_feats[rows].to(device).float())  # (B, P, C)
-                concepts = train_concepts.rows(rows.to(device)) if train_concepts is not None else None
                 caps = caps.to(device)
                 for group in optimizer.param_groups:
                     group["lr"] = _lr_at(step, total_steps, cfg, group["base_lr"])
@@ -377,6 +516,9 @@ def train(
     except KeyboardInterrupt:
         checkpoint()
         raise
+
+    if model.embedding is not None and best_path.exists():
+        _add_person_probe(best_path, train_concepts, train_items, text, cfg, device)
 
     if cfg.scst_epochs:
         from photocap.training.scst import self_critical

@@ -1,0 +1,185 @@
+"""Caption text without photos: reading it, standing it in for a photo, and a word that only the
+text taught reaching a photo's caption through the image embedding."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from conftest import SAMPLE_CAPTIONS, make_folder_dataset
+from photocap.cli import cli
+from photocap.errors import DatasetError
+from photocap.model.checkpoint import load_model, save_model
+from photocap.model.concepts import bundled_concepts
+from photocap.model.config import ModelConfig
+from photocap.model.network import CaptionModel
+from photocap.model.preprocess import load_image
+from photocap.model.vocab import Vocabulary
+from photocap.training.datasets import CaptionedImage, DatasetProblems, DatasetSplits, load_dataset
+from photocap.training.loop import TextCorpus, TrainConfig, train
+from photocap.training.textdata import ClassifierHabits, TextBridge, load_caption_text, mentioned_concepts
+
+TINY = dict(encoder="efficientnet-lite0", arch="transformer", d_model=48, num_layers=1, num_heads=2, ff_dim=96,
+            memory_layers=0, transformer_dropout=0.0, max_len=14, concept_head=True, concept_slots=3,
+            concept_group=False, sentence_dim=384, sentence_tokens=2, sentence_model="all-MiniLM-L6-v2-int8",
+            beam_size=2)
+
+
+def test_caption_text_reads_a_csv_column_or_lines_and_refuses_what_it_cannot_use(tmp_path):
+    csv_file = tmp_path / "text.csv"
+    csv_file.write_text('source,caption\ncoco,"A pizza on a plate, sliced."\ncoco,\nx,ok\n', encoding="utf-8")
+    assert load_caption_text(csv_file) == ["A pizza on a plate, sliced."]  # empty and one-word rows skipped
+    lines = tmp_path / "mine.txt"
+    lines.write_text("grandma's kitchen on sunday\n\nthe red bus to school\n", encoding="utf-8")
+    assert load_caption_text(lines) == ["grandma's kitchen on sunday", "the red bus to school"]
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("image,text\na.jpg,a dog\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match="'caption' column"):
+        load_caption_text(wrong)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match="no captions"):
+        load_caption_text(empty)
+    binary = tmp_path / "photo.txt"
+    binary.write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)))
+    with pytest.raises(DatasetError, match="cannot read"):
+        load_caption_text(binary)
+
+
+def test_the_concept_words_a_caption_names_are_found_in_order_phrases_first():
+    concepts = bundled_concepts()
+    named = [concepts.words[k].word for k in mentioned_concepts("Two cats on a sofa beside a laptop and a cat", concepts)]
+    assert named[:1] == ["cat"] and "laptop" in named and named.count("cat") == 1
+    assert mentioned_concepts("a man is walking", concepts) == [] or all(
+        concepts.words[k].word != "walking" for k in mentioned_concepts("a man is walking", concepts))
+
+
+def test_a_text_caption_stands_in_for_a_photo_with_true_and_false_concepts_and_a_noisy_unit_vector():
+    concepts = bundled_concepts()
+    cat, laptop = concepts.index_of("cat"), concepts.index_of("laptop")
+    habits = ClassifierHabits(hit_scores=(0.6, 0.8), miss_words=tuple(range(20, 60)), miss_scores=(0.01, 0.05))
+    vectors = torch.nn.functional.normalize(torch.randn(3, 384), dim=-1)
+    bridge = TextBridge(noise=0.05, keep=1.0)
+    out = bridge.concepts([[cat, laptop], [], [cat]], vectors, habits, 4, random.Random(0), torch.Generator().manual_seed(0))
+    assert out.words.shape == (3, 4) and out.scores.shape == (3, 4)
+    assert out.words[0, :2].tolist() in ([cat, laptop], [laptop, cat])  # named words score as hits: first
+    assert cat not in out.words[1].tolist() and len(set(out.words[1].tolist())) == 4  # distractors only, distinct
+    assert bool((out.scores[:, :-1] >= out.scores[:, 1:]).all())  # best first, as the classifier reports them
+    assert torch.allclose(out.vector.norm(dim=-1), torch.ones(3), atol=1e-5)
+    cosine = (out.vector * vectors).sum(-1)
+    assert bool((cosine > 0.5).all() and (cosine < 0.999).all())  # near the caption's vector, not on it
+    never = TextBridge(noise=0.0, keep=0.0).concepts([[cat]] * 20, vectors[:1].repeat(20, 1), habits, 4,
+                                                    random.Random(1), torch.Generator().manual_seed(1))
+    assert cat not in never.words.flatten().tolist()  # keep 0: the classifier missed it every time
+
+
+def _source_model(path):
+    """A model file with a (random) image-embedding head, to start a new decoder from."""
+    torch.manual_seed(0)
+    vocab = Vocabulary.build(SAMPLE_CAPTIONS.values(), min_freq=1)
+    model = CaptionModel(ModelConfig(**TINY, model_id="tiny-source"), vocab, pretrained_encoder=True,
+                         concepts=bundled_concepts()).eval()
+    save_model(model, path, half=False)
+    return model
+
+
+def test_a_word_only_text_taught_reaches_the_caption_of_a_photo_never_trained_on(tmp_path, sample_photos):
+    """Chelsea (the cat) is not a training photo. Text-only captions, with the sentence vector the
+    photo's image embedding lands on, describe "a tabby on a velvet cushion": the words tabby, velvet
+    and cushion appear in no photo's caption. Captioned from the image embedding, Chelsea gets them."""
+    source = _source_model(tmp_path / "source.safetensors")
+    with torch.no_grad():
+        images = torch.stack([load_image(p, 224) for p in sample_photos.values()])
+        vectors = dict(zip(sample_photos, source.encode(images)[1].vector))
+    train_items = [CaptionedImage(n, p, (SAMPLE_CAPTIONS[n],)) for n, p in sample_photos.items() if n != "chelsea.jpg"]
+    dev = [CaptionedImage("chelsea.jpg", sample_photos["chelsea.jpg"], (SAMPLE_CAPTIONS["chelsea.jpg"],))]
+    splits = DatasetSplits(train_items, dev, [], DatasetProblems(), "test")
+    texts = ("a tabby on a velvet cushion", "a sleepy tabby on a velvet cushion") * 4
+    others = tuple(SAMPLE_CAPTIONS[n] for n in ("coffee.jpg", "rocket.jpg"))
+    corpus = TextCorpus(texts + others, torch.stack([vectors["chelsea.jpg"]] * len(texts)
+                                                    + [vectors["coffee.jpg"], vectors["rocket.jpg"]]))
+    cfg = TrainConfig(epochs=30, batch_size=4, lr=3e-3, warmup_steps=2, min_freq=1, val_beam=2, checkpoint_every=0,
+                      patience=100, text_noise=0.01, text_keep=1.0, grid_dropout=1.0)
+    result = train(splits, ModelConfig(**TINY, decode_grid=False), cfg, tmp_path / "run",
+                   cache_root=tmp_path / "cache", text=corpus, encoder_from=tmp_path / "source.safetensors")
+    model, _ = load_model(tmp_path / "run" / "last.ckpt" if result.best_path is None else result.best_path)
+    assert "velvet" in model.vocab.stoi and all(w not in " ".join(SAMPLE_CAPTIONS.values()) for w in ("velvet", "tabby"))
+    assert torch.equal(model.embedding.proj[0].weight, source.embedding.proj[0].weight)  # the head came along
+    with torch.no_grad():
+        feats, concepts = model.encode(images)
+        captions = {n: d.text for n, d in zip(sample_photos, model.decode_features(feats, concepts=concepts))}
+    assert "velvet cushion" in captions["chelsea.jpg"], captions
+    assert "velvet" not in captions["coffee.jpg"], captions
+
+
+def test_training_on_text_needs_a_decoder_that_reads_the_image_embedding(tmp_path, sample_photos):
+    dataset = make_folder_dataset(tmp_path / "data", sample_photos)
+    splits = load_dataset("folder", dataset, dev_fraction=0.25)
+    plain = {k: v for k, v in TINY.items() if k not in ("sentence_dim", "sentence_tokens")}
+    corpus = TextCorpus(("a pizza on a plate",), torch.nn.functional.normalize(torch.randn(1, 384), dim=-1))
+    with pytest.raises(Exception, match="reads the image embedding"):
+        train(splits, ModelConfig(**plain), TrainConfig(epochs=1, batch_size=4, min_freq=1), tmp_path / "run",
+              cache_root=tmp_path / "cache", text=corpus)
+
+
+def test_train_command_takes_caption_text(tmp_path, sample_photos):
+    dataset = make_folder_dataset(tmp_path / "data", sample_photos)
+    _source_model(tmp_path / "source.safetensors")
+    text = tmp_path / "mine.txt"
+    text.write_text("a tabby on a velvet cushion\na pizza on a plate\n", encoding="utf-8")
+    config = tmp_path / "config.json"
+    config.write_text('{"model": %s, "train": {"epochs": 1, "batch_size": 4, "min_freq": 1, "checkpoint_every": 0}}'
+                      % __import__("json").dumps(TINY), encoding="utf-8")
+    result = CliRunner().invoke(cli, ["train", "--data", "folder", str(dataset), "--out", str(tmp_path / "run"),
+                                      "--config", str(config), "--text", str(text), "--cache-dir", str(tmp_path / "c"),
+                                      "--encoder-from", str(tmp_path / "source.safetensors"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert "2 captions of text" in result.output
+    model, _ = load_model(tmp_path / "run" / "best.safetensors")
+    assert "velvet" in model.vocab.stoi and model.cfg.sentence_dim == 384
+
+
+def test_the_person_gate_keeps_people_out_of_captions_of_photos_the_probe_doubts(sample_photos):
+    """A decoder that would say "man" of every photo: with the gate on, only the photos whose image
+    embedding the person probe scores at or above the gate may get the word."""
+    torch.manual_seed(0)
+    vocab = Vocabulary.build(["a man on a red rocket", "a cup on a table"], min_freq=1)
+    model = CaptionModel(ModelConfig(**TINY, person_gate=0.5), vocab, pretrained_encoder=True,
+                         concepts=bundled_concepts()).eval()
+    man = vocab.stoi["man"]
+    with torch.no_grad():
+        model.decoder.fc.bias.zero_()
+        model.decoder.fc.bias[man] = 50.0  # "man" first, whatever the photo
+        images = torch.stack([load_image(p, 224) for p in sample_photos.values()])
+        feats, concepts = model.encode(images)
+        direction = concepts.vector[0] - concepts.vector[1:].mean(0)  # towards the astronaut, from the rest
+        scores = concepts.vector @ direction
+        middle = (scores[0] + scores[1:].max()) / 2
+        scale = 20 / (scores[0] - middle)
+        model.person_probe.copy_(torch.cat([direction * scale, (-middle * scale).view(1)]))
+        probability = model.person_probability(concepts)
+        captions = [d.text for d in model.decode_features(feats, concepts=concepts)]
+    assert probability[0] > 0.5 and bool((probability[1:] < 0.5).all()), probability
+    assert "man" in captions[0].split()
+    assert all(not set(c.split()) & {"man", "men"} for c in captions[1:]), captions
+    model.cfg.person_gate = 0.0  # off: the decoder says what it will
+    with torch.no_grad():
+        assert all("man" in d.text.split() for d in model.decode_features(feats, concepts=concepts))
+
+
+def test_a_model_with_an_image_embedding_round_trips_and_gives_its_vectors_to_search(tmp_path, sample_photos):
+    from photocap.inference import Captioner
+
+    source = _source_model(tmp_path / "m.safetensors")
+    loaded, _ = load_model(tmp_path / "m.safetensors")
+    assert loaded.cfg.sentence_dim == 384 and torch.equal(loaded.embedding.proj[0].weight, source.embedding.proj[0].weight)
+    captioner = Captioner(tmp_path / "m.safetensors", device="cpu", backend="torch")
+    result = next(iter(captioner.caption_paths([sample_photos["chelsea.jpg"]])))
+    with torch.no_grad():
+        expected = source.encode(load_image(sample_photos["chelsea.jpg"], 224)[None])[1].vector[0]
+    got = torch.frombuffer(bytearray(result.image_vector), dtype=torch.float32)
+    assert torch.allclose(got, expected, atol=1e-4)  # the model's own head, no file beside it
+    assert captioner.pixel_space == "all-MiniLM-L6-v2-int8"
