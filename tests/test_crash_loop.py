@@ -47,7 +47,8 @@ KILLS = 60 if os.environ.get("PHOTOCAP_CRASH_LONG") == "1" else 12
 PHOTOS = 16
 MAKE = "CrashLoopCam"
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")]
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,11 @@ def test_the_quick_start_indexes_the_samples_and_finds_them_by_words_and_by_mean
     command = _first_command()
     assert command.startswith("pip install . && ")
     rest = command.removeprefix("pip install . && ")
-    env = {**os.environ, "PHOTOCAP_DB": str(tmp_path / "index.db"), "PATH":
+    # PHOTOCAP_DB stands for the user's real index: the Quick start must not write into it. Its
+    # throwaway index goes where mktemp puts it (TMPDIR), here inside tmp_path.
+    real_index = tmp_path / "real-index.db"
+    (tmp_path / "tmp").mkdir()
+    env = {**os.environ, "PHOTOCAP_DB": str(real_index), "TMPDIR": str(tmp_path / "tmp"), "PATH":
            f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     out = subprocess.run(["bash", "-c", rest], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
@@ -33,3 +37,5 @@ def test_the_quick_start_indexes_the_samples_and_finds_them_by_words_and_by_mean
     found = [Path(line).name for line in out.stdout.splitlines() if line.endswith(".jpg")]
     assert found[:2] == ["astronaut.jpg", "chelsea.jpg"], out.stdout
     assert "a young boy is sitting on a cat  (meaning" in out.stdout
+    assert not real_index.exists()  # the samples never reach the user's own index
+    assert list((tmp_path / "tmp").glob("*/index.db"))  # they went to the throwaway one

@@ -3,7 +3,7 @@
 The disk is a real 1 MiB tmpfs mounted for the test, filled up; a read-only index is a
 file without write permission (or, as root, whom permissions do not stop, a tmpfs
 remounted read-only). Mounting needs root with CAP_SYS_ADMIN: where that is not
-allowed the tests say so and skip; README.md ("Reliability") describes the same check
+allowed the tests say so and skip; docs/reliability.md describes the same check
 by hand.
 """
 
@@ -25,7 +25,7 @@ import pytest
 
 from hostile import corpus
 
-MOUNT_HELP = "see README.md, Reliability, for the same check by hand"
+MOUNT_HELP = "see docs/reliability.md for the same check by hand"
 
 
 def photocap(*args: str, db: Path) -> subprocess.CompletedProcess:

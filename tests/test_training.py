@@ -59,6 +59,7 @@ def test_a_few_epochs_lower_the_loss_and_keep_the_best(tiny_dataset, tmp_path):
     assert [r["epoch"] for r in log] == [1, 2, 3, 4] and all("BLEU-4" in r["dev"] for r in log)
 
 
+@pytest.mark.slow
 def test_a_concept_model_trains_copies_and_resumes(tiny_dataset, tmp_path):
     """The recipe's kind of model: a fine-tuned top block, a concept head over the original one, a decoder
     that reads 3 concepts and copies them; cross-entropy then self-critical, interrupted and resumed."""
@@ -149,6 +150,7 @@ def test_self_critical_phase_resumed_after_cross_entropy_matches_the_straight_ru
     assert resumed["train_reward"] == straight["train_reward"] and resumed["dev"] == straight["dev"]
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_commands(tiny_dataset, tmp_path):
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps({"model": TINY_MODEL, "train": {"batch_size": 4, "min_freq": 1, "warmup_steps": 2,
@@ -201,6 +203,7 @@ def test_training_data_with_nothing_usable_is_a_clear_error(tmp_path):
     assert "nope.jpg" in result.output or "no usable" in result.output.lower() or "nothing" in result.output.lower()
 
 
+@pytest.mark.slow
 def test_personalise_from_the_index(tmp_path, photo_dir, tiny_model_path):
     """`--data index` trains on the captions the user wrote in the index, starting from --init."""
     from photocap.index.store import CaptionIndex, PhotoUpdate
@@ -257,6 +260,7 @@ def test_fine_tuning_the_encoder_top_trains_only_the_top_and_reuses_the_trunk_ca
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [encoder_fingerprint(fresh, "efficientnet-lite0", 224, 1)]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("java") is None, reason="needs Java (pycocoevalcap)")
 def test_bundle_script_keeps_the_best_decoding_and_its_scores(tiny_dataset, tmp_path):
     trained = _run(tiny_dataset, tmp_path / "run", tmp_path / "cache", epochs=2).best_path
@@ -276,6 +280,7 @@ def test_bundle_script_keeps_the_best_decoding_and_its_scores(tiny_dataset, tmp_
 
 
 
+@pytest.mark.slow
 def test_bundle_script_chooses_the_concept_force_over_every_dev_set(tiny_dataset, tmp_path):
     concepts = dict(TINY_MODEL, concept_head=True, concept_slots=3)
     trained = train(_splits(tiny_dataset), ModelConfig(**concepts), _config(epochs=2), tmp_path / "run",

@@ -69,7 +69,7 @@ class TagSpec:
     mode: str  # ALWAYS | IF_PRESENT | OPTIONAL
     kinds: frozenset[str]  # containers that can hold it
     if_present_kinds: frozenset[str] = frozenset()  # kinds where it's only updated, never added
-    why: str = ""  # one line for the README table
+    why: str = ""  # one line for the docs' fields table (scripts/mkdocs_hooks.py)
     # A comment field rather than a description (cameras and phones fill it with settings):
     # only prose found there counts as a person's words (see photocap.metadata.stock).
     prose_only: bool = False
@@ -128,13 +128,13 @@ CAPTION_TAGS: tuple[TagSpec, ...] = (
         EXIF_XP_COMMENT,
         OPTIONAL,
         EXIF_KINDS,
-        why="Windows Explorer's Comments (only with write_windows_fields).",
+        why="Windows Explorer's Comments.",
     ),
     TagSpec(
         EXIF_USER_COMMENT,
         OPTIONAL,
         EXIF_KINDS,
-        why="EXIF user comment for Windows-oriented tools (only with write_windows_fields).",
+        why="EXIF user comment for Windows-oriented tools.",
         prose_only=True,
     ),
 )
@@ -146,7 +146,7 @@ KEYWORD_TAGS: tuple[TagSpec, ...] = (
         XMP_SUBJECT,
         ALWAYS,
         XMP_KINDS,
-        why="The keywords of Lightroom, digiKam, Bridge and most photo managers (only with --keywords).",
+        why="The keywords of Lightroom, digiKam, Bridge and most photo managers.",
     ),
     TagSpec(
         IPTC_KEYWORDS,
