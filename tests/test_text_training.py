@@ -9,7 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import SAMPLE_CAPTIONS, make_folder_dataset
+from conftest import EXAMPLES, SAMPLE_CAPTIONS, make_folder_dataset
 from photocap.cli import cli
 from photocap.errors import DatasetError
 from photocap.model.checkpoint import load_model, save_model
@@ -77,27 +77,34 @@ def test_a_text_caption_stands_in_for_a_photo_with_true_and_false_concepts_and_a
 
 
 def _source_model(path):
-    """A model file with a (random) image-embedding head, to start a new decoder from."""
+    """A model file with a random image-embedding head, standardised on the sample photos so that
+    their embeddings differ, to start a new decoder from."""
     torch.manual_seed(0)
     vocab = Vocabulary.build(SAMPLE_CAPTIONS.values(), min_freq=1)
     model = CaptionModel(ModelConfig(**TINY, model_id="tiny-source"), vocab, pretrained_encoder=True,
                          concepts=bundled_concepts()).eval()
+    with torch.no_grad():
+        grid, logits = model.encoder.encode(torch.stack([load_image(EXAMPLES / n, 224) for n in SAMPLE_CAPTIONS]))
+        model.embedding.set_standardisation(model.embedding.inputs(model.embedding.pool(grid), logits))
     save_model(model, path, half=False)
     return model
 
 
 def test_a_word_only_text_taught_reaches_the_caption_of_a_photo_never_trained_on(tmp_path, sample_photos):
     """Chelsea (the cat) is not a training photo. Text-only captions, with the sentence vector the
-    photo's image embedding lands on, describe "a tabby on a velvet cushion": the words tabby, velvet
-    and cushion appear in no photo's caption. Captioned from the image embedding, Chelsea gets them."""
+    photo's image embedding lands on, describe "a tabby dozing on a tartan blanket": none of tabby,
+    dozing, tartan or blanket is in a photo's caption or a concept word. Captioned from the image
+    embedding, Chelsea gets them."""
     source = _source_model(tmp_path / "source.safetensors")
     with torch.no_grad():
         images = torch.stack([load_image(p, 224) for p in sample_photos.values()])
         vectors = dict(zip(sample_photos, source.encode(images)[1].vector))
     train_items = [CaptionedImage(n, p, (SAMPLE_CAPTIONS[n],)) for n, p in sample_photos.items() if n != "chelsea.jpg"]
-    dev = [CaptionedImage("chelsea.jpg", sample_photos["chelsea.jpg"], (SAMPLE_CAPTIONS["chelsea.jpg"],))]
+    # Dev (the best epoch is chosen on it; CIDEr needs two photos): Chelsea, described as the text does.
+    dev = [CaptionedImage("chelsea.jpg", sample_photos["chelsea.jpg"], ("a tabby dozing on a tartan blanket",)),
+           CaptionedImage("rocket.jpg", sample_photos["rocket.jpg"], (SAMPLE_CAPTIONS["rocket.jpg"],))]
     splits = DatasetSplits(train_items, dev, [], DatasetProblems(), "test")
-    texts = ("a tabby on a velvet cushion", "a sleepy tabby on a velvet cushion") * 4
+    texts = ("a tabby dozing on a tartan blanket",) * 8
     others = tuple(SAMPLE_CAPTIONS[n] for n in ("coffee.jpg", "rocket.jpg"))
     corpus = TextCorpus(texts + others, torch.stack([vectors["chelsea.jpg"]] * len(texts)
                                                     + [vectors["coffee.jpg"], vectors["rocket.jpg"]]))
@@ -105,17 +112,19 @@ def test_a_word_only_text_taught_reaches_the_caption_of_a_photo_never_trained_on
                       patience=100, text_noise=0.01, text_keep=1.0, grid_dropout=1.0)
     result = train(splits, ModelConfig(**TINY, decode_grid=False), cfg, tmp_path / "run",
                    cache_root=tmp_path / "cache", text=corpus, encoder_from=tmp_path / "source.safetensors")
-    model, _ = load_model(tmp_path / "run" / "last.ckpt" if result.best_path is None else result.best_path)
-    assert "velvet" in model.vocab.stoi and all(w not in " ".join(SAMPLE_CAPTIONS.values()) for w in ("velvet", "tabby"))
+    assert result.best_path is not None and result.best_scores["CIDEr"] > 0.5, result.history[-1]
+    model, _ = load_model(result.best_path)
+    assert "tartan" in model.vocab.stoi and all(w not in " ".join(SAMPLE_CAPTIONS.values()) for w in ("tartan", "tabby"))
     assert torch.equal(model.embedding.proj[0].weight, source.embedding.proj[0].weight)  # the head came along
     with torch.no_grad():
         feats, concepts = model.encode(images)
         captions = {n: d.text for n, d in zip(sample_photos, model.decode_features(feats, concepts=concepts))}
-    assert "velvet cushion" in captions["chelsea.jpg"], captions
-    assert "velvet" not in captions["coffee.jpg"], captions
+    assert "tartan blanket" in captions["chelsea.jpg"], captions
+    assert "tartan" not in captions["coffee.jpg"] and "tartan" not in captions["rocket.jpg"], captions
 
 
 def test_training_on_text_needs_a_decoder_that_reads_the_image_embedding(tmp_path, sample_photos):
+    (tmp_path / "data").mkdir()
     dataset = make_folder_dataset(tmp_path / "data", sample_photos)
     splits = load_dataset("folder", dataset, dev_fraction=0.25)
     plain = {k: v for k, v in TINY.items() if k not in ("sentence_dim", "sentence_tokens")}
@@ -126,10 +135,11 @@ def test_training_on_text_needs_a_decoder_that_reads_the_image_embedding(tmp_pat
 
 
 def test_train_command_takes_caption_text(tmp_path, sample_photos):
+    (tmp_path / "data").mkdir()
     dataset = make_folder_dataset(tmp_path / "data", sample_photos)
     _source_model(tmp_path / "source.safetensors")
     text = tmp_path / "mine.txt"
-    text.write_text("a tabby on a velvet cushion\na pizza on a plate\n", encoding="utf-8")
+    text.write_text("a tabby dozing on a tartan blanket\na pizza on a plate\n", encoding="utf-8")
     config = tmp_path / "config.json"
     config.write_text('{"model": %s, "train": {"epochs": 1, "batch_size": 4, "min_freq": 1, "checkpoint_every": 0}}'
                       % __import__("json").dumps(TINY), encoding="utf-8")
@@ -139,7 +149,7 @@ def test_train_command_takes_caption_text(tmp_path, sample_photos):
     assert result.exit_code == 0, result.output
     assert "2 captions of text" in result.output
     model, _ = load_model(tmp_path / "run" / "best.safetensors")
-    assert "velvet" in model.vocab.stoi and model.cfg.sentence_dim == 384
+    assert "tartan" in model.vocab.stoi and model.cfg.sentence_dim == 384
 
 
 def test_the_person_gate_keeps_people_out_of_captions_of_photos_the_probe_doubts(sample_photos):
