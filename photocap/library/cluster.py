@@ -68,7 +68,11 @@ def map_path(path: str, path_map: Sequence[tuple[str, str]]) -> str:
 
 
 class _CaptionWorker:
-    """One Ray actor: loads the model once, then decodes and captions batches of paths."""
+    """One Ray actor: loads the model once, then decodes and captions batches of paths.
+
+    It runs two calls at once (``max_concurrency=2``) so that one batch is decoded while the model
+    captions the one before, as a local run overlaps its decode workers and the model; the model
+    itself is used by one call at a time (a Captioner is not thread-safe)."""
 
     def __init__(self, model_path: str | None, device: str, backend: str, beam: int | None,
                  path_map: tuple[tuple[str, str], ...]) -> None:
@@ -76,6 +80,7 @@ class _CaptionWorker:
 
         self.captioner = default_captioner_factory(model_path, device=device, beam=beam, backend=backend)()
         self.path_map = path_map
+        self.model_lock = threading.Lock()
 
     def info(self) -> tuple[str, int, str, int]:
         return self.captioner.model_id, self.captioner.image_size, socket.gethostname(), os.getpid()
@@ -94,8 +99,10 @@ class _CaptionWorker:
                 images.append(decoded.to_pil())
                 slots.append(i)
         if images:
-            for i, described in zip(slots, self.captioner.describe_images(images)):
-                out[i] = described
+            with self.model_lock:
+                described = self.captioner.describe_images(images, cpu_shared=True)
+            for i, d in zip(slots, described):
+                out[i] = d
         return [o for o in out if o is not None]
 
 
@@ -112,7 +119,7 @@ class RayCaptioner:
             cpus = options.cpus_per_worker
             count, per_gpu = options.workers or max(1, int(resources.get("CPU", 1) // cpus)), 0.0
         actor = ray.remote(num_cpus=cpus, num_gpus=per_gpu, max_restarts=options.retries,
-                           max_task_retries=options.retries)(_CaptionWorker)
+                           max_task_retries=options.retries, max_concurrency=2)(_CaptionWorker)
         self._actors = [actor.remote(options.model_path, options.device, options.backend, options.beam,
                                      options.path_map) for _ in range(count)]
         self._busy = [0] * count
