@@ -259,10 +259,12 @@ def bench_train(steps: int, batch_size: int) -> dict:
             events = json.loads((run / "steps.json").read_text())
             # a step's time: between two reports inside an epoch (the dev score runs between epochs)
             gaps = [b[3] - a[3] for a, b in zip(events, events[1:]) if a[0] == b[0]]
-            out[f"{procs}_process"] = {"losses": [round(e[2], 5) for e in events], "wall_s": round(wall, 1),
+            out[f"{procs}_process"] = {"losses": [e[2] for e in events], "wall_s": round(wall, 1),
                                        "median_step_s": round(statistics.median(gaps), 4), "steps_timed": len(gaps)}
         a, b = out["1_process"]["losses"], out["2_process"]["losses"]
         out["max_loss_rel_diff"] = max(abs(x - y) / abs(x) for x, y in zip(a, b))
+        for key in ("1_process", "2_process"):
+            out[key]["losses"] = [round(x, 5) for x in out[key]["losses"]]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return out
