@@ -10,6 +10,10 @@ A photo's way through :func:`index_folders`::
          (captions, and "write owed" with --write-metadata)
       -> sync.write_record (caption into the file, fingerprint refreshed, owed cleared)
 
+With a :class:`PathCaptioner` (library/cluster.py: Ray workers) the two middle steps move: the
+decided photos go to it by path in batches, several in flight, and it decodes and captions them
+where it runs; every other step, and the commit of what it returns, is the same code as above.
+
 Every file gets one :class:`~photocap.records.FileOutcome` for the index step (and one for
 the write step), reported through ``on_progress`` after its rows are committed, and the
 run ends with a frozen :class:`~photocap.library.summary.IndexSummary`.
