@@ -67,6 +67,16 @@ def map_path(path: str, path_map: Sequence[tuple[str, str]]) -> str:
     return path
 
 
+@dataclass(frozen=True)
+class _NotOnWorker:
+    """A photo the driver read but a worker cannot see: the shared mount is missing or mapped wrong.
+    The run stops instead of recording it as a failed photo (a rerun would not try it again)."""
+
+    path: str
+    seen_as: str
+    host: str
+
+
 class _CaptionWorker:
     """One Ray actor: loads the model once, then decodes and captions batches of paths.
 
@@ -85,14 +95,18 @@ class _CaptionWorker:
     def info(self) -> tuple[str, int, str, int]:
         return self.captioner.model_id, self.captioner.image_size, socket.gethostname(), os.getpid()
 
-    def describe_paths(self, paths: Sequence[str]) -> list[Described | CaptionFailure]:
+    def describe_paths(self, paths: Sequence[str]) -> list[Described | CaptionFailure | _NotOnWorker]:
         # the same decode as a local run's workers (draft mode, orientation, squash)
         from photocap.library.photofile import decode_file
 
-        out: list[Described | CaptionFailure | None] = [None] * len(paths)
+        out: list[Described | CaptionFailure | _NotOnWorker | None] = [None] * len(paths)
         images, slots = [], []
         for i, path in enumerate(paths):
-            decoded = decode_file(map_path(path, self.path_map), self.captioner.image_size)
+            seen_as = map_path(path, self.path_map)
+            if not os.path.isfile(seen_as):
+                out[i] = _NotOnWorker(path, seen_as, socket.gethostname())
+                continue
+            decoded = decode_file(seen_as, self.captioner.image_size)
             if decoded.error:
                 out[i] = CaptionFailure(path, decoded.error)
             else:
@@ -159,11 +173,19 @@ class RayCaptioner:
             with self._lock:
                 self._busy[i] -= 1
             exc = f.exception()
-            if exc is None:
-                out.set_result(f.result())
-            else:  # the machinery failed (a worker died past its retries), not the photos
+            if exc is not None:  # the machinery failed (a worker died past its retries), not the photos
                 out.set_exception(ClusterError(f"a Ray caption worker failed: {_cause(exc)}; what was "
                                                "committed is kept, run the same command again to finish"))
+                return
+            results = f.result()
+            unseen = next((r for r in results if isinstance(r, _NotOnWorker)), None)
+            if unseen is not None:
+                out.set_exception(ClusterError(
+                    f"the Ray worker on {unseen.host} cannot read {unseen.seen_as} (the photo {unseen.path}): "
+                    "every worker must see the photos on a shared mount, at the same path or mapped with "
+                    "--ray-path-map HERE=THERE; what was committed is kept, run the command again"))
+            else:
+                out.set_result(results)
 
         ref.future().add_done_callback(done)
         return out
