@@ -47,6 +47,14 @@ class DecodePoolError(PhotocapError):
     """The image decoding worker processes keep failing to start or crashing."""
 
 
+class ClusterUnavailable(PhotocapError):
+    """Captioning on a Ray cluster was asked for, but Ray is not installed (the ``cluster`` extra)."""
+
+
+class ClusterError(PhotocapError):
+    """The Ray cluster could not be reached, or its caption workers failed past their retries."""
+
+
 class NotIndexedError(IndexDatabaseError):
     """A photo the command needs is not in the index."""
 

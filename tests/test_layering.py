@@ -29,11 +29,24 @@ def loaded_after_import(module: str) -> set[str]:
                                     "photocap.library", "photocap.library.scan", "photocap.library.photofile",
                                     "photocap.library.workers", "photocap.library.pipeline",
                                     "photocap.library.sync", "photocap.library.edit", "photocap.library.watch",
-                                    "photocap.index.vectors", "photocap.library.meaning", "photocap.library.search"])
+                                    "photocap.index.vectors", "photocap.library.meaning", "photocap.library.search",
+                                    "photocap.library.cluster", "photocap.cli.index_cmd"])
 def test_light_modules_do_not_load_torch_or_qt(module):
     loaded = loaded_after_import(module)
     assert "torch" not in loaded
     assert not any(m.startswith("PySide6") for m in loaded)
+    assert "ray" not in loaded  # the cluster extra: loaded only when --ray asks for it
+
+
+def test_only_the_cluster_module_imports_ray():
+    """Ray (photocap[cluster]) is imported in one place, library/cluster.py, and only inside functions."""
+    importers = sorted(_module_name(p) for p in PACKAGE.rglob("*.py")
+                       if any(n == "ray" or n.startswith("ray.") for n in _imports(p)))
+    assert importers == ["photocap.library.cluster"]
+    tree = ast.parse((PACKAGE / "library" / "cluster.py").read_text(encoding="utf-8"))
+    top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert not any(isinstance(n, ast.Import) and any(a.name.split(".")[0] == "ray" for a in n.names) for n in top)
+    assert not any(isinstance(n, ast.ImportFrom) and (n.module or "").split(".")[0] == "ray" for n in top)
 
 
 @pytest.mark.parametrize("module", ["photocap.cli", "photocap.index.store", "photocap.library.search"])

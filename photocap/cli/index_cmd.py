@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +61,15 @@ MAX_LISTED_FAILURES = 20
 @click.option("--keywords", is_flag=True,
               help="With --write-metadata: also add the photo's confident concepts to its keywords "
               "(see `photocap write --keywords`).")
+@click.option("--ray", "use_ray", is_flag=True,
+              help="Caption on a Ray cluster (needs photocap[cluster]): $RAY_ADDRESS or the cluster started "
+              "on this machine with `ray start`, else a local one. See docs/cluster.md.")
+@click.option("--ray-address", metavar="ADDRESS",
+              help="With --ray: the cluster's address (host:6379, or ray://host:10001).")
+@click.option("--ray-workers", type=click.IntRange(1), metavar="N",
+              help="With --ray: caption workers (default: one per GPU of the cluster, else one per CPU).")
+@click.option("--ray-path-map", "path_map", multiple=True, metavar="HERE=THERE",
+              help="With --ray: the workers see paths under HERE at THERE (a shared mount). Repeatable.")
 @json_option
 def index(
     folders: tuple[Path, ...],
@@ -74,6 +85,10 @@ def index(
     force: bool,
     write_metadata: bool,
     keywords: bool,
+    use_ray: bool,
+    ray_address: str | None,
+    ray_workers: int | None,
+    path_map: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Caption every photo under FOLDERS into the index, incrementally.
@@ -94,9 +109,10 @@ def index(
       photocap index ~/Pictures --recaption --model better.safetensors
       photocap index ~/Pictures --write-metadata --keywords
       photocap index ~/Pictures --json | jq -r 'select(.event=="captioned") | .caption'
+      photocap index /mnt/archive --ray --ray-address head-node:6379
     """
     from photocap.index.store import CaptionIndex
-    from photocap.library.pipeline import IndexOptions, default_captioner_factory, index_folders
+    from photocap.library.pipeline import IndexOptions, index_folders
 
     if force and not recaption:
         raise click.UsageError("--force only makes sense with --recaption.")
@@ -112,22 +128,50 @@ def index(
         write_metadata=write_metadata,
         keywords=keywords,
     )
-    factory = default_captioner_factory(model_path, device=device, backend=backend)
-    reporter = _IndexReporter(as_json)
+    use_ray = use_ray or ray_address is not None or bool(ray_workers) or bool(path_map)
+    # the bar's rate is the whole cluster's: every photo is committed here
+    reporter = _IndexReporter(as_json, "Captioning on Ray" if use_ray else "Captioning")
     with user_errors():
-        try:
-            with CaptionIndex.open(resolve_db(db_path)) as idx:
-                summary = index_folders(folders, idx, factory, options, on_progress=reporter)
-        finally:
-            reporter.close()
+        with _captioning(use_ray, ray_address, ray_workers, path_map, model_path, device, backend) as factory:
+            try:
+                with CaptionIndex.open(resolve_db(db_path)) as idx:
+                    summary = index_folders(folders, idx, factory, options, on_progress=reporter)
+            finally:
+                reporter.close()
         reporter.finish(summary)
+
+
+@contextmanager
+def _captioning(use_ray: bool, address: str | None, workers: int | None, path_map: tuple[str, ...],
+                model_path: Path | None, device: str, backend: str) -> Iterator[Any]:
+    """The captioner factory: the model in this process, or caption workers on a Ray cluster."""
+    from photocap.library.pipeline import default_captioner_factory
+
+    if not use_ray:
+        yield default_captioner_factory(model_path, device=device, backend=backend)
+        return
+    from photocap.library.cluster import ClusterOptions, ray_captioning, require_ray
+
+    require_ray()  # before the scan: say how to install it, not after minutes of work
+    pairs = []
+    for item in path_map:
+        here, sep, there = item.partition("=")
+        if not sep or not here or not there:
+            raise click.BadParameter(f"{item!r}: use HERE=THERE", param_hint="--ray-path-map")
+        pairs.append((os.path.abspath(here), there))
+    options = ClusterOptions(address=address, workers=workers, path_map=tuple(pairs),
+                             model_path=str(model_path.resolve()) if model_path is not None else None,
+                             device=device, backend=backend)
+    with ray_captioning(options) as factory:
+        yield factory
 
 
 class _IndexReporter:
     """Progress callback: a tqdm bar on stderr, or one JSON object per outcome on stdout."""
 
-    def __init__(self, as_json: bool) -> None:
+    def __init__(self, as_json: bool, label: str = "Captioning") -> None:
         self.as_json = as_json
+        self.label = label
         self.bar: Any = None
 
     def __call__(self, p: Progress) -> None:
@@ -155,7 +199,7 @@ class _IndexReporter:
             return
         if self.bar.total != p.total:
             self.bar.reset(total=p.total)
-            self.bar.set_description("Captioning")
+            self.bar.set_description(self.label)
         self.bar.set_postfix_str(
             f"{p.summary.captioned} captioned, {p.summary.failed} failed", refresh=False
         )

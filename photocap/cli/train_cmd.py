@@ -225,10 +225,13 @@ def train(kind: str, path: Path, db_path: Path | None, out_dir: Path, arch: str 
             raise click.ClickException("the dataset has no dev split to select the best model on")
         warn(f"photocap: {splits.source}: {len(splits.train)} train, {len(splits.dev)} dev images")
         model_cfg.model_id = f"photocap-{kind}-{model_cfg.arch}-{model_cfg.encoder.split('-')[-1]}"
-        bar = _Bar(quiet=as_json)
+        from photocap.training import distributed
+
+        main = distributed.env_rank() == 0  # under torchrun only rank 0 reports (and writes)
+        bar = _Bar(quiet=as_json or not main)
         cache_root = cache_dir or default_cache_dir() / "features"
         text = _caption_text(text_files, cache_root) if text_files and resume is None else None
-        if resume is not None and text_files:
+        if resume is not None and text_files and main:
             warn("photocap: --text is ignored with --resume (the run keeps the text it started with)")
         try:
             result = run_training(splits, model_cfg, train_cfg, out_dir, cache_root=cache_root,
@@ -236,10 +239,15 @@ def train(kind: str, path: Path, db_path: Path | None, out_dir: Path, arch: str 
                                   encoder_weights=encoder_weights, text=text, encoder_from=encoder_from)
         except KeyboardInterrupt:
             bar.close()
-            warn(f"Interrupted. Continue with: photocap train --data {kind} {path} --out {out_dir} "
-                 f"--resume {out_dir / 'last.ckpt'}")
+            if main:
+                warn(f"Interrupted. Continue with: photocap train --data {kind} {path} --out {out_dir} "
+                     f"--resume {out_dir / 'last.ckpt'}")
             raise SystemExit(130)
+        finally:
+            distributed.leave()
         bar.close()
+        if not main:
+            return
     summary = {"best_model": str(result.best_path) if result.best_path else None, "dev": result.best_scores,
                "epochs": result.epochs_run, "steps": result.steps, "seconds": round(result.seconds)}
     if as_json:

@@ -10,6 +10,10 @@ A photo's way through :func:`index_folders`::
          (captions, and "write owed" with --write-metadata)
       -> sync.write_record (caption into the file, fingerprint refreshed, owed cleared)
 
+With a :class:`PathCaptioner` (library/cluster.py: Ray workers) the two middle steps move: the
+decided photos go to it by path in batches, several in flight, and it decodes and captions them
+where it runs; every other step, and the commit of what it returns, is the same code as above.
+
 Every file gets one :class:`~photocap.records.FileOutcome` for the index step (and one for
 the write step), reported through ``on_progress`` after its rows are committed, and the
 run ends with a frozen :class:`~photocap.library.summary.IndexSummary`.
@@ -31,10 +35,11 @@ Properties the callers rely on:
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from photocap.errors import MeaningUnavailable
 from photocap.index.store import CaptionIndex, Fingerprint, PhotoUpdate
@@ -49,13 +54,22 @@ from photocap.library.schedule import Done, Scheduler, Step
 from photocap.library.summary import IndexSummary
 from photocap.library.workers import DecodePool
 from photocap.model.preprocess import describe_image_error
-from photocap.records import CaptionSource, Described, FileChange, FileOutcome, Outcome, ScanProblem, VectorKind
+from photocap.records import (
+    CaptionFailure,
+    CaptionSource,
+    Described,
+    FileChange,
+    FileOutcome,
+    Outcome,
+    ScanProblem,
+    VectorKind,
+)
 
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["CaptionerFactory", "CaptionerLike", "IndexOptions", "Progress", "default_captioner_factory",
-           "index_files", "index_folders"]
+__all__ = ["CaptionerFactory", "CaptionerLike", "IndexOptions", "PathCaptioner", "Progress",
+           "default_captioner_factory", "index_files", "index_folders"]
 
 
 class CaptionerLike(Protocol):
@@ -71,7 +85,28 @@ class CaptionerLike(Protocol):
         """``cpu_shared``: the pipeline decodes the next photos meanwhile (the captioner may use fewer threads)."""
 
 
-CaptionerFactory = Callable[[], CaptionerLike]
+@runtime_checkable
+class PathCaptioner(Protocol):
+    """A captioner that decodes and captions photos by path elsewhere, several batches at once
+    (library/cluster.py's Ray workers). The pipeline then skips its own decode step: everything
+    before (scan, probe, decide) and after (commit, write) stays in this process."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def image_size(self) -> int: ...
+
+    @property
+    def slots(self) -> int:
+        """How many batches it captions at once (the pipeline keeps that many in flight)."""
+
+    def submit_paths(self, paths: Sequence[str]) -> Future[list[Described | CaptionFailure]]:
+        """Decode and caption ``paths``: one Described (or the photo's CaptionFailure) per path,
+        in order. A failure of the machinery (not of a photo) is the future's exception."""
+
+
+CaptionerFactory = Callable[[], CaptionerLike | PathCaptioner]
 
 
 def default_captioner_factory(
@@ -123,6 +158,11 @@ class _Item:
     update: PhotoUpdate | None = None  # the row decided after the probe, for the model's caption
 
 
+# A batch for the model: each photo's item, its decoded pixels (None for a PathCaptioner, which
+# decodes the photo itself) and the row its caption goes into.
+_Batch = list[tuple[_Item, "Image.Image | None", PhotoUpdate]]
+
+
 class _Run:
     """One indexing run: classify, schedule, caption and commit. Not reusable."""
 
@@ -141,10 +181,10 @@ class _Run:
         self.decider = Decider(index, recaption=options.recaption, force=options.force,
                                adopt=options.adopt_descriptions)
         self.pending: list[tuple[PhotoUpdate, FileOutcome | None]] = []  # rows and what they mean
-        self.batch: list[tuple[_Item, Image.Image, PhotoUpdate]] = []  # decoded, waiting for the model
-        # the batch the model is captioning in its thread, and its future list of Described
-        self.captioning: tuple[list[tuple[_Item, Image.Image, PhotoUpdate]], Future[list[Described]]] | None = None
-        self.captioner: CaptionerLike | None = None
+        self.batch: _Batch = []  # decoded (or, for a PathCaptioner, decided), waiting for the model
+        # the batches being captioned (one in the model's thread; a PathCaptioner's slots) and their futures
+        self.captioning: deque[tuple[_Batch, Future[list[Described | CaptionFailure]]]] = deque()
+        self.captioner: CaptionerLike | PathCaptioner | None = None
         self.stopped = False
 
     # ------------------------------------------------------------- small steps
@@ -215,22 +255,21 @@ class _Run:
             sched.add(item, Step.PROBE, probe_file, item.entry.path, self.opt.adopt_descriptions)
         model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="photocap-caption")
         try:
-            while (sched.busy or self.captioning is not None) and not self.stop_requested():
+            while (sched.busy or self.captioning) and not self.stop_requested():
                 # Decoded photos waiting for the model are bounded: with a full batch waiting
-                # behind the one being captioned, no new work is handed to the workers.
+                # behind the ones being captioned, no new work is handed to the workers.
                 full = len(self.batch) >= self.opt.batch_size
-                wake = self.captioning[1] if self.captioning is not None else None
+                wake = self.captioning[0][1] if self.captioning else None
                 for done in sched.poll(POLL_S, submit=not (full and wake is not None), wake=wake):
                     self.handle(done, sched)
                 self.take_batch(wait=False)
-                if len(self.batch) >= self.opt.batch_size or (self.batch and not sched.busy):
-                    self.start_batch(model_thread)
+                self.start_batch(model_thread, last=not sched.busy)
                 if len(self.pending) >= FLUSH_EVERY:
                     self.flush()
                 self.log.progress("index")
             self.take_batch(wait=True)  # a batch being captioned is finished and kept, even when stopped
             while not self.stopped and self.batch:
-                self.start_batch(model_thread)
+                self.start_batch(model_thread, last=True)
                 self.take_batch(wait=True)
         finally:
             # a batch still being captioned (the run failed or was interrupted) is waited for, so the
@@ -240,7 +279,7 @@ class _Run:
             if own:
                 pool.shutdown(wait=False)
             self.batch.clear()  # only non-empty when interrupted: that batch is lost
-            self.captioning = None
+            self.captioning.clear()
 
     def handle(self, done: Done[_Item], sched: Scheduler[_Item]) -> None:
         item = done.item
@@ -261,6 +300,9 @@ class _Run:
         decision = self.decider.decide(item.entry, item.change, probe)
         if decision.outcome is None:
             item.update = decision.update
+            if isinstance(self.load_captioner(), PathCaptioner):  # it reads the photo where it runs
+                self.batch.append((item, None, item.update))
+                return
             sched.add(item, Step.DECODE, decode_file, item.entry.path, self.image_size(), first=True)
             return
         self.finish(item, decision)
@@ -290,33 +332,44 @@ class _Run:
     def image_size(self) -> int:
         return self.load_captioner().image_size
 
-    def load_captioner(self) -> CaptionerLike:
+    def load_captioner(self) -> CaptionerLike | PathCaptioner:
         if self.captioner is None:
             self.captioner = self.factory()
             self.log.tally.model = self.captioner.model_id
         return self.captioner
 
-    def start_batch(self, model_thread: ThreadPoolExecutor) -> None:
-        """Hand the next batch of decoded photos to the model's thread (one batch at a time)."""
-        if self.captioning is not None or not self.batch:
+    def start_batch(self, model_thread: ThreadPoolExecutor, last: bool) -> None:
+        """Hand the next full batches of photos (``last``: nothing more is coming, a short one too)
+        to the model: one at a time to the model's thread, up to its ``slots`` to a PathCaptioner."""
+        if not self.batch:
             return
         captioner = self.load_captioner()
+        remote = isinstance(captioner, PathCaptioner)
+        slots = captioner.slots if remote else 1
         size = self.opt.batch_size
-        batch, self.batch = self.batch[:size], self.batch[size:]
-        self.captioning = (batch, model_thread.submit(captioner.describe_images, [img for _, img, _ in batch],
-                                                      cpu_shared=True))
+        while (len(self.batch) >= size or (self.batch and last)) and len(self.captioning) < slots:
+            batch, self.batch = self.batch[:size], self.batch[size:]
+            if remote:
+                future = captioner.submit_paths([item.entry.path for item, _, _ in batch])
+            else:
+                future = model_thread.submit(captioner.describe_images, [img for _, img, _ in batch],
+                                             cpu_shared=True)
+            self.captioning.append((batch, future))
 
     def take_batch(self, wait: bool) -> None:
-        """Commit the batch the model has captioned (``wait``: wait for it), with the pending
-        bookkeeping rows. A model error is raised here, in the indexing thread."""
-        if self.captioning is None or not (wait or self.captioning[1].done()):
-            return
-        batch, future = self.captioning
-        self.captioning = None
+        """Commit the batches the model has captioned (``wait``: wait for all of them), with the
+        pending bookkeeping rows. A model error is raised here, in the indexing thread."""
+        while self.captioning and (wait or self.captioning[0][1].done()):
+            self._commit_batch(*self.captioning.popleft())
+
+    def _commit_batch(self, batch: _Batch, future: Future[list[Described | CaptionFailure]]) -> None:
         outputs = future.result()
         model_id = self.load_captioner().model_id
         last = None
         for (item, _, update), described in zip(batch, outputs):
+            if isinstance(described, CaptionFailure):  # the photo failed where it was decoded
+                self.fail(item, described.reason)
+                continue
             text, score = " ".join(described.caption.split()), described.score
             if not text:
                 self.fail(item, "the model produced no caption for this image")

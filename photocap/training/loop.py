@@ -36,6 +36,7 @@ from photocap.model.decoders import ConceptInput, caption_loss
 from photocap.model.encoders_tv import EncoderWeightsError
 from photocap.model.network import CaptionModel, Decoded
 from photocap.model.vocab import Vocabulary
+from photocap.training import distributed
 from photocap.training.datasets import CaptionedImage, DatasetSplits
 from photocap.training.features import FeatureCache, encoder_fingerprint
 from photocap.training.textdata import ClassifierHabits, TextBridge, mentioned_concepts
@@ -246,6 +247,14 @@ def grid_features(model: CaptionModel, cached: torch.Tensor) -> torch.Tensor:
     return model.encoder.top(cached, k) if k else cached
 
 
+def _train_forward(model: CaptionModel, cached: torch.Tensor, inputs: torch.Tensor,
+                   concepts: ConceptInput | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One training step's forward: cached rows -> the decoder's logits (what DDP wraps). Rows
+    without positions (a text caption, a photo batch trained without its grid) skip the encoder."""
+    feats = grid_features(model, cached) if cached.size(1) else cached.new_zeros(len(cached), 0, model.cfg.feature_dim)
+    return model.decoder(feats, inputs, concepts)
+
+
 def split_concepts(model: CaptionModel, cached: torch.Tensor, device: torch.device,
                    batch_size: int = 256) -> ConceptInput | None:
     """Each cached image's concepts (N, R), on ``device``; None for a model without a concept head."""
@@ -358,7 +367,8 @@ def train(
     starts from (frozen unless ``fine_tune_blocks``), with the image-embedding head beside it.
     """
     started = time.monotonic()
-    device = torch.device(device)
+    rank = distributed.join(device)  # under torchrun: this process's rank, its shard and its device
+    device = rank.device
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     emit = on_progress or (lambda event: None)
@@ -398,8 +408,10 @@ def train(
     model.to(device)
     model.encoder.eval()  # frozen BatchNorm statistics, also in fine-tuned blocks
 
-    train_items, train_feats = encode_split_features(model, splits.train, cache_root, device, emit, "features:train")
-    dev_items, dev_feats = encode_split_features(model, splits.dev, cache_root, device, emit, "features:dev")
+    with rank.main_first():  # only rank 0 writes the feature cache
+        train_items, train_feats = encode_split_features(model, splits.train, cache_root, device, emit,
+                                                         "features:train")
+        dev_items, dev_feats = encode_split_features(model, splits.dev, cache_root, device, emit, "features:dev")
     if cfg.val_images:
         dev_items, dev_feats = dev_items[: cfg.val_images], dev_feats[: cfg.val_images]
     train_concepts = split_concepts(model, train_feats, device)
@@ -428,6 +440,7 @@ def train(
     if cfg.max_steps:
         total_steps = min(total_steps, cfg.max_steps)
 
+    forward = rank.data_parallel(model, _train_forward, unused_parameters=bool(encoder_params))
     step, epoch, best, bad_epochs = 0, 0, -1.0, 0
     history: list[dict[str, Any]] = []
     # Re-seed after the feature cache: building it (or not, when it exists) must not change the run.
@@ -442,6 +455,8 @@ def train(
         torch.set_rng_state(state["rng"])
 
     def checkpoint() -> None:
+        if not rank.main:
+            return
         _atomic_torch_save({
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "step": step, "epoch": epoch, "best": best, "bad_epochs": bad_epochs,
@@ -467,41 +482,44 @@ def train(
                     break
                 kind, n = schedule[b]
                 if kind == "text":
-                    caps, concepts = texts.batch(text_order[n * cfg.batch_size : (n + 1) * cfg.batch_size],
-                                                 epoch_seed * 100_000 + n)
-                    feats = torch.zeros(len(caps), 0, model.cfg.feature_dim, device=device)  # (B, 0, C): no photo
+                    picked = rank.shard(text_order[n * cfg.batch_size : (n + 1) * cfg.batch_size])
+                    caps, concepts = texts.batch(picked, epoch_seed * 100_000 + n)
+                    cached = torch.zeros(len(caps), 0, model.cfg.feature_dim, device=device)  # (B, 0, C): no photo
                     concepts = concepts.to(device)
                 else:
-                    idx = order[n * cfg.batch_size : (n + 1) * cfg.batch_size]
+                    idx = rank.shard(order[n * cfg.batch_size : (n + 1) * cfg.batch_size])
                     caps = data.captions[idx]  # (B, L)
                     rows = data.image_index[idx]
-                    feats = grid_features(model, train_feats[rows].to(device).float())  # (B, P, C)
+                    cached = train_feats[rows].to(device).float()  # (B, P, C or C')
                     concepts = train_concepts.rows(rows.to(device)) if train_concepts is not None else None
                     if cfg.grid_dropout and random.Random(epoch_seed * 100_000 + n).random() < cfg.grid_dropout:
-                        feats = feats[:, :0]
+                        cached = cached[:, :0]  # this batch as a text caption is: no grid
                 caps = caps[:, : int((caps != vocab.pad_id).sum(1).max())]
                 caps = caps.to(device)
                 for group in optimizer.param_groups:
                     group["lr"] = _lr_at(step, total_steps, cfg, group["base_lr"])
-                logits, extras = model.decoder(feats, caps[:, :-1], concepts)  # (B, L-1, V [+ 2K])
+                logits, extras = forward(cached, caps[:, :-1], concepts)  # (B, L-1, V [+ 2K])
                 loss = caption_loss(logits, caps[:, 1:], extras, vocab.pad_id,
                                     cfg.label_smoothing, cfg.attention_reg)
+                loss = rank.weigh(loss, (caps[:, 1:] != vocab.pad_id).sum())
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                 optimizer.step()
                 step += 1
-                losses.append(loss.item())
+                losses.append(rank.reported(loss))
                 emit({"phase": "train", "epoch": epoch + 1, "epochs": cfg.epochs, "done": b + 1,
                       "total": steps_per_epoch, "loss": losses[-1], "step": step})
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                     checkpoint()
             epoch += 1
-            scores, predictions = evaluate_features(model, dev_items, dev_feats, beam=cfg.val_beam, device=device)
+            scores, predictions = rank.from_main(  # scored on rank 0; every rank agrees on the best and on stopping
+                lambda: evaluate_features(model, dev_items, dev_feats, beam=cfg.val_beam, device=device))
             improved = scores.get("CIDEr", 0.0) > best
             if improved:
                 best, bad_epochs = scores["CIDEr"], 0
-                save_model(model, best_path, half=False, info={"dev_scores": scores, "epoch": epoch})
+                if rank.main:
+                    save_model(model, best_path, half=False, info={"dev_scores": scores, "epoch": epoch})
             else:
                 bad_epochs += 1
             record = {"epoch": epoch, "step": step, "train_loss": sum(losses) / max(1, len(losses)),
@@ -509,18 +527,19 @@ def train(
                       "lr": optimizer.param_groups[0]["lr"],
                       "samples": {k: predictions[k] for k in list(predictions)[:3]}}
             history.append(record)
-            with open(out_dir / "log.jsonl", "a", encoding="utf-8") as log:
-                log.write(json.dumps(record) + "\n")
+            if rank.main:
+                with open(out_dir / "log.jsonl", "a", encoding="utf-8") as log:
+                    log.write(json.dumps(record) + "\n")
             emit({"phase": "epoch", **record})
             checkpoint()
     except KeyboardInterrupt:
         checkpoint()
         raise
 
-    if model.embedding is not None and best_path.exists():
+    if model.embedding is not None and best_path.exists() and rank.main:
         _add_person_probe(best_path, train_concepts, train_items, text, cfg, device)
 
-    if cfg.scst_epochs:
+    if cfg.scst_epochs and rank.main:  # self-critical epochs are not distributed: rank 0 runs them alone
         from photocap.training.scst import self_critical
 
         if best_path.exists():  # continue from the best cross-entropy weights
