@@ -84,6 +84,7 @@ class _Who:
 
     source: CaptionSource
     model: str | None  # the model's id, for a model's caption
+    image: str | None = None  # a model's caption: the digest of the pixels it describes
 
 
 def _provenance(doc: xmp.XmpDoc, text: str, who: _Who) -> tuple[list[str], tuple[str, ...]]:
@@ -93,11 +94,14 @@ def _provenance(doc: xmp.XmpDoc, text: str, who: _Who) -> tuple[list[str], tuple
     xmp.set_value(doc, props[fields.XMP_PHOTOCAP_DIGEST], fields.caption_digest(text))
     xmp.set_value(doc, props[fields.XMP_PHOTOCAP_WRITER], f"photocap {_version()}")
     written = [fields.XMP_PHOTOCAP_SOURCE, fields.XMP_PHOTOCAP_DIGEST, fields.XMP_PHOTOCAP_WRITER]
-    if who.model and who.source is CaptionSource.MODEL:
-        xmp.set_value(doc, props[fields.XMP_PHOTOCAP_MODEL], who.model)
-        return [*written, fields.XMP_PHOTOCAP_MODEL], ()
-    removed = (fields.XMP_PHOTOCAP_MODEL,) if xmp.remove(doc, props[fields.XMP_PHOTOCAP_MODEL]) else ()
-    return written, removed
+    removed = []
+    for tag, value in ((fields.XMP_PHOTOCAP_MODEL, who.model), (fields.XMP_PHOTOCAP_IMAGE, who.image)):
+        if value and who.source is CaptionSource.MODEL:
+            xmp.set_value(doc, props[tag], value)
+            written.append(tag)
+        elif xmp.remove(doc, props[tag]):  # a person's words, or pixels photocap can't name
+            removed.append(tag)
+    return written, tuple(removed)
 
 
 def _up_to_date(loc: reader.Location | None, tags: list[str], text: str, who: _Who) -> bool:
@@ -113,8 +117,9 @@ def _up_to_date(loc: reader.Location | None, tags: list[str], text: str, who: _W
     if prov.get(fields.XMP_PHOTOCAP_SOURCE) != str(who.source):
         return False
     if who.source is CaptionSource.USER:
-        return fields.XMP_PHOTOCAP_MODEL not in prov
-    return who.model is None or prov.get(fields.XMP_PHOTOCAP_MODEL) == who.model
+        return fields.XMP_PHOTOCAP_MODEL not in prov and fields.XMP_PHOTOCAP_IMAGE not in prov
+    return (who.model is None or prov.get(fields.XMP_PHOTOCAP_MODEL) == who.model) and \
+        prov.get(fields.XMP_PHOTOCAP_IMAGE) == who.image
 
 
 def _keyword_tags(kind: str, present: dict[str, bool], keywords: tuple[str, ...]) -> list[str]:
@@ -345,6 +350,17 @@ def _verify_sidecar(
     return verify
 
 
+def _also_unchanged(verify: Callable[[Path], None], photo: Path, sig: atomic.Signature) -> Callable[[Path], None]:
+    """``verify``, then check the photo a sidecar is written for is still the one it was."""
+
+    def check(temp: Path) -> None:
+        verify(temp)
+        if atomic.signature(photo) != sig:
+            raise MetadataError(f"{photo}: changed while photocap was writing its sidecar; left as it is")
+
+    return check
+
+
 # --- the entry point ------------------------------------------------------------------------
 
 
@@ -388,6 +404,7 @@ def write_caption(
     source: CaptionSource = CaptionSource.MODEL,
     withdrawn: str | None = None,
     keywords: Sequence[str] = (),
+    photo: atomic.Signature | None = None,
 ) -> WriteReport:
     """Write ``text`` as the photo's description and alt text; see the module docstring.
 
@@ -406,6 +423,10 @@ def write_caption(
     there, which are never removed or reordered; one already there (ignoring case) is not
     added again. The write is "already up to date" only when the caption and every keyword are.
     ``keep_mtime`` keeps the file's modification time.  ``dry_run`` changes nothing.
+    ``photo`` is the :func:`~photocap.metadata.atomic.signature` of the photo the caption was
+    made for (the caller checked it is that photo): if the file is not that one any more when it
+    is read, nothing is written (``skip`` = ``SkipReason.PHOTO_CHANGED``), and if it changes
+    before the new file or sidecar replaces the old, the write fails and changes nothing.
     """
     if target not in TARGETS:
         raise MetadataError(f"unknown target {target!r}; use one of {', '.join(TARGETS)}")
@@ -415,13 +436,18 @@ def write_caption(
     if isinstance(keywords, str):
         raise MetadataError("keywords must be a list of words, not one string")
     words = fields.clean_keywords(keywords)
-    who = _Who(CaptionSource(source), model)
     given = Path(path)
     real = Path(os.path.realpath(given))
     reader.require_file(real)
     expected = atomic.signature(real)
+    if photo is not None and expected != photo:
+        return WriteReport(str(given), "none", skipped="the file changed since it was captioned",
+                           skip=SkipReason.PHOTO_CHANGED, dry_run=dry_run)
     kind, data, locations, side_path = reader.inspect(real, sidecar_name=sidecar_name)
-    report = reader.build_report(real, kind, data is not None, side_path, locations)
+    report = reader.build_report(real, kind, data is not None, side_path, locations, data)
+    who = _Who(CaptionSource(source), model)
+    if who.source is CaptionSource.MODEL:
+        who = _Who(who.source, model, containers.image_digest(kind, data, real))
     gone = " ".join(withdrawn.split()) if withdrawn else None
     conflicts = sorted({
         f"{v.tag} ({v.location})" for v in report.values
@@ -454,6 +480,8 @@ def write_caption(
     if dry_run:
         return result
     assert verify is not None
+    if photo is not None and plan.written != real:
+        verify = _also_unchanged(verify, real, photo)
     try:
         atomic.replace(plan.written, plan.data, verify=verify, expected=expected, keep_mtime=keep_mtime)
     except MetadataError as exc:
