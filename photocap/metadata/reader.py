@@ -127,6 +127,10 @@ def _read_xmp_into(loc: Location, packets: list[bytes]) -> None:
         loc.doc = xmp.merge(docs, _WRITTEN_KEYS)
     except MetadataError as exc:
         loc.problems["XMP"] = str(exc)
+        return
+    problem = xmp.wrapper_problem(loc.doc)  # one it can put right is put right by the writer
+    if problem is not None:
+        loc.problems["XMP"] = problem
 
 
 def read_embedded(kind: str, data: bytes) -> Location:

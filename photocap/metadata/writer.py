@@ -109,6 +109,8 @@ def _up_to_date(loc: reader.Location | None, tags: list[str], text: str, who: _W
         return False
     if loc.embedded is not None and len(loc.embedded.xmp) > 1:
         return False  # duplicate XMP packets: collapse them into one
+    if loc.doc is not None and not xmp.is_standard(loc.doc):
+        return False  # other tools can't read it there: put it in the standard wrapper
     if any(loc.tags.get(t, "").strip() != text for t in tags):
         return False
     prov = loc.provenance
@@ -164,6 +166,8 @@ def _check_preserved(before: dict, after: dict, changing: set[str], what: str) -
 def _check_readback(loc: reader.Location, tags: list[str], text: str) -> None:
     if loc.problems:
         raise MetadataError(f"verification failed: {'; '.join(loc.problems.values())}")
+    if loc.doc is None or not xmp.is_standard(loc.doc):  # where exiftool and other tools read it
+        raise MetadataError("verification failed: the XMP packet is not in the standard x:xmpmeta form")
     for tag in tags:
         if loc.tags.get(tag, "").strip() != text:
             raise MetadataError(f"verification failed: {tag} does not read back")
@@ -240,6 +244,7 @@ def _plan_embed(
     except MetadataError as exc:
         raise MetadataError(f"{path}: {exc}; left as it is") from exc
     doc = reader.merged_xmp(emb.xmp) if emb.xmp else xmp.new_doc(f"photocap {_version()}")
+    xmp.make_standard(doc)  # a corrupt x:xmpmeta would hide the caption from other tools
     for tag in tags:
         if tag in fields.XMP_PROPERTIES:
             xmp.set_value(doc, fields.XMP_PROPERTIES[tag], text)
@@ -324,6 +329,7 @@ def _plan_sidecar(
     else:
         assert side.exists()
         doc = xmp.parse(side.read_bytes())  # a fresh copy to change
+        xmp.make_standard(doc)
     for tag in tags:
         xmp.set_value(doc, fields.XMP_PROPERTIES[tag], text)
     if fields.XMP_SUBJECT in ktags:
