@@ -65,6 +65,10 @@ def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK) and bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
 
+class _NoRoom(MetadataError):
+    """The photo has no room for the caption's metadata (``--target auto`` then writes a sidecar)."""
+
+
 @dataclass
 class _Plan:
     """What a write will do: where, which tags, the new bytes, and how to verify them."""
@@ -255,6 +259,10 @@ def _plan_embed(
     packet = xmp.serialize(doc)
     if kind == "jpeg":
         room = jpeg.MAX_XMP - len(packet)
+        if room < 0:
+            raise _NoRoom(f"{path}: the merged XMP packet would be {len(packet):,} bytes, more than one JPEG "
+                          f"segment holds ({jpeg.MAX_XMP:,}); photocap does not write extended XMP "
+                          "(--target sidecar writes the caption beside the photo)")
         packet = xmp.serialize(doc, padding=max(0, min(containers.JPEG_XMP_PADDING, room)))
     exif_values = {t: text for t in tags if t in exif.TEXT_TAGS}
     try:
@@ -472,9 +480,15 @@ def write_caption(
     choice, _why_not_embedded = _choose_target(target, real, kind, embedded)
     if choice == "embed":
         assert data is not None and embedded is not None
-        plan = _plan_embed(real, kind, data, embedded, text, write_windows_fields, who, words)
-        verify = _verify_embed(kind, data, embedded, plan, text) if plan.data else None
-    else:
+        try:
+            plan = _plan_embed(real, kind, data, embedded, text, write_windows_fields, who, words)
+        except _NoRoom:
+            if target != "auto":
+                raise
+            choice = "sidecar"  # the help's promise: embedded where that is safe, a sidecar otherwise
+        else:
+            verify = _verify_embed(kind, data, embedded, plan, text) if plan.data else None
+    if choice == "sidecar":
         side = sidecar.target(real, sidecar_name)
         expected = atomic.signature(side)
         plan = _plan_sidecar(real, side_loc, side, text, who, words)
