@@ -441,3 +441,20 @@ def test_a_literal_caption_phrase_ranks_its_photo_first(index, embed):
     for path, (caption, _concepts) in LIBRARY.items():
         for query in (caption, f'"{caption}"'):
             assert paths(search(index, query, embed=embed))[0] == path, query
+
+
+def test_a_caption_a_person_sets_is_found_by_meaning_at_once(index, embedder, embed):
+    """Issue 31: set-caption and the GUI's Save embed the new caption when it is saved."""
+    from photocap.library import edit
+
+    assert "/p/car.jpg" not in paths(search(index, "eggs and bacon", mode=SearchMode.MEANING, embed=embed))
+    edit.set_caption(index, "/p/car.jpg", "fried eggs and bacon on a plate", embedder_factory=lambda: embedder)
+    assert paths(search(index, "eggs and bacon", mode=SearchMode.MEANING, embed=embed))[0] == "/p/car.jpg"
+    assert not index.count_vectors_owed(VectorKind.TEXT, MODEL_ID)
+
+    def unavailable():
+        raise MeaningUnavailable("no sentence model here")
+
+    edit.set_caption(index, "/p/bike.jpg", "a tandem on a mountain pass", embedder_factory=unavailable)
+    assert index.get("/p/bike.jpg").caption == "a tandem on a mountain pass"  # saved; its vector owed
+    assert index.count_vectors_owed(VectorKind.TEXT, MODEL_ID) == 1
