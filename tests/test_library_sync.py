@@ -416,3 +416,17 @@ def test_a_failed_write_is_reported_once_per_run(tmp_path: Path, index: CaptionI
     assert (s.captioned, s.write_failed) == (1, 1)
     assert [o.outcome for o in events] == [Outcome.FAILED] and "read-only" in (events[0].reason or "")
     assert index.get(str(folder / "a.jpg")).write_owed  # a later run tries again
+
+
+def test_a_write_killed_before_the_index_heard_of_it_is_not_a_changed_photo(tmp_path: Path, index: CaptionIndex) -> None:
+    """The file holds this caption as photocap wrote it, for these pixels: up to date, not
+    ``photo_changed`` (the crash loop's writer killed between rename and settle)."""
+    folder = tmp_path / "lib"
+    photo = make_photo(folder / "a.jpg", 1)
+    index_folders([folder], index, fake, OPT)
+    record = index.get(str(photo))
+    write_caption(photo, record.caption, model=record.model)  # the index never settled this write
+    outcome = sync.write_record(index, record, sync.WriteOptions())
+    assert (outcome.outcome, outcome.skip) == (Outcome.SKIPPED, SkipReason.UP_TO_DATE)
+    write_caption(photo, "another caption", model=record.model)  # not this caption: not this photo's
+    assert sync.write_record(index, record, sync.WriteOptions()).skip is SkipReason.PHOTO_CHANGED

@@ -27,7 +27,7 @@ from pathlib import Path
 from photocap.errors import MetadataError
 from photocap.index.store import CaptionIndex, Fingerprint, PhotoRecord, PhotoUpdate
 from photocap.library.concepts import keywords as concept_keywords
-from photocap.library.photofile import FileDescription, ProbeResult
+from photocap.library.photofile import FileDescription, ProbeResult, read_description
 from photocap.library.scan import Root, content_hash, normalise_roots, resolve
 from photocap.metadata import atomic
 from photocap.metadata.provenance import Owner
@@ -114,7 +114,9 @@ def captioned_photo(record: PhotoRecord) -> atomic.Signature | None:
     """THE "is this file still the photo the caption was made for" rule.
 
     The file's signature (size, mtime, inode) when it is: its size and mtime are the ones the
-    index stored, or its content hash is the stored one (only touched, or copied back). None
+    index stored, or its content hash is the stored one (only touched, or copied back), or it
+    already holds this caption as photocap wrote it (for a model's caption: written for these
+    pixels, ``XMP-photocap:ImageDigest``). None
     when it was replaced or edited since (or cannot be read): writing the caption there would
     put one photo's words into another. The writer re-checks the signature before it
     replaces anything, so a file swapped after this check is not written either.
@@ -124,14 +126,19 @@ def captioned_photo(record: PhotoRecord) -> atomic.Signature | None:
         return None
     if (before[0], before[1]) == (record.size, record.mtime_ns):
         return before
-    if record.content_hash is None:
-        return None
     try:
         digest = content_hash(record.path)
     except OSError:
         return None
-    # the hash must be of the file as signed: one replaced while it was hashed is not trusted
-    return before if digest == record.content_hash and atomic.signature(Path(record.path)) == before else None
+    same = record.content_hash is not None and digest == record.content_hash
+    if not same and record.caption:
+        # a write of this very caption that was killed before the index heard of it: the file
+        # holds it as photocap wrote it (a model's caption only where it names these pixels)
+        found, _ = read_description(record.path)
+        owner = Owner.PHOTOCAP_USER if record.source is CaptionSource.USER else Owner.PHOTOCAP_MODEL
+        same = found is not None and found.owner is owner and found.text == " ".join(record.caption.split())
+    # checked on the file as signed: one replaced meanwhile is not trusted
+    return before if same and atomic.signature(Path(record.path)) == before else None
 
 
 def _settle_written(index: CaptionIndex, record: PhotoRecord, report: WriteReport) -> None:
