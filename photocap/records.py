@@ -78,6 +78,7 @@ class SkipReason(StrEnum):
     NOT_INDEXED = "not_indexed"  # the index does not know the photo
     NOT_A_PHOTO = "not_a_photo"  # not a file photocap reads
     NOT_PERSONS = "not_persons"  # clear-caption: the caption is not one a person set
+    PHOTO_CHANGED = "photo_changed"  # the file is no longer the photo the caption was made for
 
 
 @dataclass(frozen=True)

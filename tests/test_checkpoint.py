@@ -159,3 +159,22 @@ def test_newer_config_version_says_upgrade(tiny_model_path, tmp_path):
 
     with pytest.raises(CheckpointError, match="upgrade photocap"):
         load_model(_rewrite_header(tiny_model_path, tmp_path / "z.safetensors", from_the_future))
+
+
+@pytest.mark.parametrize("entry", ["vocab", "info", "config"])
+def test_a_broken_header_entry_is_named(tiny_model_path, tmp_path, entry):
+    """Issue 31: not "Expecting value: line 1 column 1" alone, but which entry of the header."""
+
+    def break_it(header):
+        header["__metadata__"][entry] = "{not json"
+
+    path = _rewrite_header(tiny_model_path, tmp_path / f"{entry}.safetensors", break_it)
+    with pytest.raises(CheckpointError, match=f"its '{entry}' entry is not valid JSON") as err:
+        read_header(path)
+    assert str(path) in str(err.value)
+
+    def wrong_shape(header):
+        header["__metadata__"][entry] = "[1, 2]"
+
+    with pytest.raises(CheckpointError, match=f"'{entry}'"):
+        read_header(_rewrite_header(tiny_model_path, tmp_path / f"{entry}-list.safetensors", wrong_shape))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -148,3 +149,32 @@ def test_help_has_examples() -> None:
     for cmd in (["index"], ["search"], ["prune"], ["db"]):
         r = run(*cmd, "--help")
         assert r.exit_code == 0 and "Examples:" in r.output
+
+
+def test_paths_with_a_newline_can_be_told_apart(tmp_path: Path) -> None:
+    """Issue 31: ``--print0`` hands exact paths to ``xargs -0`` (a real pipe); plain output shows
+    control characters escaped, one line per photo."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    odd = photos / "two\nlines.jpg"
+    plain = photos / "lines.jpg"
+    for p in (odd, plain):
+        p.write_bytes(b"x")
+    db = tmp_path / "i.db"
+    with CaptionIndex.open(db) as idx:
+        idx.upsert_photos(PhotoUpdate(str(p), 1, 1, caption="a kite over the dunes", source="model", model="m1",
+                                      score=-1.0) for p in (odd, plain))
+    code = "from photocap.cli import cli; cli()"
+    search = subprocess.run([sys.executable, "-c", code, "search", "kite", "--mode", "words", "--db", str(db),
+                             "--print0"], capture_output=True, check=True)
+    assert sorted(search.stdout.split(b"\0")) == sorted([b"", os.fsencode(odd), os.fsencode(plain)])
+    # each path arrives whole: stat would fail on "two" or "lines.jpg" split from the odd name
+    sizes = subprocess.run(["xargs", "-0", "stat", "--printf", "%s\n", "--"], input=search.stdout,
+                           capture_output=True, check=True)
+    assert sizes.stdout == b"1\n1\n"
+    r = run("search", "kite", "--mode", "words", "--db", str(db), "--paths-only")
+    assert sorted(r.stdout.splitlines()) == sorted([str(photos / "two\\nlines.jpg"), str(plain)])
+    assert "--print0" in r.stderr
+    r = run("search", "kite", "--mode", "words", "--db", str(db))
+    assert str(photos / "two\\nlines.jpg") in r.stdout.splitlines()
+    assert run("search", "--help").output.count("--print0 | xargs -0") == 1

@@ -192,6 +192,19 @@ def test_write_fresh(built, tmp_path):
         if tags:
             assert tags[path].get("XMP-dc:Description") == CAPTION, tags[path]
             assert tags[path].get("XMP-dc:Creator") == "Ana Núñez"
+    # issue 31: a corrupt x:xmpmeta namespace is put right (exiftool reads the caption), a packet
+    # with no room for the caption in its JPEG segment sends it to a sidecar (--target auto)
+    corrupt = [c for c in cases if c.what == "XMP: corrupt-xmpmeta-namespace"]
+    full = [c for c in cases if c.what == "XMP: over-jpeg-limit-with-a-caption" and c.format == "jpeg"]
+    assert corrupt and full
+    where = {c.path: Path(by_path[c.path].get("written_path") or c.path) for c in corrupt + full}
+    tags = check.exiftool_tags(list(where.values()))
+    for case in corrupt + full:
+        report = by_path[case.path]
+        assert report["event"] == "written", report
+        assert report["target"] == ("sidecar" if case in full else "embed"), report
+        if tags:
+            assert tags[where[case.path]].get("XMP-dc:Description") == CAPTION, (case.what, tags[where[case.path]])
     written = sum(1 for r in reports if r["event"] == "written" and r.get("target") == "embed")
     print(f"\nhostile write: {len(reports)} files, {written} embedded")
 
@@ -242,6 +255,42 @@ def test_watcher(built, tiny_model_path, tmp_path):
 
 
 # --- queries and model files ------------------------------------------------------------------
+
+
+def test_replaced_photo_and_newline_path(tiny_model_path, tmp_path, sample_photos):
+    """Issue 31 through real processes: a photo replaced after it was captioned never gets the old
+    photo's caption (exiftool checks the file), and a path with a newline comes out of
+    ``search --print0`` exactly as it is on disk."""
+    folder, db = tmp_path / "d", str(tmp_path / "x.db")
+    folder.mkdir()
+    photo = folder / "a\nb.jpg"  # a newline in its name too
+    shutil.copyfile(sample_photos["astronaut.jpg"], photo)
+    model = ("--model", str(tiny_model_path), "--device", "cpu", "--workers", "0")
+    first = subprocess.run(photocap("index", str(folder), "--db", db, "--json", *model), capture_output=True,
+                           text=True, env=_env(), timeout=600)
+    assert first.returncode == 0 and "Traceback" not in first.stderr, first.stderr[-2000:]
+    with CaptionIndex.open(db) as idx:
+        old_caption = idx.get(str(photo)).caption
+    found = subprocess.run(photocap("search", *old_caption.split()[-2:], "--mode", "words", "--db", db,
+                                    "--print0"), capture_output=True, env=_env(), timeout=600)
+    assert found.stdout == os.fsencode(photo) + b"\0", found
+    shutil.copyfile(sample_photos["chelsea.jpg"], photo)  # another photo under the same name
+    write = subprocess.run(photocap("write", str(folder), "--db", db, "--json"), capture_output=True, text=True,
+                           env=_env(), timeout=600)
+    assert write.returncode == 0 and "Traceback" not in write.stderr
+    assert [(r["event"], r["skip"]) for r in _json(write.stdout.splitlines())] == [("skipped", "photo_changed")]
+    tags = check.exiftool_tags([photo])
+    if tags:
+        assert "XMP-dc:Description" not in tags[photo]
+    again = subprocess.run(photocap("index", str(folder), "--db", db, "--json", "--write-metadata", *model),
+                           capture_output=True, text=True, env=_env(), timeout=600)
+    events = _json(again.stdout.splitlines())
+    assert [e["event"] for e in events if e["event"] != "summary"] == ["captioned", "written"], events
+    with CaptionIndex.open(db) as idx:
+        new_caption = idx.get(str(photo)).caption
+    tags = check.exiftool_tags([photo])
+    if tags:
+        assert tags[photo].get("XMP-dc:Description") == new_caption
 
 
 def test_hostile_queries(tmp_path):

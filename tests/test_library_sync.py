@@ -18,7 +18,7 @@ from photocap.index.store import CaptionIndex, PhotoUpdate
 from photocap.library import edit, sync
 from photocap.library.pipeline import IndexOptions, Progress, index_folders
 from photocap.library.scan import normalise_roots
-from photocap.metadata import atomic
+from photocap.metadata import atomic, jpeg
 from photocap.metadata.provenance import Owner
 from photocap.metadata.reader import read_metadata
 from photocap.metadata.writer import write_caption
@@ -313,3 +313,120 @@ def test_a_file_that_crashes_the_decoder_is_the_only_one_to_fail(tmp_path: Path)
     assert results.pop("bad") == "crashed"
     assert results == {n: n.upper() for n in names if n != "bad"}
     assert pool.replaced >= 1
+
+
+# --------------------------------------------------------------------------- a replaced photo (issue 31)
+
+
+@needs_exiftool
+def test_a_replaced_photo_never_gets_the_old_photos_caption(tmp_path: Path) -> None:
+    """Issue 31's steps through the CLI: index, replace the photo, write, index again."""
+    folder, db = tmp_path / "d", str(tmp_path / "x.db")
+    photo = make_photo(folder / "a.jpg", 1)
+    with CaptionIndex.open(db) as idx:
+        index_folders([folder], idx, fake, OPT)
+        old_caption = idx.get(str(photo)).caption
+    make_photo(folder / "other.jpg", 2)
+    os.replace(folder / "other.jpg", photo)  # another photo under the same name
+    out = run("write", str(folder), "--db", db, "--json")
+    lines = [json.loads(line) for line in out.output.splitlines() if line.startswith("{")]
+    assert [(o["event"], o["skip"]) for o in lines] == [("skipped", "photo_changed")], out.output
+    assert "changed since it was captioned" in out.output
+    assert "XMP-dc:Description" not in exiftool(photo, "-XMP-dc:Description")
+    with CaptionIndex.open(db) as idx:
+        again = index_folders([folder], idx, fake, OPT)
+        assert (again.changed, again.captioned, again.adopted) == (1, 1, 0)
+        assert idx.get(str(photo)).caption != old_caption
+
+
+@needs_exiftool
+def test_a_photo_replaced_during_an_index_run_is_not_written(tmp_path: Path, index: CaptionIndex) -> None:
+    """The file is swapped between its probe and its write (the model's caption is of the old
+    photo): ``index --write-metadata`` skips it, and the next run captions the new photo."""
+    folder = tmp_path / "lib"
+    photo = make_photo(folder / "a.jpg", 1)
+    swap = make_photo(tmp_path / "swap.jpg", 2)
+
+    class Swapping(FakeCaptioner):
+        def describe_images(self, images, cpu_shared=False):  # type: ignore[no-untyped-def]
+            os.replace(swap, photo)
+            return super().describe_images(images, cpu_shared)
+
+    s = index_folders([folder], index, Swapping, IndexOptions(workers=0, write_metadata=True))
+    assert (s.captioned, s.written, s.write_skipped, s.write_failed) == (1, 0, 1, 0)
+    assert "XMP-dc:Description" not in exiftool(photo, "-XMP-dc:Description")
+    assert index.get(str(photo)).write_owed  # the new photo's caption is still owed to it
+    again = index_folders([folder], index, fake, IndexOptions(workers=0, write_metadata=True))
+    assert (again.changed, again.captioned, again.written) == (1, 1, 1)
+    assert exiftool(photo, "-XMP-dc:Description")["XMP-dc:Description"] == index.get(str(photo)).caption
+
+
+@needs_exiftool
+def test_a_touched_photo_is_still_written(tmp_path: Path, index: CaptionIndex) -> None:
+    """Same content, new mtime: the same photo (its content hash says so): written."""
+    folder = tmp_path / "lib"
+    photo = make_photo(folder / "a.jpg", 1)
+    index_folders([folder], index, fake, OPT)
+    os.utime(photo, ns=(1_000_000_000, 1_000_000_000))
+    outcome = sync.write_record(index, index.get(str(photo)), sync.WriteOptions())
+    assert outcome.outcome is Outcome.WRITTEN
+    assert exiftool(photo, "-XMP-dc:Description")["XMP-dc:Description"] == index.get(str(photo)).caption
+
+
+@needs_exiftool
+def test_a_model_caption_written_for_another_photo_is_never_adopted(tmp_path: Path, index: CaptionIndex) -> None:
+    """The written XMP names the pixels its caption describes: a sidecar left beside a replaced
+    photo, or a photo's metadata copied onto another, is not that photo's caption."""
+    folder = tmp_path / "lib"
+    heic_like = make_photo(folder / "a.png", 1)
+    first = write_caption(heic_like, "a man in a red shirt", target="sidecar", model="m1")
+    side = Path(first.written_path or "")
+    assert exiftool(side, "-XMP-photocap:ImageDigest")["XMP-photocap:ImageDigest"]
+    donor = make_photo(tmp_path / "donor.jpg", 3)
+    write_caption(donor, "a man in a red shirt", model="m1")
+    cat = make_photo(folder / "b.jpg", 2)
+    packet = jpeg.parse(donor.read_bytes()).get(jpeg.APP1, jpeg.XMP_ID)  # the whole packet, copied
+    cat.write_bytes(jpeg.rebuild(cat.read_bytes(), xmp=packet))
+    assert exiftool(cat, "-XMP-dc:Description")["XMP-dc:Description"] == "a man in a red shirt"
+    make_photo(folder / "new.png", 4)
+    os.replace(folder / "new.png", heic_like)  # the sidecar stays beside another photo
+    info = read_metadata(cat)
+    assert info.caption is None and info.values[0].stock == "a model's caption photocap wrote for another photo"
+    s = index_folders([folder], index, fake, IndexOptions(workers=0, write_metadata=True))
+    assert (s.new, s.captioned, s.adopted, s.written) == (2, 2, 0, 2)
+    for path in (cat, heic_like):
+        record = index.get(str(path))
+        assert record.caption != "a man in a red shirt" and record.source is CaptionSource.MODEL
+    assert exiftool(cat, "-XMP-dc:Description")["XMP-dc:Description"] == index.get(str(cat)).caption
+    # the photo it was written for still adopts it (an index lost, or copied to another machine)
+    assert read_metadata(donor).caption_owner is Owner.PHOTOCAP_MODEL
+
+
+def test_a_failed_write_is_reported_once_per_run(tmp_path: Path, index: CaptionIndex) -> None:
+    """A photo in a read-only folder: one ``failed`` write outcome, not one per write pass."""
+    folder = tmp_path / "lib"
+    make_photo(folder / "a.jpg", 1)
+    events = []
+    folder.chmod(0o555)
+    try:
+        s = index_folders([folder], index, fake, IndexOptions(workers=0, write_metadata=True),
+                          on_progress=lambda p: events.extend(o for o in p.outcomes if o.stage is Stage.WRITE))
+    finally:
+        folder.chmod(0o755)
+    assert (s.captioned, s.write_failed) == (1, 1)
+    assert [o.outcome for o in events] == [Outcome.FAILED] and "read-only" in (events[0].reason or "")
+    assert index.get(str(folder / "a.jpg")).write_owed  # a later run tries again
+
+
+def test_a_write_killed_before_the_index_heard_of_it_is_not_a_changed_photo(tmp_path: Path, index: CaptionIndex) -> None:
+    """The file holds this caption as photocap wrote it, for these pixels: up to date, not
+    ``photo_changed`` (the crash loop's writer killed between rename and settle)."""
+    folder = tmp_path / "lib"
+    photo = make_photo(folder / "a.jpg", 1)
+    index_folders([folder], index, fake, OPT)
+    record = index.get(str(photo))
+    write_caption(photo, record.caption, model=record.model)  # the index never settled this write
+    outcome = sync.write_record(index, record, sync.WriteOptions())
+    assert (outcome.outcome, outcome.skip) == (Outcome.SKIPPED, SkipReason.UP_TO_DATE)
+    write_caption(photo, "another caption", model=record.model)  # not this caption: not this photo's
+    assert sync.write_record(index, record, sync.WriteOptions()).skip is SkipReason.PHOTO_CHANGED

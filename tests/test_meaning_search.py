@@ -23,7 +23,7 @@ from photocap.index.store import CaptionIndex, PhotoUpdate
 from photocap.library.concepts import with_concepts
 from photocap.library.meaning import TextVariant, embed_owed, photo_texts
 from photocap.library.pipeline import index_folders
-from photocap.library.search import MIN_MEANING, SearchMode, query_embedder, search, search_page
+from photocap.library.search import MIN_MEANING, SearchMode, meaning_matches, query_embedder, search, search_page
 from photocap.meaning.text import MODEL_ID, TextEmbedder
 from photocap.records import CaptionSource, Concept, MatchedBy, VectorKind
 
@@ -441,3 +441,36 @@ def test_a_literal_caption_phrase_ranks_its_photo_first(index, embed):
     for path, (caption, _concepts) in LIBRARY.items():
         for query in (caption, f'"{caption}"'):
             assert paths(search(index, query, embed=embed))[0] == path, query
+
+
+def test_a_caption_a_person_sets_is_found_by_meaning_at_once(index, embedder, embed):
+    """Issue 31: set-caption and the GUI's Save embed the new caption when it is saved."""
+    from photocap.library import edit
+
+    assert "/p/car.jpg" not in paths(search(index, "eggs and bacon", mode=SearchMode.MEANING, embed=embed))
+    edit.set_caption(index, "/p/car.jpg", "fried eggs and bacon on a plate", embedder_factory=lambda: embedder)
+    assert paths(search(index, "eggs and bacon", mode=SearchMode.MEANING, embed=embed))[0] == "/p/car.jpg"
+    assert not index.count_vectors_owed(VectorKind.TEXT, MODEL_ID)
+
+    def unavailable():
+        raise MeaningUnavailable("no sentence model here")
+
+    edit.set_caption(index, "/p/bike.jpg", "a tandem on a mountain pass", embedder_factory=unavailable)
+    assert index.get("/p/bike.jpg").caption == "a tandem on a mountain pass"  # saved; its vector owed
+    assert index.count_vectors_owed(VectorKind.TEXT, MODEL_ID) == 1
+
+
+def test_meaning_results_end_where_relevance_ends():
+    """Issue 31: a weak match far below the best one is not a result (the relative cut-off)."""
+    from photocap.library.search import RELATIVE_MEANING
+
+    scores = [(1, 0.62), (2, 0.40), (3, 0.26)]
+    assert meaning_matches(scores, MIN_MEANING, 0.35, RELATIVE_MEANING) == [(1, 0.62), (2, 0.40)]
+    assert meaning_matches(scores, MIN_MEANING, 0.35) == scores  # the floor alone kept the tail
+    assert meaning_matches([(1, 0.30)], MIN_MEANING, 0.35, RELATIVE_MEANING) == []  # the gate still first
+
+
+def test_kitten_finds_the_cat_not_the_tail(index, embed):
+    hits = search(index, "kitten", mode=SearchMode.MEANING, embed=embed)
+    best = hits[0].meaning_score
+    assert paths(hits)[0] == "/p/cat.jpg" and all(h.meaning_score >= best / 2 for h in hits)

@@ -77,6 +77,7 @@ def test_write_dry_run_and_file_not_in_index(library, tmp_path: Path) -> None:
     result = runner().invoke(cli, ["write", str(files["coffee"]), str(stray), "--db", str(db), "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "would write" in result.stdout
+    assert f"    text: {CAPTION}\n" in result.stdout  # the words it would write, not only where
     assert "not in the index" in result.stderr
     assert files["coffee"].read_bytes() == old
     only_bad = runner().invoke(cli, ["write", str(stray), "--db", str(db)])

@@ -12,6 +12,7 @@ from photocap.errors import MetadataError
 from photocap.metadata import jpeg
 from photocap.metadata.reader import read_metadata
 from photocap.metadata.writer import write_caption
+from photocap.records import SkipReason
 
 from metadata_samples import (
     CAPTION,
@@ -241,7 +242,10 @@ def test_corrupt_scan_data_fails_verification_and_leaves_no_temp(tmp_path: Path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["coffee.jpg"]
 
 
-def test_xmp_too_big_for_one_segment_is_a_clear_error(tmp_path: Path) -> None:
+@needs_exiftool
+def test_xmp_too_big_for_one_segment_goes_to_a_sidecar(tmp_path: Path) -> None:
+    """Issue 31: ``--target auto`` promises a sidecar where embedding is not possible; ``embed``
+    is a clear error. The photo is left byte for byte as it was either way."""
     photo = copy_example(tmp_path)
     keywords = "".join(f"<rdf:li>keyword number {i:05d} padding padding</rdf:li>" for i in range(1200))
     packet = (
@@ -252,9 +256,15 @@ def test_xmp_too_big_for_one_segment_is_a_clear_error(tmp_path: Path) -> None:
     assert len(packet) < jpeg.MAX_XMP
     photo.write_bytes(jpeg.rebuild(photo.read_bytes(), xmp=packet))
     old = photo.read_bytes()
-    with pytest.raises(MetadataError, match="extended XMP"):
-        write_caption(photo, CAPTION)
+    with pytest.raises(MetadataError, match="extended XMP.*--target sidecar"):
+        write_caption(photo, CAPTION, target="embed")
     assert photo.read_bytes() == old
+    report = write_caption(photo, CAPTION)
+    assert report.target == "sidecar" and photo.read_bytes() == old
+    side = Path(report.written_path or "")
+    assert exiftool(side, "-XMP-dc:Description")["XMP-dc:Description"] == CAPTION
+    assert read_metadata(photo).caption == CAPTION
+    assert write_caption(photo, CAPTION).skip is SkipReason.UP_TO_DATE
 
 
 def test_bad_arguments(tmp_path: Path) -> None:

@@ -14,8 +14,12 @@ from photocap.metadata import fields, xmp
 from photocap.metadata.reader import read_metadata
 from photocap.metadata.writer import write_caption
 
+from photocap.records import SkipReason
+
 from metadata_samples import (
     CAPTION,
+    exiftool,
+    needs_exiftool,
     XMP_WITH_ENTITIES,
     jpeg_with_xmp_packet,
     xmp_with_external_entity,
@@ -134,3 +138,43 @@ def test_metadata_package_imports_nothing_heavy() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+RATED = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" '
+         b'xmlns:xmp="http://ns.adobe.com/xap/1.0/"><rdf:Description rdf:about=""><xmp:Rating>3</xmp:Rating>'
+         b'</rdf:Description></rdf:RDF></x:xmpmeta>')
+
+
+@needs_exiftool
+@pytest.mark.parametrize("wrapper", [b'xmlns:x="adobe:ns:meta/BROKEN"', b'xmlns:x="urn:not-xmp"'])
+def test_a_corrupt_xmpmeta_namespace_is_put_right_so_other_tools_read_the_caption(
+        tmp_path: Path, wrapper: bytes) -> None:
+    """Issue 31: merged into the packet as it was, the caption was hidden from exiftool."""
+    photo = jpeg_with_xmp_packet(tmp_path / "p.jpg", RATED.replace(b'xmlns:x="adobe:ns:meta/"', wrapper))
+    assert "XMP-dc:Description" not in exiftool(photo, "-XMP:all")
+    report = write_caption(photo, CAPTION)
+    assert report.target == "embed"
+    seen = exiftool(photo, "-XMP:all")
+    assert seen["XMP-dc:Description"] == CAPTION and seen["XMP-xmp:Rating"] == 3  # the rating kept
+    assert write_caption(photo, CAPTION).skip is SkipReason.UP_TO_DATE
+
+
+@needs_exiftool
+def test_a_corrupt_wrapper_holding_more_than_rdf_goes_to_a_sidecar(tmp_path: Path) -> None:
+    packet = RATED.replace(b'xmlns:x="adobe:ns:meta/">', b'xmlns:x="urn:x"><x:other>kept</x:other>')
+    photo = jpeg_with_xmp_packet(tmp_path / "p.jpg", packet)
+    before = photo.read_bytes()
+    report = write_caption(photo, CAPTION)
+    assert report.target == "sidecar" and photo.read_bytes() == before
+    assert exiftool(Path(report.written_path or ""), "-XMP-dc:Description")["XMP-dc:Description"] == CAPTION
+    with pytest.raises(MetadataError, match="wrapper"):
+        write_caption(photo, CAPTION, target="embed")
+
+
+def test_a_non_standard_wrapper_is_replaced_keeping_every_property() -> None:
+    doc = xmp.parse(RATED.replace(b'xmlns:x="adobe:ns:meta/"', b'xmlns:x="urn:x"'))
+    before = xmp.properties(doc)
+    assert not xmp.is_standard(doc) and xmp.wrapper_problem(doc) is None
+    assert xmp.make_standard(doc) and xmp.is_standard(doc) and xmp.properties(doc) == before
+    again = xmp.parse(xmp.serialize(doc))
+    assert xmp.is_standard(again) and xmp.properties(again) == before

@@ -91,6 +91,21 @@ def echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False))
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(32), 127, *range(0x80, 0xA0))}
+_CONTROL.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+
+
+def shown(text: str) -> str:
+    """``text`` for a line of plain-text output: control characters (a newline or an escape
+    sequence in a file name) shown escaped, so one line is one path and nothing drives the
+    terminal. Programs that need the exact bytes use --json or --print0."""
+    return text.translate(_CONTROL)
+
+
+def has_control(text: str) -> bool:
+    return shown(text) != text
+
+
 def warn(message: str) -> None:
     click.echo(message, err=True)
 

@@ -22,9 +22,11 @@ from photocap.cli._common import (
     db_option,
     device_option,
     echo_json,
+    has_control,
     json_option,
     model_option,
     resolve_db,
+    shown,
     user_errors,
     warn,
     workers_option,
@@ -217,13 +219,13 @@ class _IndexReporter:
             echo_json({"event": "summary", **s.to_dict()})
             return
         for f in s.failures[:MAX_LISTED_FAILURES]:
-            warn(f"failed: {f.path}: {f.reason}")
+            warn(f"failed: {shown(f.path)}: {shown(f.reason or '')}")
         if len(s.failures) > MAX_LISTED_FAILURES:
             warn(f"... and {len(s.failures) - MAX_LISTED_FAILURES} more failures (see --json).")
         for f in s.write_failures[:MAX_LISTED_FAILURES]:
             warn(f"metadata not written: {f.reason}")
         for e in s.scan_errors[:MAX_LISTED_FAILURES]:
-            warn(f"could not read folder: {e.path}: {e.reason}")
+            warn(f"could not read folder: {shown(e.path)}: {shown(e.reason)}")
         click.echo(format_index_summary(s))
 
 
@@ -255,9 +257,14 @@ class _QueryCommand(click.Command):
 @click.option("--limit", type=click.IntRange(1, 100_000), default=20, show_default=True,
               help="Show at most this many photos, best first.")
 @json_option
-@click.option("--paths-only", is_flag=True, help="Print only paths, one per line (for xargs and image viewers).")
+@click.option("--paths-only", is_flag=True,
+              help="Print only paths, one per line (control characters, such as a newline in a file name, "
+                   "shown escaped: use --print0 to pass paths to other programs).")
+@click.option("--print0", is_flag=True,
+              help="Print only paths, each followed by a NUL byte, exactly as they are on disk "
+                   "(for xargs -0, as with find -print0).")
 def search(query: tuple[str, ...], db_path: Path | None, mode: str, limit: int, as_json: bool,
-           paths_only: bool) -> None:
+           paths_only: bool, print0: bool) -> None:
     """Find photos for QUERY, best match first: by its words and by what it means.
 
     By default (--mode hybrid) a photo is found by the words of its caption, by
@@ -279,13 +286,15 @@ def search(query: tuple[str, ...], db_path: Path | None, mode: str, limit: int, 
       photocap search a child in a red coat playing in the snow --mode meaning
       photocap search '"red car"' OR bicycle
       photocap search cat -sofa --limit 5
-      photocap search sunset --paths-only | xargs -d '\\n' eog
+      photocap search sunset --print0 | xargs -0 eog
       photocap search birthday --json | jq -r '.path + " " + (.matched_by | join(","))'
     """
     from photocap.errors import MeaningUnavailable
     from photocap.index.store import CaptionIndex
     from photocap.library.search import SearchMode, query_embedder, search_page
 
+    if print0 and as_json:
+        raise click.UsageError("--print0 and --json are two different outputs: choose one.")
     text = " ".join(query)
     chosen = SearchMode(mode)
     embed = None
@@ -299,7 +308,7 @@ def search(query: tuple[str, ...], db_path: Path | None, mode: str, limit: int, 
                 warn(f"Searching by words only: {exc}")
         with CaptionIndex.open(resolve_db(db_path), create=False, readonly_ok=True) as idx:
             page = search_page(idx, text, mode=chosen, limit=limit, embed=embed,
-                               highlight=_markers(as_json or paths_only))
+                               highlight=_markers(as_json or paths_only or print0))
             hits, total = page.hits, page.total
             empty_index = not hits and not idx.has_captions()
             no_vectors = (not hits and embed is not None and not empty_index
@@ -311,8 +320,16 @@ def search(query: tuple[str, ...], db_path: Path | None, mode: str, limit: int, 
                     "(it embeds the captions it has, without captioning again).")
         warn(f"No photos match {text!r}.{hint}")
         return
+    if print0:
+        out = click.get_binary_stream("stdout")
+        for hit in hits:
+            out.write(os.fsencode(hit.record.path) + b"\0")
+        out.flush()
+        return
     for hit in hits:
         _print_hit(hit, as_json, paths_only)
+    if paths_only and any(has_control(h.record.path) for h in hits):
+        warn("Some paths hold control characters (shown escaped); use --print0 | xargs -0 to pass them on.")
     if total > len(hits) and not (as_json or paths_only):
         warn(f"Showing {len(hits)} of {total} matches; use --limit to see more.")
 
@@ -325,7 +342,7 @@ def _markers(plain: bool) -> tuple[str, str]:
 
 def _print_hit(hit: SearchHit, as_json: bool, paths_only: bool) -> None:
     if paths_only:
-        click.echo(hit.record.path)
+        click.echo(shown(hit.record.path))
     elif as_json:
         r = hit.record
         echo_json({
@@ -337,7 +354,7 @@ def _print_hit(hit: SearchHit, as_json: bool, paths_only: bool) -> None:
             "fused_score": _round(hit.fused_score, 6),
         })
     else:
-        click.echo(click.style(hit.record.path, bold=True))
+        click.echo(click.style(shown(hit.record.path), bold=True))
         why = ""
         if MatchedBy.WORDS not in hit.matched_by:  # say why: the caption does not hold the words
             reasons = []
@@ -348,7 +365,7 @@ def _print_hit(hit: SearchHit, as_json: bool, paths_only: bool) -> None:
             if MatchedBy.PIXELS in hit.matched_by and hit.pixels_score is not None:
                 reasons.append(f"looks like it {hit.pixels_score:.2f}")
             why = "  (" + "; ".join(reasons) + ")" if reasons else ""
-        click.echo(f"    {hit.snippet}" + ("  (yours)" if hit.record.source == "user" else "") + why)
+        click.echo(f"    {shown(hit.snippet)}" + ("  (yours)" if hit.record.source == "user" else "") + why)
 
 
 def _round(x: float | None, digits: int = 4) -> float | None:

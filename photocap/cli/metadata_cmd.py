@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from photocap.cli._common import db_option, echo_json, json_option, resolve_db, user_errors, warn
+from photocap.cli._common import db_option, echo_json, json_option, resolve_db, shown, user_errors, warn
 from photocap.errors import PhotocapError
 from photocap.records import FileOutcome, Outcome, SkipReason
 
@@ -55,11 +55,13 @@ def _describe(o: FileOutcome) -> str:
     """One line per write outcome."""
     report = o.write
     if o.outcome is Outcome.SKIPPED:
-        return f"skipped  {o.path}: {o.reason}"
+        return f"skipped  {shown(o.path)}: {shown(o.reason or '')}"
     assert report is not None
-    verb = "would write" if report.dry_run else "wrote"
-    where = report.written_path if report.target == "sidecar" else o.path
-    return f"{verb}  {where}  ({report.target}: {', '.join(report.fields)})"
+    where = shown((report.written_path if report.target == "sidecar" else o.path) or o.path)
+    if report.dry_run:  # what would be written, not only where
+        return (f"would write  {where}  ({report.target}: {', '.join(report.fields)})\n"
+                f"    text: {shown(o.caption or '')}")
+    return f"wrote  {where}  ({report.target}: {', '.join(report.fields)})"
 
 
 @click.command(epilog=WRITE_HELP_EPILOG)
@@ -147,7 +149,7 @@ def write(
         if o.outcome is Outcome.FAILED:
             warn(f"error: {o.reason}")
         elif o.skip is SkipReason.NOT_INDEXED:
-            warn(f"{o.path}: {o.reason}")
+            warn(f"{shown(o.path)}: {o.reason}")
         if as_json:
             echo_json(o.to_dict())
         elif o.outcome is not Outcome.FAILED and o.skip is not SkipReason.NOT_INDEXED:

@@ -17,9 +17,10 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from photocap.errors import NotIndexedError, PhotocapError
-from photocap.index.store import CaptionIndex, PhotoUpdate
+from photocap.errors import MeaningUnavailable, NotIndexedError, PhotocapError
+from photocap.index.store import CaptionIndex, PhotoRecord, PhotoUpdate
 from photocap.library import sync
+from photocap.library.meaning import EmbedderFactory, embed_owed, shared_embedder
 from photocap.library.photofile import probe_file
 from photocap.library.pipeline import CaptionerFactory, IndexOptions, Progress, index_files
 from photocap.library.scan import is_image_path
@@ -53,9 +54,14 @@ def _ensure_indexed(index: CaptionIndex, path: str) -> FileOutcome | None:
 
 
 def set_caption(
-    index: CaptionIndex, path: str | os.PathLike[str], text: str, *, write: sync.WriteOptions | None = None
+    index: CaptionIndex, path: str | os.PathLike[str], text: str, *, write: sync.WriteOptions | None = None,
+    embedder_factory: EmbedderFactory | None = shared_embedder,
 ) -> tuple[FileOutcome, ...]:
     """Make ``text`` the person's caption of ``path`` (indexing the photo if needed).
+
+    The caption is searchable by meaning at once: its text vector is made with the sentence
+    model from ``embedder_factory`` (None: left owed). Where that model can't be loaded the
+    vector stays owed and the next ``photocap index`` makes it; the caption is saved either way.
 
     Returns the SET outcome (or FAILED) and, with ``write``, the write's outcome: WRITTEN,
     SKIPPED (``SkipReason.PERSONS_DESCRIPTION``: someone else's description is in the file;
@@ -67,10 +73,20 @@ def set_caption(
     if problem is not None:
         return (problem,)
     record = index.set_user_caption(p, caption, write_owed=write is not None)
+    _embed_now(index, record, embedder_factory)
     outcomes = [FileOutcome(p, Outcome.SET, caption=record.caption, source=CaptionSource.USER)]
     if write is not None:
         outcomes.append(sync.write_record(index, record, write))
     return tuple(outcomes)
+
+
+def _embed_now(index: CaptionIndex, record: PhotoRecord, factory: EmbedderFactory | None) -> None:
+    if factory is None:
+        return
+    try:
+        embed_owed(index, factory(), ids=[record.id])
+    except MeaningUnavailable:
+        pass  # owed: the next `photocap index` embeds it
 
 
 def write_caption_of(index: CaptionIndex, path: str | os.PathLike[str], write: sync.WriteOptions) -> FileOutcome:

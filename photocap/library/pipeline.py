@@ -186,6 +186,7 @@ class _Run:
         self.captioning: deque[tuple[_Batch, Future[list[Described | CaptionFailure]]]] = deque()
         self.captioner: CaptionerLike | PathCaptioner | None = None
         self.stopped = False
+        self.write_tried: set[str] = set()  # each owed write is tried (and reported) once a run
 
     # ------------------------------------------------------------- small steps
     def stop_requested(self) -> bool:
@@ -232,7 +233,7 @@ class _Run:
         self.embed_text([u.path for u, _ in rows if u.caption is not None])
         if self.opt.write_metadata:
             sync.write_owed(self.index, [u.path for u, _ in rows if u.write_owed], self.opt.write_options,
-                            self.log.emit)
+                            self.log.emit, self.write_tried)
 
     # ------------------------------------------------------------- probe -> decide -> decode
     def process(self, work: list[_Item]) -> None:
@@ -456,7 +457,7 @@ class _Run:
             return
         owed = [p for root in roots for p in (self.index.owed_writes(under=root) if os.path.isdir(root)
                                                else [root] if self._owes(root) else [])]
-        sync.write_owed(self.index, owed, self.opt.write_options, self.log.emit)
+        sync.write_owed(self.index, owed, self.opt.write_options, self.log.emit, self.write_tried)
 
     def _owes(self, path: str) -> bool:
         record = self.index.get(path)

@@ -68,11 +68,12 @@ class WriteSummary:
     failed: int = 0
     temp_removed: int = 0
     dry_run: bool = False
+    photo_changed: int = 0  # skipped: the file changed since it was captioned (index it again)
 
     @property
     def total(self) -> int:
         return (self.written + self.up_to_date + self.kept_persons + self.no_caption
-                + self.not_indexed + self.failed)
+                + self.not_indexed + self.failed + self.photo_changed)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -151,6 +152,7 @@ class Tally:
             no_caption=c(f"skip:{SkipReason.NO_CAPTION}", 0),
             not_indexed=c(f"skip:{SkipReason.NOT_INDEXED}", 0) + c(f"skip:{SkipReason.NOT_A_PHOTO}", 0),
             failed=c("write_failed", 0), temp_removed=temp_removed, dry_run=self.dry_run,
+            photo_changed=c(f"skip:{SkipReason.PHOTO_CHANGED}", 0),
         )
 
 
@@ -177,7 +179,8 @@ def format_index_summary(s: IndexSummary, *, one_line: bool = False) -> str:
     if s.written:
         extra.append(f"{s.written} written into files")
     if s.write_skipped:
-        extra.append(f"{s.write_skipped} not written (a person's description is there, or already written)")
+        extra.append(f"{s.write_skipped} not written (a person's description is there, already written, "
+                     "or the file changed)")
     if s.write_failed:
         extra.append(f"{s.write_failed} could not be written")
     if s.missing:
@@ -210,6 +213,8 @@ def format_write_summary(s: WriteSummary) -> str:
         parts.append(f"{s.no_caption} without a caption yet")
     if s.not_indexed:
         parts.append(f"{s.not_indexed} not in the index")
+    if s.photo_changed:
+        parts.append(f"{s.photo_changed} changed since they were captioned (run `photocap index` first)")
     parts.append(f"{s.failed} failed")
     line = ", ".join(parts)
     if s.temp_removed:

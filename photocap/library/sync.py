@@ -22,11 +22,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from photocap.errors import MetadataError
 from photocap.index.store import CaptionIndex, Fingerprint, PhotoRecord, PhotoUpdate
 from photocap.library.concepts import keywords as concept_keywords
-from photocap.library.photofile import FileDescription, ProbeResult
+from photocap.library.photofile import FileDescription, ProbeResult, read_description
 from photocap.library.scan import Root, content_hash, normalise_roots, resolve
 from photocap.metadata import atomic
 from photocap.metadata.provenance import Owner
@@ -82,7 +83,12 @@ def write_record(
         return FileOutcome(path, Outcome.SKIPPED, Stage.WRITE, skip=SkipReason.NO_CAPTION,
                            reason="no caption yet")
     source = record.source or CaptionSource.MODEL
-    known = _matches_record(record)  # the index's fingerprint is the file's, before the write
+    photo = captioned_photo(record)
+    if photo is None:
+        return FileOutcome(path, Outcome.SKIPPED, Stage.WRITE, caption=record.caption, source=record.source,
+                           skip=SkipReason.PHOTO_CHANGED,
+                           reason="the file changed since it was captioned (replaced or edited); "
+                                  "`photocap index` captions it again")
     words = concept_keywords(index.concepts(path)) if options.keywords else ()
     try:
         report = write_caption(
@@ -90,13 +96,13 @@ def write_record(
             force=options.force, keep_mtime=options.keep_mtime, dry_run=options.dry_run,
             write_windows_fields=options.windows_fields, source=source,
             model=record.model if source is CaptionSource.MODEL else None, withdrawn=withdrawn,
-            keywords=words,
+            keywords=words, photo=photo,
         )
     except (MetadataError, OSError) as exc:
         reason = str(exc) if isinstance(exc, MetadataError) else f"{path}: {exc.strerror or exc}"
         return FileOutcome(path, Outcome.FAILED, Stage.WRITE, caption=record.caption, reason=reason)
-    if not report.dry_run:
-        _settle_written(index, record, report, refresh=known)
+    if not report.dry_run and report.skip is not SkipReason.PHOTO_CHANGED:
+        _settle_written(index, record, report)
     common = {"stage": Stage.WRITE, "caption": record.caption, "source": record.source, "write": report}
     if report.skip is None:
         return FileOutcome(path, Outcome.WRITTEN, **common)  # type: ignore[arg-type]
@@ -104,28 +110,60 @@ def write_record(
                        **common)  # type: ignore[arg-type]
 
 
-def _matches_record(record: PhotoRecord) -> bool:
+def captioned_photo(record: PhotoRecord) -> atomic.Signature | None:
+    """THE "is this file still the photo the caption was made for" rule.
+
+    The file's signature (size, mtime, inode) when it is: its size and mtime are the ones the
+    index stored, or its content hash is the stored one (only touched, or copied back), or it
+    already holds this caption as photocap wrote it (for a model's caption: written for these
+    pixels, ``XMP-photocap:ImageDigest``). None
+    when it was replaced or edited since (or cannot be read): writing the caption there would
+    put one photo's words into another. The writer re-checks the signature before it
+    replaces anything, so a file swapped after this check is not written either.
+    """
+    before = atomic.signature(Path(record.path))
+    if before is None:
+        return None
+    if (before[0], before[1]) == (record.size, record.mtime_ns):
+        return before
     try:
-        st = os.stat(record.path)
+        digest = content_hash(record.path)
     except OSError:
-        return False
-    return (st.st_size, st.st_mtime_ns) == (record.size, record.mtime_ns)
+        return None
+    same = record.content_hash is not None and digest == record.content_hash
+    if not same and record.caption:
+        # a write of this very caption that was killed before the index heard of it: the file
+        # holds it as photocap wrote it (a model's caption only where it names these pixels)
+        found, _ = read_description(record.path)
+        owner = Owner.PHOTOCAP_USER if record.source is CaptionSource.USER else Owner.PHOTOCAP_MODEL
+        same = found is not None and found.owner is owner and found.text == " ".join(record.caption.split())
+    # checked on the file as signed: one replaced meanwhile is not trusted
+    return before if same and atomic.signature(Path(record.path)) == before else None
 
 
-def _settle_written(index: CaptionIndex, record: PhotoRecord, report: WriteReport, *, refresh: bool) -> None:
-    """After a write: store the photo's new fingerprint (only when the index knew the file as
-    it was, so a change made by someone else is still seen by the next index) and clear
-    "write owed", in one transaction."""
-    update = fingerprint_update(record.path, write_owed=False) if report.changed_photo and refresh else None
+def _settle_written(index: CaptionIndex, record: PhotoRecord, report: WriteReport) -> None:
+    """After a write: store the photo's new fingerprint (the write was made only into the photo
+    the caption was made for: :func:`captioned_photo`) and clear "write owed", in one
+    transaction."""
+    update = fingerprint_update(record.path, write_owed=False) if report.changed_photo else None
     if update is not None:
         index.upsert_photos([update])
     elif record.write_owed:
         index.set_write_owed([record.path], False)
 
 
-def write_owed(index: CaptionIndex, paths: Iterable[str], options: WriteOptions, emit: Emit) -> None:
-    """Write the captions still owed by ``paths`` (each written once, then settled)."""
+def write_owed(index: CaptionIndex, paths: Iterable[str], options: WriteOptions, emit: Emit,
+               tried: set[str] | None = None) -> None:
+    """Write the captions still owed by ``paths`` (each written once, then settled).
+
+    ``tried``: the paths this run already tried to write (added to here); a write that failed
+    or was skipped is not tried, and reported, a second time in one run.
+    """
     for path in paths:
+        if tried is not None:
+            if path in tried:
+                continue
+            tried.add(path)
         record = index.get(path)
         if record is None or not record.write_owed:
             continue

@@ -100,7 +100,10 @@ def temp_name(target: Path) -> str:
     return f".{name}{tail}"
 
 
-def signature(path: Path) -> tuple[int, int, int] | None:
+Signature = tuple[int, int, int]  # size, mtime_ns, inode
+
+
+def signature(path: Path) -> Signature | None:
     """Size, mtime and inode: what must not change between reading and replacing a file."""
     try:
         st = path.stat()

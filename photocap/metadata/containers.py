@@ -6,6 +6,8 @@ reader and writer never need to know a container's layout.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,3 +142,39 @@ def same_image(kind: str, old: bytes, new: bytes) -> bool:
     if kind == "tiff":  # append-only: everything but the IFD0 offset is an unchanged prefix
         return new[:4] == old[:4] and new[8 : len(old)] == old[8:]
     return False
+
+
+SAMPLE = 1 << 20  # bytes hashed at the start, middle and end of a file photocap never rewrites
+
+
+def image_digest(kind: str, data: bytes | None, path: Path) -> str | None:
+    """A digest of the photo itself, which no metadata write changes: what a model's caption
+    was made from (recorded next to it, so the caption is never taken for another photo's).
+
+    JPEG, PNG and WebP: the image data (what :func:`same_image` compares). Files photocap only
+    writes sidecars for (RAW, HEIC, GIF ...): the file's size and its first, middle and last MiB.
+    None for TIFF (its metadata and pixels share one structure) and for a file that can't be read.
+    """
+    h = hashlib.blake2b(digest_size=16)
+    try:
+        if kind in ("jpeg", "png", "webp") and data is not None:
+            if kind == "jpeg":
+                parts = [jpeg.parse(data).image]
+            elif kind == "png":
+                parts = [*png.image_chunks(data), png.trailer(data)]
+            else:
+                parts = webp.image_chunks(data)
+            for part in parts:
+                h.update(part)
+            return f"i1:{h.hexdigest()}"
+        if kind == "tiff" or can_embed(path, kind):
+            return None
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            h.update(size.to_bytes(8, "little"))
+            for offset in dict.fromkeys((0, max(0, (size - SAMPLE) // 2), max(0, size - SAMPLE))):
+                f.seek(offset)
+                h.update(f.read(SAMPLE))
+        return f"f1:{h.hexdigest()}"
+    except (MetadataError, OSError):
+        return None

@@ -36,6 +36,7 @@ XMP_PHOTOCAP_SOURCE = "XMP-photocap:DescriptionSource"
 XMP_PHOTOCAP_DIGEST = "XMP-photocap:DescriptionDigest"
 XMP_PHOTOCAP_MODEL = "XMP-photocap:DescriptionModel"
 XMP_PHOTOCAP_WRITER = "XMP-photocap:Writer"
+XMP_PHOTOCAP_IMAGE = "XMP-photocap:ImageDigest"
 XMP_SUBJECT = "XMP-dc:Subject"
 IPTC_KEYWORDS = "IPTC:Keywords"
 
@@ -159,9 +160,10 @@ KEYWORD_TAGS: tuple[TagSpec, ...] = (
 # Tags recording that photocap wrote the description and whose words it is (never
 # xmp:CreatorTool): DescriptionSource is "model" or "user" (photocap 0.1.0 wrote its version
 # there, read as "model"), DescriptionDigest the digest of the text written, DescriptionModel
-# the model's id (model captions only), Writer photocap's version.
+# the model's id (model captions only), Writer photocap's version, ImageDigest the pixels a
+# model's caption describes (photocap.metadata.containers.image_digest; model captions only).
 PROVENANCE_TAGS: tuple[str, ...] = (
-    XMP_PHOTOCAP_SOURCE, XMP_PHOTOCAP_DIGEST, XMP_PHOTOCAP_MODEL, XMP_PHOTOCAP_WRITER,
+    XMP_PHOTOCAP_SOURCE, XMP_PHOTOCAP_DIGEST, XMP_PHOTOCAP_MODEL, XMP_PHOTOCAP_WRITER, XMP_PHOTOCAP_IMAGE,
 )
 
 XMP_PROPERTIES: dict[str, XmpProperty] = {
@@ -171,6 +173,7 @@ XMP_PROPERTIES: dict[str, XmpProperty] = {
     XMP_PHOTOCAP_DIGEST: XmpProperty(NS_PHOTOCAP, "DescriptionDigest", lang_alt=False),
     XMP_PHOTOCAP_MODEL: XmpProperty(NS_PHOTOCAP, "DescriptionModel", lang_alt=False),
     XMP_PHOTOCAP_WRITER: XmpProperty(NS_PHOTOCAP, "Writer", lang_alt=False),
+    XMP_PHOTOCAP_IMAGE: XmpProperty(NS_PHOTOCAP, "ImageDigest", lang_alt=False),
     XMP_SUBJECT: XmpProperty(NS_DC, "subject", lang_alt=False, bag=True),
 }
 

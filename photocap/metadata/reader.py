@@ -127,6 +127,10 @@ def _read_xmp_into(loc: Location, packets: list[bytes]) -> None:
         loc.doc = xmp.merge(docs, _WRITTEN_KEYS)
     except MetadataError as exc:
         loc.problems["XMP"] = str(exc)
+        return
+    problem = xmp.wrapper_problem(loc.doc)  # one it can put right is put right by the writer
+    if problem is not None:
+        loc.problems["XMP"] = problem
 
 
 def read_embedded(kind: str, data: bytes) -> Location:
@@ -196,9 +200,12 @@ def _read_head(path: Path) -> bytes:
 
 
 def build_report(
-    path: Path, kind: str, embeddable: bool, sidecar_path: Path | None, locations: list[Location]
+    path: Path, kind: str, embeddable: bool, sidecar_path: Path | None, locations: list[Location],
+    data: bytes | None = None,
 ) -> MetadataReport:
-    """Combine parsed locations (in priority order) into a report."""
+    """Combine parsed locations (in priority order) into a report. ``data``: the file's bytes
+    as :func:`inspect` returned them (to tell whether a model's caption photocap wrote was
+    written for this photo: :func:`photocap.metadata.containers.image_digest`)."""
     report = MetadataReport(
         str(path), kind, embeddable, str(sidecar_path) if sidecar_path else None
     )
@@ -206,9 +213,18 @@ def build_report(
     report.camera_make, report.camera_model = make, model
     # digest of a text photocap wrote -> whose words photocap recorded them to be
     written: dict[str, CaptionSource] = {}
+    elsewhere: set[str] = set()  # digests of model captions photocap wrote for another photo
+    image: list[str | None] = []  # this photo's image digest, computed once if needed
     for loc in locations:
         digest = loc.provenance.get(fields.XMP_PHOTOCAP_DIGEST)
         source = parse_source(loc.provenance.get(fields.XMP_PHOTOCAP_SOURCE))
+        made_for = loc.provenance.get(fields.XMP_PHOTOCAP_IMAGE)
+        if digest and source is CaptionSource.MODEL and made_for:
+            if not image:
+                image.append(containers.image_digest(kind, data, path))
+            if made_for != image[0]:
+                elsewhere.add(digest)
+                continue
         if digest and source is not None:
             written.setdefault(digest, source)
     for loc in locations:
@@ -217,7 +233,7 @@ def build_report(
         for spec in fields.CAPTION_TAGS:
             found = [loc.tags[spec.name]] if spec.name in loc.tags else []
             for value in found + [v for tag, v in loc.others if tag == spec.name]:
-                report.values.append(_field_value(spec, value, loc.name, written, make, model))
+                report.values.append(_field_value(spec, value, loc.name, written, make, model, elsewhere))
         for spec in fields.KEYWORD_TAGS:
             words = [w for w in loc.keywords.get(spec.name, []) if w.strip()]
             if words:
@@ -241,12 +257,18 @@ def build_report(
 
 def _field_value(
     spec: fields.TagSpec, value: str, location: str, written: dict[str, CaptionSource],
-    make: str | None, model: str | None,
+    make: str | None, model: str | None, elsewhere: frozenset[str] | set[str] = frozenset(),
 ) -> FieldValue:
-    source = written.get(fields.caption_digest(value.strip())) or written.get(fields.caption_digest(value))
-    reason = None if source is not None else stock.stock_reason(
-        value, make=make, model=model, prose_only=spec.prose_only
-    )
+    digests = (fields.caption_digest(value.strip()), fields.caption_digest(value))
+    source = written.get(digests[0]) or written.get(digests[1])
+    if source is None and elsewhere.intersection(digests):
+        # a model's caption of other pixels (the photo was replaced or edited after photocap
+        # wrote it, or the metadata was copied here): no one's description of this photo
+        reason: str | None = "a model's caption photocap wrote for another photo"
+    else:
+        reason = None if source is not None else stock.stock_reason(
+            value, make=make, model=model, prose_only=spec.prose_only
+        )
     return FieldValue(
         spec.name, value, location, by_photocap=source is not None, placeholder=reason is not None,
         owner=owner_of(stock=reason is not None, photocap_source=source), stock=reason,
@@ -282,5 +304,5 @@ def read_metadata(path: str | Path) -> MetadataReport:
     """What photocap finds in a photo's metadata; MetadataError if it can't be read at all."""
     path = Path(path)
     require_file(path)
-    kind, _, locations, side_path = inspect(path)
-    return build_report(path, kind, containers.can_embed(path, kind), side_path, locations)
+    kind, data, locations, side_path = inspect(path)
+    return build_report(path, kind, containers.can_embed(path, kind), side_path, locations, data)

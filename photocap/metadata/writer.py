@@ -65,6 +65,10 @@ def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK) and bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
 
+class _NoRoom(MetadataError):
+    """The photo has no room for the caption's metadata (``--target auto`` then writes a sidecar)."""
+
+
 @dataclass
 class _Plan:
     """What a write will do: where, which tags, the new bytes, and how to verify them."""
@@ -84,6 +88,7 @@ class _Who:
 
     source: CaptionSource
     model: str | None  # the model's id, for a model's caption
+    image: str | None = None  # a model's caption: the digest of the pixels it describes
 
 
 def _provenance(doc: xmp.XmpDoc, text: str, who: _Who) -> tuple[list[str], tuple[str, ...]]:
@@ -93,11 +98,14 @@ def _provenance(doc: xmp.XmpDoc, text: str, who: _Who) -> tuple[list[str], tuple
     xmp.set_value(doc, props[fields.XMP_PHOTOCAP_DIGEST], fields.caption_digest(text))
     xmp.set_value(doc, props[fields.XMP_PHOTOCAP_WRITER], f"photocap {_version()}")
     written = [fields.XMP_PHOTOCAP_SOURCE, fields.XMP_PHOTOCAP_DIGEST, fields.XMP_PHOTOCAP_WRITER]
-    if who.model and who.source is CaptionSource.MODEL:
-        xmp.set_value(doc, props[fields.XMP_PHOTOCAP_MODEL], who.model)
-        return [*written, fields.XMP_PHOTOCAP_MODEL], ()
-    removed = (fields.XMP_PHOTOCAP_MODEL,) if xmp.remove(doc, props[fields.XMP_PHOTOCAP_MODEL]) else ()
-    return written, removed
+    removed = []
+    for tag, value in ((fields.XMP_PHOTOCAP_MODEL, who.model), (fields.XMP_PHOTOCAP_IMAGE, who.image)):
+        if value and who.source is CaptionSource.MODEL:
+            xmp.set_value(doc, props[tag], value)
+            written.append(tag)
+        elif xmp.remove(doc, props[tag]):  # a person's words, or pixels photocap can't name
+            removed.append(tag)
+    return written, tuple(removed)
 
 
 def _up_to_date(loc: reader.Location | None, tags: list[str], text: str, who: _Who) -> bool:
@@ -105,6 +113,8 @@ def _up_to_date(loc: reader.Location | None, tags: list[str], text: str, who: _W
         return False
     if loc.embedded is not None and len(loc.embedded.xmp) > 1:
         return False  # duplicate XMP packets: collapse them into one
+    if loc.doc is not None and not xmp.is_standard(loc.doc):
+        return False  # other tools can't read it there: put it in the standard wrapper
     if any(loc.tags.get(t, "").strip() != text for t in tags):
         return False
     prov = loc.provenance
@@ -113,8 +123,9 @@ def _up_to_date(loc: reader.Location | None, tags: list[str], text: str, who: _W
     if prov.get(fields.XMP_PHOTOCAP_SOURCE) != str(who.source):
         return False
     if who.source is CaptionSource.USER:
-        return fields.XMP_PHOTOCAP_MODEL not in prov
-    return who.model is None or prov.get(fields.XMP_PHOTOCAP_MODEL) == who.model
+        return fields.XMP_PHOTOCAP_MODEL not in prov and fields.XMP_PHOTOCAP_IMAGE not in prov
+    return (who.model is None or prov.get(fields.XMP_PHOTOCAP_MODEL) == who.model) and \
+        prov.get(fields.XMP_PHOTOCAP_IMAGE) == who.image
 
 
 def _keyword_tags(kind: str, present: dict[str, bool], keywords: tuple[str, ...]) -> list[str]:
@@ -159,6 +170,8 @@ def _check_preserved(before: dict, after: dict, changing: set[str], what: str) -
 def _check_readback(loc: reader.Location, tags: list[str], text: str) -> None:
     if loc.problems:
         raise MetadataError(f"verification failed: {'; '.join(loc.problems.values())}")
+    if loc.doc is None or not xmp.is_standard(loc.doc):  # where exiftool and other tools read it
+        raise MetadataError("verification failed: the XMP packet is not in the standard x:xmpmeta form")
     for tag in tags:
         if loc.tags.get(tag, "").strip() != text:
             raise MetadataError(f"verification failed: {tag} does not read back")
@@ -235,6 +248,7 @@ def _plan_embed(
     except MetadataError as exc:
         raise MetadataError(f"{path}: {exc}; left as it is") from exc
     doc = reader.merged_xmp(emb.xmp) if emb.xmp else xmp.new_doc(f"photocap {_version()}")
+    xmp.make_standard(doc)  # a corrupt x:xmpmeta would hide the caption from other tools
     for tag in tags:
         if tag in fields.XMP_PROPERTIES:
             xmp.set_value(doc, fields.XMP_PROPERTIES[tag], text)
@@ -245,6 +259,10 @@ def _plan_embed(
     packet = xmp.serialize(doc)
     if kind == "jpeg":
         room = jpeg.MAX_XMP - len(packet)
+        if room < 0:
+            raise _NoRoom(f"{path}: the merged XMP packet would be {len(packet):,} bytes, more than one JPEG "
+                          f"segment holds ({jpeg.MAX_XMP:,}); photocap does not write extended XMP "
+                          "(--target sidecar writes the caption beside the photo)")
         packet = xmp.serialize(doc, padding=max(0, min(containers.JPEG_XMP_PADDING, room)))
     exif_values = {t: text for t in tags if t in exif.TEXT_TAGS}
     try:
@@ -319,6 +337,7 @@ def _plan_sidecar(
     else:
         assert side.exists()
         doc = xmp.parse(side.read_bytes())  # a fresh copy to change
+        xmp.make_standard(doc)
     for tag in tags:
         xmp.set_value(doc, fields.XMP_PROPERTIES[tag], text)
     if fields.XMP_SUBJECT in ktags:
@@ -343,6 +362,17 @@ def _verify_sidecar(
         _check_preserved(old_props, xmp.properties(new_loc.doc), changing, "XMP")
 
     return verify
+
+
+def _also_unchanged(verify: Callable[[Path], None], photo: Path, sig: atomic.Signature) -> Callable[[Path], None]:
+    """``verify``, then check the photo a sidecar is written for is still the one it was."""
+
+    def check(temp: Path) -> None:
+        verify(temp)
+        if atomic.signature(photo) != sig:
+            raise MetadataError(f"{photo}: changed while photocap was writing its sidecar; left as it is")
+
+    return check
 
 
 # --- the entry point ------------------------------------------------------------------------
@@ -388,6 +418,7 @@ def write_caption(
     source: CaptionSource = CaptionSource.MODEL,
     withdrawn: str | None = None,
     keywords: Sequence[str] = (),
+    photo: atomic.Signature | None = None,
 ) -> WriteReport:
     """Write ``text`` as the photo's description and alt text; see the module docstring.
 
@@ -406,6 +437,10 @@ def write_caption(
     there, which are never removed or reordered; one already there (ignoring case) is not
     added again. The write is "already up to date" only when the caption and every keyword are.
     ``keep_mtime`` keeps the file's modification time.  ``dry_run`` changes nothing.
+    ``photo`` is the :func:`~photocap.metadata.atomic.signature` of the photo the caption was
+    made for (the caller checked it is that photo): if the file is not that one any more when it
+    is read, nothing is written (``skip`` = ``SkipReason.PHOTO_CHANGED``), and if it changes
+    before the new file or sidecar replaces the old, the write fails and changes nothing.
     """
     if target not in TARGETS:
         raise MetadataError(f"unknown target {target!r}; use one of {', '.join(TARGETS)}")
@@ -415,13 +450,18 @@ def write_caption(
     if isinstance(keywords, str):
         raise MetadataError("keywords must be a list of words, not one string")
     words = fields.clean_keywords(keywords)
-    who = _Who(CaptionSource(source), model)
     given = Path(path)
     real = Path(os.path.realpath(given))
     reader.require_file(real)
     expected = atomic.signature(real)
+    if photo is not None and expected != photo:
+        return WriteReport(str(given), "none", skipped="the file changed since it was captioned",
+                           skip=SkipReason.PHOTO_CHANGED, dry_run=dry_run)
     kind, data, locations, side_path = reader.inspect(real, sidecar_name=sidecar_name)
-    report = reader.build_report(real, kind, data is not None, side_path, locations)
+    report = reader.build_report(real, kind, data is not None, side_path, locations, data)
+    who = _Who(CaptionSource(source), model)
+    if who.source is CaptionSource.MODEL:
+        who = _Who(who.source, model, containers.image_digest(kind, data, real))
     gone = " ".join(withdrawn.split()) if withdrawn else None
     conflicts = sorted({
         f"{v.tag} ({v.location})" for v in report.values
@@ -440,9 +480,15 @@ def write_caption(
     choice, _why_not_embedded = _choose_target(target, real, kind, embedded)
     if choice == "embed":
         assert data is not None and embedded is not None
-        plan = _plan_embed(real, kind, data, embedded, text, write_windows_fields, who, words)
-        verify = _verify_embed(kind, data, embedded, plan, text) if plan.data else None
-    else:
+        try:
+            plan = _plan_embed(real, kind, data, embedded, text, write_windows_fields, who, words)
+        except _NoRoom:
+            if target != "auto":
+                raise
+            choice = "sidecar"  # the help's promise: embedded where that is safe, a sidecar otherwise
+        else:
+            verify = _verify_embed(kind, data, embedded, plan, text) if plan.data else None
+    if choice == "sidecar":
         side = sidecar.target(real, sidecar_name)
         expected = atomic.signature(side)
         plan = _plan_sidecar(real, side_loc, side, text, who, words)
@@ -454,6 +500,8 @@ def write_caption(
     if dry_run:
         return result
     assert verify is not None
+    if photo is not None and plan.written != real:
+        verify = _also_unchanged(verify, real, photo)
     try:
         atomic.replace(plan.written, plan.data, verify=verify, expected=expected, keep_mtime=keep_mtime)
     except MetadataError as exc:

@@ -121,6 +121,52 @@ def parse(packet: bytes) -> XmpDoc:
     return XmpDoc(root, builder.prefixes)
 
 
+# --- the standard shape ---------------------------------------------------------------------
+
+
+def is_standard(doc: XmpDoc) -> bool:
+    """Whether the packet has the shape other tools read: ``rdf:RDF`` at the top, or directly
+    inside ``x:xmpmeta`` in the ``adobe:ns:meta/`` namespace. exiftool reads the properties of
+    any other wrapper (a corrupt ``xmlns:x``, say) as unknown structures, not as dc:description."""
+    root = doc.root
+    return root.tag == RDF or (root.tag == XMPMETA and any(child.tag == RDF for child in root))
+
+
+def wrapper_problem(doc: XmpDoc) -> str | None:
+    """Why a non-standard wrapper can't be replaced by the standard one without losing
+    something (it holds more than the rdf:RDF element), else None."""
+    if is_standard(doc):
+        return None
+    rdf = _rdf(doc)
+    parent = {child: element for element in doc.root.iter() for child in element}
+    chain, node = [], rdf
+    while node is not doc.root:
+        node = parent[node]
+        chain.append(node)
+    for wrapper in chain:  # from rdf:RDF's parent up to the root: each must hold only the next one down
+        elements = [c for c in wrapper if isinstance(c.tag, str)]
+        if len(elements) != 1 or (wrapper.text or "").strip() or set(wrapper.attrib) - {f"{{{NS_X}}}xmptk"}:
+            return "its XMP packet's wrapper is not the standard x:xmpmeta and holds more than rdf:RDF"
+    return None
+
+
+def make_standard(doc: XmpDoc) -> bool:
+    """Put ``doc``'s rdf:RDF in a standard x:xmpmeta wrapper (see :func:`is_standard`); True if
+    it was not. MetadataError where that would drop something (:func:`wrapper_problem`)."""
+    if is_standard(doc):
+        return False
+    problem = wrapper_problem(doc)
+    if problem is not None:
+        raise MetadataError(problem)
+    toolkit = doc.root.get(f"{{{NS_X}}}xmptk")
+    root = ET.Element(XMPMETA, {f"{{{NS_X}}}xmptk": toolkit} if toolkit else {})
+    root.append(_rdf(doc))
+    doc.root = root
+    # a prefix bound to another namespace in the broken wrapper must not shadow x:
+    doc.prefixes = {uri: prefix for uri, prefix in doc.prefixes.items() if prefix != "x" or uri == NS_X}
+    return True
+
+
 # --- reading and setting properties -------------------------------------------------------
 
 

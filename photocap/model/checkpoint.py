@@ -145,26 +145,41 @@ def _shapes(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: cannot read weights: {exc}") from exc
 
 
+def header_entry(meta: dict[str, str], key: str, build: Any, default: str | None, where: str,
+                 error: type[Exception]) -> Any:
+    """One JSON entry of a safetensors header, made into a value by ``build``; ``error``
+    naming the entry where it is missing, not JSON, or not a valid value."""
+    raw = meta.get(key, default)
+    if raw is None:
+        raise error(f"{where}: it has no {key!r} entry")
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise error(f"{where}: its {key!r} entry is not valid JSON ({exc})") from exc
+    try:
+        return build(value)
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise error(f"{where}: its {key!r} entry is not valid: {exc}") from exc
+
+
 def read_header(path: str | Path) -> ModelHeader:
     """Config, vocabulary, info and concept set of a model file, without loading its weights."""
     path = Path(path)
     meta = read_metadata(path, FORMAT, FORMAT_VERSION)
-    try:
-        cfg = ModelConfig.from_dict(json.loads(meta["config"]))
-        vocab = Vocabulary.from_dict(json.loads(meta["vocab"]))
-        info = json.loads(meta.get("info", "{}"))
-        concepts = ConceptSet.from_dict(json.loads(meta["concepts"])) if "concepts" in meta else None
-    except KeyError as exc:
-        raise CheckpointError(f"{path}: malformed model header: it has no {exc.args[0]!r} entry") from exc
-    except (ValueError, TypeError) as exc:
-        raise CheckpointError(f"{path}: malformed model header: {exc}") from exc
+    def entry(key: str, build: Any, default: str | None = None) -> Any:
+        return header_entry(meta, key, build, default, f"{path}: malformed model header", CheckpointError)
+
+    cfg = entry("config", ModelConfig.from_dict)
+    vocab = entry("vocab", Vocabulary.from_dict)
+    info = entry("info", lambda d: d, "{}")
+    concepts = entry("concepts", ConceptSet.from_dict) if "concepts" in meta else None
     if cfg.encoder not in ENCODERS:
         raise CheckpointError(
             f"{path}: malformed model header: unknown encoder {cfg.encoder!r}; "
             f"this photocap knows {', '.join(ENCODERS)}"
         )
     if not isinstance(info, dict):
-        raise CheckpointError(f"{path}: malformed model header: info must be a JSON object")
+        raise CheckpointError(f"{path}: malformed model header: its 'info' entry must be a JSON object")
     if cfg.vocab_size != len(vocab):
         raise CheckpointError(
             f"{path}: config says {cfg.vocab_size} words but the vocabulary has {len(vocab)}"

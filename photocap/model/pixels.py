@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from photocap.model.checkpoint import CheckpointError, atomic_destination, read_metadata
+from photocap.model.checkpoint import CheckpointError, atomic_destination, header_entry, read_metadata
 from photocap.model.statedict import cast_like, mismatch
 
 FORMAT = "photocap-pixels"
@@ -196,15 +196,13 @@ def save_pixel_head(head: PixelHead, path: str | Path, *, text_model: str, encod
 def read_pixel_header(path: str | Path) -> PixelHeader:
     path = Path(path)
     meta = read_metadata(path, FORMAT, FORMAT_VERSION, what="pixel head", error=PixelHeadError)
-    try:
-        cfg = PixelConfig.from_dict(json.loads(meta["config"]))
-        encoder = json.loads(meta["encoder"])
-        info = json.loads(meta.get("info", "{}"))
-        text_model = meta["text_model"]
-    except KeyError as exc:
-        raise PixelHeadError(f"{path}: malformed pixel head header: it has no {exc.args[0]!r} entry") from exc
-    except (ValueError, TypeError) as exc:
-        raise PixelHeadError(f"{path}: malformed pixel head header: {exc}") from exc
+    where = f"{path}: malformed pixel head header"
+    cfg = header_entry(meta, "config", PixelConfig.from_dict, None, where, PixelHeadError)
+    encoder = header_entry(meta, "encoder", lambda d: d, None, where, PixelHeadError)
+    info = header_entry(meta, "info", lambda d: d, "{}", where, PixelHeadError)
+    text_model = meta.get("text_model")
+    if text_model is None:
+        raise PixelHeadError(f"{where}: it has no 'text_model' entry")
     if not isinstance(encoder, dict) or not isinstance(encoder.get("identity"), str) or not isinstance(info, dict):
         raise PixelHeadError(f"{path}: malformed pixel head header: encoder must name its identity, info be an object")
     if not text_model:

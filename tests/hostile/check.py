@@ -99,9 +99,19 @@ def lost_tags(before: dict, after: dict) -> dict:
     for key, value in before.items():
         if key.startswith(VOLATILE_GROUPS) or key.split("-")[0] in VOLATILE_TAGS or key in VOLATILE_TAGS:
             continue
-        if after.get(key) != value:
+        if after.get(key) != value and not _moved_out_of_a_broken_wrapper(key, value, after):
             lost[key] = (value, after.get(key))
     return lost
+
+
+def _moved_out_of_a_broken_wrapper(key: str, value: object, after: dict) -> bool:
+    """exiftool names a property inside an x:xmpmeta of the wrong namespace ``XMP-...:XmpmetaCity``;
+    photocap puts the packet in the standard wrapper, where it is ``XMP-photoshop:City``: kept."""
+    group, _, name = key.partition(":")
+    if not group.startswith("XMP") or not name.startswith("Xmpmeta") or len(name) <= len("Xmpmeta"):
+        return False
+    plain = name[len("Xmpmeta"):]
+    return any(k.startswith("XMP") and k.partition(":")[2] == plain and v == value for k, v in after.items())
 
 
 def leftovers(root: Path) -> list[Path]:

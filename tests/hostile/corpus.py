@@ -109,6 +109,11 @@ def hostile_packets(rng: random.Random) -> dict[str, bytes]:
         "attribute-form": xmp_packet().replace(b'rdf:about=""', b'rdf:about="" xmp:Rating="3" '
                                                b'xmp:CreatorTool="Hostile 1.0"'),
         "comments-and-pis": xmp_packet("<!-- keep me --><?pi data?><xmp:Rating>2</xmp:Rating>"),
+        # other tools read no property inside a wrapper of another namespace
+        "corrupt-xmpmeta-namespace": RICH_XMP.replace(b'xmlns:x="adobe:ns:meta/"', b'xmlns:x="adobe:ns:meta/#"'),
+        # fits one JPEG segment, but not with a caption added
+        "over-jpeg-limit-with-a-caption": xmp_packet(
+            f"<dc:subject><rdf:Bag>{''.join(items)}</rdf:Bag></dc:subject><xmp:Label>{'z' * 5_800}</xmp:Label>"),
     }
 
 
