@@ -74,12 +74,12 @@ class CaptionModel(nn.Module):
         """The vocabulary's words for people: what the person gate bans."""
         return tuple(self.vocab.stoi[w] for w in PERSON_WORDS if w in self.vocab.stoi)
 
-    def person_gated(self, concepts: ConceptInput | None) -> list[bool]:
-        """Per photo, whether its caption may not name a person (the gate is on and the probe doubts one)."""
-        n = len(concepts) if concepts is not None else 0
+    def person_gated(self, concepts: ConceptInput | None, photos: int) -> list[bool]:
+        """Per photo (of ``photos``), whether its caption may not name a person (the gate is on and the
+        probe doubts one)."""
         probability = self.person_probability(concepts) if self.cfg.person_gate else None
         if probability is None:
-            return [False] * n
+            return [False] * photos
         return (probability < self.cfg.person_gate).tolist()
 
     def forward(self, images: torch.Tensor, inputs: torch.Tensor):
@@ -228,7 +228,7 @@ class CaptionModel(nn.Module):
                 same_words=[same_words[i] for i in rows] if same_words is not None else None,
             )
 
-        gated = self.person_gated(concepts)
+        gated = self.person_gated(concepts, feats.size(0))
         hyps: list[Hypothesis] = [Hypothesis([], float("-inf"))] * feats.size(0)
         for banned, rows in ((self.banned_ids, [i for i, g in enumerate(gated) if not g]),
                              (self.banned_ids + self.person_ids, [i for i, g in enumerate(gated) if g])):

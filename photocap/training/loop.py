@@ -39,7 +39,7 @@ from photocap.model.vocab import Vocabulary
 from photocap.training import distributed
 from photocap.training.datasets import CaptionedImage, DatasetSplits
 from photocap.training.features import FeatureCache, encoder_fingerprint
-from photocap.training.textdata import ClassifierHabits, TextBridge, mentioned_concepts
+from photocap.training.textdata import ClassifierHabits, TextBridge, concept_phrases, mentioned_concepts
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -136,7 +136,8 @@ class _TextBatches:
     def __init__(self, corpus: TextCorpus, model: CaptionModel, habits: ClassifierHabits, cfg: TrainConfig) -> None:
         self.corpus, self.model, self.habits = corpus, model, habits
         self.bridge = TextBridge(noise=cfg.text_noise, keep=cfg.text_keep)
-        self.mentions = [mentioned_concepts(c, model.concepts) for c in corpus.captions]
+        phrases = concept_phrases(model.concepts)
+        self.mentions = [mentioned_concepts(c, phrases) for c in corpus.captions]
         self.per_epoch = int(round(len(corpus.captions) * cfg.text_share))
 
     def order(self, seed: int) -> torch.Tensor:

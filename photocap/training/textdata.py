@@ -77,14 +77,24 @@ def embed_cached(texts: Sequence[str], embed: Embed, model_id: str, cache_root: 
     return torch.from_numpy(vectors)
 
 
-def mentioned_concepts(caption: str, concepts: ConceptSet) -> list[int]:
-    """Indices of the concept words ``caption`` names (word or plural, longer phrases first), in order."""
+def concept_phrases(concepts: ConceptSet) -> dict[str, int]:
+    """Each concept word's written forms (word and plural, tokenised) -> its index."""
+    table: dict[str, int] = {}
+    for index, word in enumerate(concepts.words):
+        for form in (word.word, word.plural):
+            table.setdefault(" ".join(tokenize(form)), index)
+    return table
+
+
+def mentioned_concepts(caption: str, phrases: dict[str, int]) -> list[int]:
+    """Indices of the concept words ``caption`` names (``phrases``: :func:`concept_phrases`), longer
+    phrases first, in order of mention."""
     tokens = tokenize(caption)
     found: list[int] = []
     i = 0
     while i < len(tokens):
         for length in (3, 2, 1):
-            index = _phrases(concepts).get(" ".join(tokens[i : i + length])) if i + length <= len(tokens) else None
+            index = phrases.get(" ".join(tokens[i : i + length])) if i + length <= len(tokens) else None
             if index is not None:
                 if index not in found:
                     found.append(index)
@@ -93,21 +103,6 @@ def mentioned_concepts(caption: str, concepts: ConceptSet) -> list[int]:
         else:
             i += 1
     return found
-
-
-_PHRASE_CACHE: dict[str, dict[str, int]] = {}
-
-
-def _phrases(concepts: ConceptSet) -> dict[str, int]:
-    table = _PHRASE_CACHE.get(concepts.version)
-    if table is None:
-        table = {}
-        for index, word in enumerate(concepts.words):
-            for form in (word.word, word.plural):
-                table.setdefault(" ".join(tokenize(form)), index)
-        _PHRASE_CACHE.clear()
-        _PHRASE_CACHE[concepts.version] = table
-    return table
 
 
 @dataclass(frozen=True)
@@ -124,8 +119,9 @@ class ClassifierHabits:
                 slots: int) -> "ClassifierHabits":
         """``concepts`` (N, >= slots) of N photos; ``captions[i]``: photo i's reference captions."""
         hits, misses, miss_words = [], [], []
+        phrases = concept_phrases(concept_set)
         for row, refs in enumerate(captions):
-            named = {k for c in refs for k in mentioned_concepts(c, concept_set)}
+            named = {k for c in refs for k in mentioned_concepts(c, phrases)}
             for word, score in zip(concepts.words[row, :slots].tolist(), concepts.scores[row, :slots].tolist()):
                 if word in named:
                     hits.append(score)
