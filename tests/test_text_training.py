@@ -194,3 +194,15 @@ def test_a_model_with_an_image_embedding_round_trips_and_gives_its_vectors_to_se
     got = torch.frombuffer(bytearray(result.image_vector), dtype=torch.float32)
     assert torch.allclose(got, expected, atol=1e-4)  # the model's own head, no file beside it
     assert captioner.pixel_space == "all-MiniLM-L6-v2-int8"
+
+
+def test_a_decoder_that_reads_only_the_image_embedding_captions_every_photo(sample_photos):
+    """No concept slots, no grid: the image embedding alone reaches the decoder, for every photo."""
+    torch.manual_seed(0)
+    vocab = Vocabulary.build(SAMPLE_CAPTIONS.values(), min_freq=1)
+    model = CaptionModel(ModelConfig(**{**TINY, "concept_slots": 0, "decode_grid": False}), vocab,
+                         pretrained_encoder=True, concepts=bundled_concepts()).eval()
+    with torch.no_grad():
+        feats, concepts = model.encode(torch.stack([load_image(p, 224) for p in sample_photos.values()]))
+        decoded = model.decode_features(feats, concepts=concepts)
+    assert len(decoded) == 4 and all(d.text for d in decoded)

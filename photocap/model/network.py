@@ -219,7 +219,7 @@ class CaptionModel(nn.Module):
                 banned_ids=banned, beam_size=cfg.beam_size if beam_size is None else beam_size,
                 max_len=cfg.max_len,
                 length_penalty=cfg.length_penalty if length_penalty is None else length_penalty,
-                concepts=part.top(max(slots, 1)) if part is not None and slots else None,
+                concepts=part.top(max(slots, 1)) if part is not None and (slots or cfg.sentence_dim) else None,
                 no_repeat_ngram=cfg.no_repeat_ngram,
                 required=[required[i] for i in rows] if required is not None else None,
                 required_bonus=([bonus * float(concepts.scores[i, 0]) for i in rows]
