@@ -87,7 +87,7 @@ class Captioner:
         self._autocast = self.device.type in ("cuda", "mps")
         self.pixels: PixelHead | None = None
         self.pixel_space: str | None = None  # the text model the image vectors compare with (its id)
-        if self.model.embedding is not None and (pixel_head is None or pixel_head == "auto"):
+        if self.model.embedding is not None and isinstance(pixel_head, str) and pixel_head == "auto":
             # The model carries its own image-embedding head (its decoder reads it): one head, no file beside it.
             self.pixels, self.pixel_space = self.model.embedding, self.model.cfg.sentence_model or None
         elif pixel_head is not None:
@@ -140,8 +140,9 @@ class Captioner:
         """Grid features, concepts and (with a pixel head) image vectors (B, D) of a batch."""
         grid, logits = self.encoder_outputs(batch)
         concepts = self.model.concepts_of(logits, grid)
-        vectors = concepts.vector if concepts is not None and self.pixels is self.model.embedding else None
-        if self.pixels is not None and vectors is None:
+        own = self.pixels is not None and self.pixels is self.model.embedding
+        vectors = concepts.vector if own and concepts is not None else None
+        if self.pixels is not None and not own:
             with torch.autocast(self.device.type, enabled=False):  # float32: the vectors are compared by cosine
                 vectors = self.pixels.from_grid(grid.float(), None if logits is None else logits.float())
         return grid, concepts, vectors
