@@ -45,12 +45,15 @@ class ConceptInput:
     def __len__(self) -> int:
         return self.words.size(0)
 
+    def _each(self, fn) -> "ConceptInput":
+        """``fn`` applied to every per-photo tensor (the rows of all three line up)."""
+        return ConceptInput(fn(self.words), fn(self.scores), None if self.vector is None else fn(self.vector))
+
     def rows(self, index: torch.Tensor | slice) -> "ConceptInput":
-        return ConceptInput(self.words[index], self.scores[index], _rows(self.vector, index))
+        return self._each(lambda t: t[index])
 
     def repeat_interleave(self, n: int) -> "ConceptInput":
-        vector = None if self.vector is None else self.vector.repeat_interleave(n, dim=0)
-        return ConceptInput(self.words.repeat_interleave(n, dim=0), self.scores.repeat_interleave(n, dim=0), vector)
+        return self._each(lambda t: t.repeat_interleave(n, dim=0))
 
     def to(self, device: torch.device | str) -> "ConceptInput":
         vector = None if self.vector is None else self.vector.to(device).float()
@@ -58,10 +61,6 @@ class ConceptInput:
 
     def top(self, k: int) -> "ConceptInput":
         return ConceptInput(self.words[:, :k], self.scores[:, :k], self.vector)
-
-
-def _rows(x: torch.Tensor | None, index: torch.Tensor | slice) -> torch.Tensor | None:
-    return None if x is None else x[index]
 
 
 class Decoder(nn.Module):

@@ -112,14 +112,19 @@ class _Data:
                 if len(ids) > 2:
                     rows.append(ids)
                     img.append(i)
-        width = max((len(r) for r in rows), default=2)
-        self.captions = torch.full((len(rows), width), vocab.pad_id, dtype=torch.long)  # (N, L)
-        for r, ids in enumerate(rows):
-            self.captions[r, : len(ids)] = torch.tensor(ids)
+        self.captions = padded(rows, vocab.pad_id)  # (N, L)
         self.image_index = torch.tensor(img, dtype=torch.long)  # (N,)
 
     def __len__(self) -> int:
         return len(self.image_index)
+
+
+def padded(rows: Sequence[Sequence[int]], pad_id: int) -> torch.Tensor:
+    """Id lists -> one (N, L) long tensor, each row padded with ``pad_id`` to the longest (at least 2)."""
+    out = torch.full((len(rows), max((len(r) for r in rows), default=2)), pad_id, dtype=torch.long)
+    for r, ids in enumerate(rows):
+        out[r, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return out
 
 
 @dataclass(frozen=True)
@@ -151,10 +156,7 @@ class _TextBatches:
                                         slots, random.Random(seed), torch.Generator().manual_seed(seed))
         ids = [model.encode_caption(self.corpus.captions[i], model.concept_words(concepts, r))
                for r, i in enumerate(picked)]
-        caps = torch.full((len(ids), max(map(len, ids))), model.vocab.pad_id, dtype=torch.long)
-        for r, row in enumerate(ids):
-            caps[r, : len(row)] = torch.tensor(row)
-        return caps, concepts
+        return padded(ids, model.vocab.pad_id), concepts
 
 
 def _schedule(photo_batches: int, text_batches: int, seed: int) -> list[tuple[str, int]]:
@@ -317,8 +319,7 @@ def caption_features(model: CaptionModel, items: Sequence[CaptionedImage], feats
     with torch.no_grad():
         for start in range(0, len(items), batch_size):
             cached = feats[start : start + batch_size].to(device).float()
-            chunk = grid_features(model, cached)  # (b, P, C)
-            concepts = model.concepts_from_trunk(cached)
+            chunk, concepts = model.from_trunk(cached)  # (b, P, C): the encoder's top runs once for both
             for item, decoded in zip(items[start : start + batch_size],
                                      model.decode_features(chunk, beam, length_penalty, concepts, concept_force,
                                                            concept_bonus)):
@@ -396,8 +397,8 @@ def train(
             model_cfg.fine_tune_blocks = top_blocks
         # (with a concept head the split between cached trunk and top stays where the model was built)
     else:
-        texts = text.captions if text is not None else ()
-        vocab = Vocabulary.build([*(c for it in splits.train for c in it.captions), *texts], cfg.min_freq)
+        vocab = Vocabulary.build([*(c for it in splits.train for c in it.captions),
+                                  *(text.captions if text is not None else ())], cfg.min_freq)
         if encoder_from is not None:
             model = model_on_encoder(model_cfg, vocab, encoder_from)
         else:
