@@ -196,7 +196,7 @@ def _rank(args: argparse.Namespace) -> None:
     """One torchrun rank: train, record each step's loss and time (rank 0 writes them)."""
     import torch
 
-    from photocap.model.config import ModelConfig
+    from photocap.decoding.config import ModelConfig
     from photocap.training.datasets import load_dataset
     from photocap.training.loop import TrainConfig, train
 

@@ -112,7 +112,7 @@ def throughput(n: int, model: Path | None, device: str, batch_size: int, workers
                against: Path | None, rounds: int) -> None:
     from photocap.inference import Captioner
     from photocap.library.workers import default_workers
-    from photocap.model.preprocess import open_image
+    from photocap.imaging.preprocess import open_image
 
     folder = BENCH_DIR / "camera-4000x3000"
     t = time.perf_counter()

@@ -28,7 +28,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from photocap.inference import Captioner
-    from photocap.model.preprocess import open_image
+    from photocap.imaging.preprocess import open_image
     from photocap.training.captionstats import load_largest_objects, names_object
 
     largest = load_largest_objects(args.data / "objects.json")

@@ -14,7 +14,8 @@ from PIL import Image
 from photocap.errors import BackendFallbackWarning, ModelError, PixelHeadWarning
 from photocap.model.checkpoint import CheckpointError, load_model
 from photocap.model.pixels import PixelHead, PixelHeadError, encoder_identity, load_pixel_head, pixels_path_for
-from photocap.model.preprocess import describe_image_error, open_image, to_tensor
+from photocap.imaging.preprocess import describe_image_error, open_image
+from photocap.model.preprocess import to_tensor
 from photocap.records import VECTOR_DTYPE, CaptionFailure, CaptionResult, Concept, Described
 from photocap.settings import MODEL_ENV, default_model_path, env_model_path
 

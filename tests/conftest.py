@@ -45,12 +45,12 @@ def train_tiny_model(arch: str = "show-attend-tell", steps: int = 60, seed: int 
     ``concept_slots``: a transformer that reads the photos' top concepts and copies them."""
     import torch
 
-    from photocap.model.concepts import bundled_concepts
-    from photocap.model.config import ModelConfig
+    from photocap.imaging.concepts import bundled_concepts
+    from photocap.decoding.config import ModelConfig
     from photocap.model.decoders import caption_loss
     from photocap.model.network import CaptionModel
     from photocap.model.preprocess import load_image
-    from photocap.model.vocab import Vocabulary
+    from photocap.decoding.vocab import Vocabulary
 
     torch.manual_seed(seed)
     captions = list(SAMPLE_CAPTIONS.values())

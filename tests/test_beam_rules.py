@@ -92,7 +92,7 @@ def test_a_bonus_weighs_the_required_word_against_the_best_caption_without_it():
 
 def test_an_id_that_writes_the_same_word_counts_as_that_word_for_repeats():
     """A copied concept "black" (id 99 here) followed by "jacket" repeats "a black jacket" too."""
-    from photocap.model.beam import _blocked
+    from photocap.decoding.beam import blocked as _blocked
 
     history = [ID["a"], ID["black"], ID["jacket"], ID["is"], ID["wearing"], ID["a"], ID["black"]]
     assert _blocked(history, 3, ()) == {ID["jacket"]}

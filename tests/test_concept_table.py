@@ -1,4 +1,4 @@
-"""photocap/model/imagenet_concepts.tsv: every ImageNet-1k class mapped to the plain words captions,
+"""photocap/imaging/imagenet_concepts.tsv: every ImageNet-1k class mapped to the plain words captions,
 searches and keywords use. These tests read the file itself, not photocap's loader."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from torchvision.models._meta import _IMAGENET_CATEGORIES
 
-TABLE = Path(__file__).resolve().parent.parent / "photocap" / "model" / "imagenet_concepts.tsv"
+TABLE = Path(__file__).resolve().parent.parent / "photocap" / "imaging" / "imagenet_concepts.tsv"
 HEADER = ["index", "imagenet", "word", "plural", "group", "broader", "aliases"]
 GROUPS = set(
     "dog cat bird mammal sea_animal reptile insect food fruit_veg drink road_vehicle rail_vehicle boat aircraft "

@@ -9,14 +9,14 @@ import torch
 
 from conftest import EXAMPLES, SAMPLE_CAPTIONS, train_tiny_model
 from photocap.model.checkpoint import CheckpointError, load_model, read_header, save_model
-from photocap.model.concepts import ConceptSet, bundled_concepts, parse_table, with_article
-from photocap.model.config import ModelConfig
+from photocap.imaging.concepts import ConceptSet, bundled_concepts, parse_table, with_article
+from photocap.decoding.config import ModelConfig
 from photocap.model.decoders import ConceptInput
 from photocap.model.encoder import build_backbone
 from photocap.model.network import CaptionModel
 from photocap.model.preprocess import load_image
-from photocap.model.slots import copy_ids, encode_with_slots, render
-from photocap.model.vocab import Vocabulary
+from photocap.decoding.slots import copy_ids, encode_with_slots, render
+from photocap.decoding.vocab import Vocabulary
 
 
 @pytest.fixture(scope="module")

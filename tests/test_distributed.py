@@ -19,7 +19,7 @@ import torch
 import torch.multiprocessing as mp
 
 from conftest import make_folder_dataset
-from photocap.model.config import ModelConfig
+from photocap.decoding.config import ModelConfig
 from photocap.training.datasets import load_dataset
 from photocap.training.loop import TrainConfig, train
 

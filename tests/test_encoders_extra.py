@@ -12,12 +12,12 @@ from torchvision.models import inception_v3, resnet50
 
 from conftest import EXAMPLES
 from photocap.model.checkpoint import load_model, save_model
-from photocap.model.config import ModelConfig
+from photocap.decoding.config import ModelConfig
 from photocap.model.encoder import ImageEncoder, pretrained_weights_path
 from photocap.model.encoders_tv import EncoderWeightsError, MissingEncoderWeights
 from photocap.model.network import CaptionModel
 from photocap.model.preprocess import load_image
-from photocap.model.vocab import Vocabulary
+from photocap.decoding.vocab import Vocabulary
 
 
 @pytest.fixture(scope="module")

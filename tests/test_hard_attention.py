@@ -8,7 +8,7 @@ import torch
 from conftest import EXAMPLES, SAMPLE_CAPTIONS, train_tiny_model
 from photocap.model.beam import beam_search
 from photocap.model.checkpoint import load_model, save_model
-from photocap.model.config import ModelConfig
+from photocap.decoding.config import ModelConfig
 from photocap.model.decoders import build_decoder, caption_loss
 from photocap.model.preprocess import load_image
 

@@ -293,7 +293,7 @@ def test_long_queries_are_refused_with_the_reason(search_db):
 def test_every_config_field_has_a_rule():
     from dataclasses import fields
 
-    from photocap.model.config import RULES, ModelConfig
+    from photocap.decoding.config import RULES, ModelConfig
 
     assert {f.name for f in fields(ModelConfig)} == set(RULES)
     ModelConfig().validate()  # the defaults pass their own rules

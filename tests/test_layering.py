@@ -55,10 +55,12 @@ def test_search_modules_load_numpy_and_onnxruntime_only_when_searching_by_meanin
     assert "numpy" not in loaded and "onnxruntime" not in loaded
 
 
-def test_model_package_imports_nothing_else_of_photocap():
+def test_model_package_imports_only_the_torch_free_model_parts():
+    """model/ is the network in torch; what a model file means without torch (its config, words and
+    search: decoding/; its images and concepts: imaging/) is shared with the torch-free path."""
     loaded = loaded_after_import("photocap.model.checkpoint")
     ours = {m for m in loaded if m.startswith("photocap.")}
-    assert ours <= {m for m in ours if m.startswith("photocap.model")}, ours
+    assert ours <= {m for m in ours if m.startswith(("photocap.model", "photocap.decoding", "photocap.imaging"))}, ours
 
 
 def _imports(path: Path) -> set[str]:
@@ -79,6 +81,12 @@ def _module_name(path: Path) -> str:
 
 RULES = [
     # (modules the rule applies to, forbidden import prefixes)
+    ("photocap.decoding", ("torch", "torchvision", "onnxruntime", "PIL", "photocap.model", "photocap.captioner",
+                           "photocap.training", "photocap.index", "photocap.metadata", "photocap.library",
+                           "photocap.errors", "photocap.records", "photocap.settings", "PySide6")),
+    ("photocap.imaging", ("torch", "torchvision", "onnxruntime", "photocap.model", "photocap.decoding",
+                          "photocap.captioner", "photocap.training", "photocap.index", "photocap.metadata",
+                          "photocap.library", "PySide6")),
     ("photocap.model", ("photocap.errors", "photocap.records", "photocap.settings", "photocap.index",
                         "photocap.metadata", "photocap.library", "photocap.inference", "photocap.training",
                         "photocap.cli", "photocap.gui", "click", "sqlite3", "sqlite_utils", "PySide6")),

@@ -7,12 +7,12 @@ import torch
 
 from conftest import EXAMPLES, SAMPLE_CAPTIONS, train_tiny_model
 from photocap.model.beam import beam_search
-from photocap.model.config import ModelConfig
+from photocap.decoding.config import ModelConfig
 from photocap.model.decoders import build_decoder, caption_loss
 from photocap.model.encoder import VARIANTS, build_backbone, pretrained_weights_path
 from photocap.model.network import CaptionModel
 from photocap.model.preprocess import load_image
-from photocap.model.vocab import Vocabulary, tokenize
+from photocap.decoding.vocab import Vocabulary, tokenize
 
 ARCHES = ["show-tell", "show-attend-tell", "transformer"]
 

@@ -33,7 +33,7 @@ def test_the_desktop_bundle_ships_every_data_file_the_wheel_does():
     # and models/ must be collected with the same patterns as the wheel's photocap.bundled.
     spec = (ROOT / "packaging" / "photocap-gui.spec").read_text()
     data = _package_data_files()
-    assert "photocap/model/imagenet_concepts.tsv" in data
+    assert "photocap/imaging/imagenet_concepts.tsv" in data
     assert [f for f in data if Path(f).name not in spec] == []
     patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert [p for p in patterns["photocap.bundled"] if f'"{p}"' not in spec] == []

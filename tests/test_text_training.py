@@ -13,11 +13,11 @@ from conftest import EXAMPLES, SAMPLE_CAPTIONS, make_folder_dataset
 from photocap.cli import cli
 from photocap.errors import DatasetError
 from photocap.model.checkpoint import load_model, save_model
-from photocap.model.concepts import bundled_concepts
-from photocap.model.config import ModelConfig
+from photocap.imaging.concepts import bundled_concepts
+from photocap.decoding.config import ModelConfig
 from photocap.model.network import CaptionModel
 from photocap.model.preprocess import load_image
-from photocap.model.vocab import Vocabulary
+from photocap.decoding.vocab import Vocabulary
 from photocap.training.datasets import CaptionedImage, DatasetProblems, DatasetSplits, load_dataset
 from photocap.training.loop import TextCorpus, TrainConfig, train
 from photocap.training.textdata import ClassifierHabits, TextBridge, concept_phrases, load_caption_text, mentioned_concepts

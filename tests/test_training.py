@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from conftest import SAMPLE_CAPTIONS, make_folder_dataset
 from photocap.cli import cli
 from photocap.model.checkpoint import load_model
-from photocap.model.config import ModelConfig
+from photocap.decoding.config import ModelConfig
 from photocap.training.datasets import load_dataset
 from photocap.training.loop import TrainConfig, train
 from photocap.training.recipe import default_recipe

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from photocap.index.store import PhotoUpdate
-from photocap.model.concepts import bundled_concepts
+from photocap.imaging.concepts import bundled_concepts
 from photocap.records import Concept
 
 SEARCH_MIN_SCORE = 0.3  # a concept at least this sure is found by search and written as a keyword

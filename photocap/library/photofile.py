@@ -4,7 +4,7 @@ completely written.
 
 These run in the decode workers (``photocap.library.workers``) for the pipeline, in
 threads for the watcher (completeness), and in the GUI's thumbnailer (HEIF support).
-Never imports torch: decoding goes through ``photocap.model.preprocess``, which is PIL only.
+Never imports torch: decoding goes through ``photocap.imaging.preprocess`` (Pillow and numpy).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from photocap.errors import MetadataError
 from photocap.library.scan import content_hash
 from photocap.metadata.provenance import Owner
-from photocap.model.preprocess import describe_image_error
+from photocap.imaging.preprocess import describe_image_error
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -86,8 +86,8 @@ def probe_file(path: str, with_description: bool = True) -> ProbeResult:
 
 
 def decode_file(path: str, size: int) -> DecodedImage:
-    """Decode ``path`` for the model (``photocap.model.preprocess.open_image``)."""
-    from photocap.model.preprocess import open_image
+    """Decode ``path`` for the model (``photocap.imaging.preprocess.open_image``)."""
+    from photocap.imaging.preprocess import open_image
 
     try:
         img = open_image(path, size)

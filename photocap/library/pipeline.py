@@ -53,7 +53,7 @@ from photocap.library.scan import ScanEntry, ScanStats, is_image_path, scan, sup
 from photocap.library.schedule import Done, Scheduler, Step
 from photocap.library.summary import IndexSummary
 from photocap.library.workers import DecodePool
-from photocap.model.preprocess import describe_image_error
+from photocap.imaging.preprocess import describe_image_error
 from photocap.records import (
     CaptionFailure,
     CaptionSource,

@@ -1,27 +1,43 @@
-"""The one batched beam search; greedy decoding is beam search of width 1.
-
-Also ``sample``: multinomial sampling through the same decoder step, for
-self-critical training.
-"""
+"""A torch decoder under the one beam search (``photocap.decoding.beam``), and ``sample``:
+multinomial sampling through the same decoder step, for self-critical training."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 
+import numpy as np
 import torch
 
+from photocap.decoding.beam import Hypothesis
+from photocap.decoding.beam import beam_search as search
 from photocap.model.decoders import ConceptInput, Decoder, State
 
+__all__ = ["Hypothesis", "TorchSteps", "beam_search", "sample", "sequence_logprob"]
 
-@dataclass(frozen=True)
-class Hypothesis:
-    tokens: list[int]  # word ids, without <start> and <end>
-    logprob: float  # summed log-probability, <end> included
 
-    @property
-    def mean_logprob(self) -> float:
-        return self.logprob / (len(self.tokens) + 1)
+class TorchSteps:
+    """A torch decoder driven by the beam search of ``photocap.decoding.beam`` (its ``Steps``)."""
+
+    def __init__(self, decoder: Decoder, feats: torch.Tensor, concepts: ConceptInput | None = None) -> None:
+        self.decoder, self.feats, self.concepts = decoder, feats, concepts
+        self.state: State | None = None
+
+    def select(self, images: np.ndarray) -> "TorchSteps":
+        index = torch.from_numpy(images).to(self.feats.device)
+        return TorchSteps(self.decoder, self.feats.index_select(0, index),
+                          self.concepts.rows(index) if self.concepts is not None else None)
+
+    def start(self, per: int) -> None:
+        self.state = self.decoder.rows_per_image(self.decoder.init_state(self.feats, self.concepts), per)
+
+    def step(self, tokens: np.ndarray) -> np.ndarray:
+        logits, self.state = self.decoder.step(torch.from_numpy(tokens).to(self.feats.device), self.state)
+        return logits.float().cpu().numpy()  # (N, V')
+
+    def keep(self, rows: np.ndarray, images: np.ndarray | None) -> None:
+        device = self.feats.device
+        self.state = _reorder(self.state, torch.from_numpy(rows).to(device), self.decoder.static_state,
+                              None if images is None else torch.from_numpy(images).to(device))
 
 
 def _reorder(state: State, rows: torch.Tensor, per_image: Callable[[str], bool],
@@ -40,192 +56,12 @@ def _log_probs(logits: torch.Tensor, banned: tuple[int, ...]) -> torch.Tensor:
     return logits.log_softmax(dim=-1)
 
 
-def _blocked(history: list[int], ngram: int, once: tuple[frozenset[int], ...],
-             same: dict[int, int] | None = None) -> set[int]:
-    """Words that may not follow ``history``: those completing an n-gram it already holds,
-    and every id of a ``once`` group one of whose ids it already holds. ``same`` maps ids
-    that write the same word as another id (a copied concept "shirt" and the word "shirt")
-    to that id, for the n-gram rule."""
-    out: set[int] = set()
-    if ngram and len(history) >= ngram - 1:
-        words = [same.get(t, t) for t in history] if same else history
-        prefix = tuple(words[len(words) - ngram + 1:]) if ngram > 1 else ()
-        for j in range(len(words) - ngram + 1):
-            if tuple(words[j : j + ngram - 1]) == prefix:
-                out.add(words[j + ngram - 1])
-        if same and out:
-            out.update(k for k, w in same.items() if w in out)
-    for group in once:
-        if not group.isdisjoint(history):
-            out.update(group)
-    return out
-
-
 @torch.no_grad()
-def beam_search(
-    decoder: Decoder,
-    feats: torch.Tensor,
-    *,
-    start_id: int,
-    end_id: int,
-    banned_ids: tuple[int, ...] = (),
-    beam_size: int = 3,
-    max_len: int = 20,
-    length_penalty: float = 0.0,
-    concepts: ConceptInput | None = None,
-    no_repeat_ngram: int = 0,
-    required: Sequence[Sequence[int]] | None = None,
-    required_bonus: Sequence[float] | None = None,
-    once: tuple[tuple[int, ...], ...] = (),
-    same_words: Sequence[dict[int, int]] | None = None,
-) -> list[Hypothesis]:
-    """Best caption per image of ``feats`` (B, P, C) (and ``concepts``, for a decoder that reads them).
-
-    Hypotheses are ranked by summed log-probability divided by
-    ``(words + 1) ** length_penalty`` (0 = plain log-probability). ``banned_ids``
-    (e.g. <pad>, <start>, <unk>) are never emitted; no caption repeats a phrase of
-    ``no_repeat_ngram`` words (0 = allowed), counting the ids that ``same_words[i]`` maps
-    to another id as that id; of each ``once`` group of ids at most one is emitted, once.
-    A batch item stops once it has ``beam_size`` finished hypotheses; unfinished ones
-    count at ``max_len``. Its rows then leave the batch: the decoder only runs for the images
-    still being captioned (the same numbers for those rows).
-
-    ``required[i]``, when not empty, is a set of ids of which image i's caption should hold
-    one: constrained beam search (Anderson et al. 2017) with two banks of ``beam_size``
-    beams, those that hold a required id and those that do not yet. Without
-    ``required_bonus`` the best caption that holds one wins (the other bank's best is used
-    only if none could); with it, a caption that holds one gets ``required_bonus[i]`` added
-    to its rank, and the best of both banks wins: a required word that does not fit the
-    photo (the decoder finds every sentence with it unlikely) is left out.
-    """
-    b, k = feats.size(0), beam_size
-    device = feats.device
-    constrained = [bool(required is not None and required[i]) for i in range(b)]
-    if 0 < sum(constrained) < b:
-        # Only the constrained images need the second bank: searched apart, the others don't carry
-        # K rows of beams that never come alive through every decoder step (the same captions).
-        out: list[Hypothesis] = [Hypothesis([], float("-inf"))] * b
-        for want in (True, False):
-            part = [i for i in range(b) if constrained[i] == want]
-            index = torch.tensor(part, device=device)
-            found = beam_search(
-                decoder, feats.index_select(0, index), start_id=start_id, end_id=end_id, banned_ids=banned_ids,
-                beam_size=beam_size, max_len=max_len, length_penalty=length_penalty,
-                concepts=concepts.rows(index) if concepts is not None else None, no_repeat_ngram=no_repeat_ngram,
-                required=[required[i] for i in part] if want else None,
-                required_bonus=[required_bonus[i] for i in part] if want and required_bonus is not None else None,
-                once=once, same_words=[same_words[i] for i in part] if same_words is not None else None)
-            for i, h in zip(part, found):
-                out[i] = h
-        return out
-    g = 2 if any(constrained) else 1  # banks: [not yet satisfied,] satisfied
-    once_sets = tuple(frozenset(group) for group in once)
-    per = g * k  # rows per image
-    state = decoder.rows_per_image(decoder.init_state(feats, concepts), per)
-    tokens = torch.full((b * per,), start_id, dtype=torch.long, device=device)  # (B*G*K,)
-    history: list[list[int]] = [[] for _ in range(b * per)]
-    scores = torch.full((b, g, k), float("-inf"), device=device)  # (B, G, K)
-    # All beams start identical: only the first is alive, in bank 0 (the only bank, or, here where every
-    # image is constrained, the one of captions that don't name a required word yet).
-    scores[:, 0, 0] = 0.0
-    finished: list[list[Hypothesis]] = [[] for _ in range(b)]
-    fallback: list[list[Hypothesis]] = [[] for _ in range(b)]  # endings that miss the constraint
-    done = [False] * b
-    need: torch.Tensor | None = None  # (A, V') bool: the required ids of each active image
-    active = list(range(b))  # the images still being captioned; A = len(active) below
-
-    def ranking(h: Hypothesis) -> float:
-        return h.logprob / (len(h.tokens) + 1) ** length_penalty
-
-    for t in range(max_len + 1):
-        a = len(active)
-        logits, state = decoder.step(tokens, state)  # (A*G*K, V')
-        logp = _log_probs(logits, banned_ids)  # (A*G*K, V')
-        v = logp.size(1)
-        if t == max_len:  # out of room: only <end> may follow
-            forced = torch.full_like(logp, float("-inf"))
-            forced[:, end_id] = logp[:, end_id]
-            logp = forced
-        elif no_repeat_ngram or once:
-            alive_rows = torch.isfinite(scores.view(-1)).nonzero().view(-1).tolist()
-            cells = [(r, w) for r in alive_rows
-                     for w in _blocked(history[r], no_repeat_ngram, once_sets,
-                                       same_words[active[r // per]] if same_words else None)
-                     if w < v]
-            if cells:
-                rows_, cols_ = zip(*cells)
-                logp[list(rows_), list(cols_)] = float("-inf")
-        if need is None and g == 2:
-            need = torch.zeros(b, v, dtype=torch.bool, device=device)
-            for i, ids in enumerate(required or ()):
-                if ids:
-                    need[i, [w for w in ids if w < v]] = True
-        cand = scores.view(a, g, k, 1) + logp.view(a, g, k, v)  # (A, G, K, V')
-        if g == 2:
-            wanted = need.view(a, 1, v)
-            targets = [  # (bank, candidates (A, sources*K*V'), source bank of each block of K*V')
-                (0, cand[:, 0].masked_fill(wanted, float("-inf")).view(a, -1), (0,)),
-                (1, torch.cat([cand[:, 1], cand[:, 0].masked_fill(~wanted, float("-inf"))], dim=1).view(a, -1), (1, 0)),
-            ]
-        else:
-            targets = [(0, cand[:, 0].reshape(a, -1), (0,))]
-
-        # Filled as Python lists, made tensors once: a tensor write per candidate took 14 % of the decoder's op time.
-        new_scores = [[[float("-inf")] * k for _ in range(g)] for _ in range(a)]  # (A, G, K)
-        new_rows = [[[j * per + bank * k + beam for beam in range(k)] for bank in range(g)]
-                    for j in range(a)]  # unfilled rows keep their own state
-        new_words = [[[end_id] * k for _ in range(g)] for _ in range(a)]
-        for bank, flat, sources in targets:
-            top_scores, top_idx = flat.topk(min(2 * k, flat.size(1)), dim=1)  # room for K ending + K going on
-            top_scores_l, top_idx_l = top_scores.tolist(), top_idx.tolist()
-            for j, i in enumerate(active):  # j: the image's place in this step's rows, i: in the batch
-                alive = 0
-                ends = finished[i] if bank == g - 1 else fallback[i]
-                for rank, (s, c) in enumerate(zip(top_scores_l[j], top_idx_l[j])):
-                    if s == float("-inf"):
-                        break
-                    block, word = divmod(c, v)
-                    source, beam = divmod(block, k)
-                    row = j * per + sources[source] * k + beam
-                    if word == end_id:
-                        # An ending only counts if it ranks among the K best candidates of this step.
-                        if rank < k and len(ends) < k:
-                            ends.append(Hypothesis(list(history[row]), s))
-                    elif alive < k:
-                        new_scores[j][bank][alive], new_rows[j][bank][alive] = s, row
-                        new_words[j][bank][alive] = word
-                        alive += 1
-        next_scores = torch.tensor(new_scores, device=device)  # (A, G, K)
-        next_rows = torch.tensor(new_rows, dtype=torch.long, device=device)
-        next_words = torch.tensor(new_words, dtype=torch.long, device=device)
-        going = torch.isfinite(next_scores).view(a, -1).any(dim=1).tolist()
-        for j, i in enumerate(active):
-            done[i] = len(finished[i]) >= k or not going[j]
-        if all(done):
-            break
-        rows = next_rows.view(-1)  # (A*G*K,): always a row of the same image
-        tokens = next_words.view(-1)
-        scores = next_scores
-        if any(done[i] for i in active):  # the finished images' rows leave the batch
-            keep = [j for j, i in enumerate(active) if not done[i]]
-            kept = torch.tensor([j * per + r for j in keep for r in range(per)], device=device)
-            rows, tokens, scores = rows.index_select(0, kept), tokens.index_select(0, kept), scores[keep]
-            state = _reorder(state, rows, decoder.static_state, torch.tensor(keep, device=device))
-            if need is not None:
-                need = need[keep]
-            active = [active[j] for j in keep]
-        else:
-            state = _reorder(state, rows, decoder.static_state)  # rows: always a row of the same image
-        history = [history[r] + [w] for r, w in zip(rows.tolist(), tokens.tolist())]
-    out = []
-    for i, (f, fb) in enumerate(zip(finished, fallback)):
-        if required_bonus is None or not constrained[i] or not f or not fb:
-            out.append(max(f or fb, key=ranking) if (f or fb) else Hypothesis([], float("-inf")))
-            continue
-        named = max(f, key=ranking)
-        best = max(fb, key=ranking)
-        out.append(named if ranking(named) + required_bonus[i] >= ranking(best) else best)
-    return out
+def beam_search(decoder: Decoder, feats: torch.Tensor, *, concepts: ConceptInput | None = None,
+                **rules) -> list[Hypothesis]:
+    """Best caption per image of ``feats`` (B, P, C) (and ``concepts``, for a decoder that reads them):
+    ``photocap.decoding.beam.beam_search`` (its ``rules``) over this torch decoder."""
+    return search(TorchSteps(decoder, feats, concepts), feats.size(0), **rules)
 
 
 @torch.no_grad()

@@ -20,12 +20,12 @@ from typing import Any
 
 import torch
 
-from photocap.model.concepts import ConceptSet
-from photocap.model.config import ModelConfig
+from photocap.imaging.concepts import ConceptSet
+from photocap.decoding.config import ModelConfig
 from photocap.model.encoder import ENCODERS
 from photocap.model.network import CaptionModel
 from photocap.model.statedict import cast_like, mismatch
-from photocap.model.vocab import Vocabulary
+from photocap.decoding.vocab import Vocabulary
 
 FORMAT = "photocap-model"
 FORMAT_VERSION = "1"

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from photocap.model.config import ModelConfig
+from photocap.decoding.config import ModelConfig
 
 State = dict[str, torch.Tensor]
 
@@ -293,7 +293,7 @@ class TransformerDecoder(Decoder):
         self.slots = cfg.concept_slots
         self.uses_concepts = bool(self.slots or cfg.sentence_dim)
         if self.slots:
-            from photocap.model.concepts import GROUPS
+            from photocap.imaging.concepts import GROUPS
 
             if concept_groups is None or len(concept_groups) != cfg.concept_words:
                 raise ValueError("a concept decoder needs the group of each of its concept words")

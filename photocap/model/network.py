@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from photocap.model.beam import Hypothesis, beam_search
-from photocap.model.concepts import ConceptSet, ConceptWord
-from photocap.model.config import ModelConfig
+from photocap.decoding.captions import REPORTED_CONCEPTS, Decoded, PhotoConcepts, decode, special_ids
+from photocap.decoding.config import ModelConfig
+from photocap.decoding.slots import render
+from photocap.decoding.vocab import Vocabulary
+from photocap.imaging.concepts import ConceptSet, ConceptWord
+from photocap.model.beam import TorchSteps
 from photocap.model.decoders import ConceptInput, build_decoder
 from photocap.model.encoder import ImageEncoder
-from photocap.model.people import PERSON_WORDS
-from photocap.model.slots import copy_ids, render
-from photocap.model.vocab import Vocabulary, tokenize
 
-REPORTED_CONCEPTS = 5  # concepts kept per photo (for the index and --json), whatever the decoder reads
-
-
-@dataclass(frozen=True)
-class Decoded:
-    """One photo's caption and concepts, as the model produced them."""
-
-    text: str
-    score: float  # mean log-probability per token of the caption (<= 0)
-    concepts: tuple[tuple[ConceptWord, float], ...] = ()  # best first: (word, summed class probability)
+__all__ = ["CaptionModel", "Decoded", "REPORTED_CONCEPTS"]
 
 
 class CaptionModel(nn.Module):
@@ -66,21 +56,7 @@ class CaptionModel(nn.Module):
 
     @property
     def banned_ids(self) -> tuple[int, ...]:
-        v = self.vocab
-        return (v.pad_id, v.start_id, v.unk_id)
-
-    @property
-    def person_ids(self) -> tuple[int, ...]:
-        """The vocabulary's words for people: what the person gate bans."""
-        return tuple(self.vocab.stoi[w] for w in PERSON_WORDS if w in self.vocab.stoi)
-
-    def person_gated(self, concepts: ConceptInput | None, photos: int) -> list[bool]:
-        """Per photo (of ``photos``), whether its caption may not name a person (the gate is on and the
-        probe doubts one)."""
-        probability = self.person_probability(concepts) if self.cfg.person_gate else None
-        if probability is None:
-            return [False] * photos
-        return (probability < self.cfg.person_gate).tolist()
+        return special_ids(self.vocab)
 
     def forward(self, images: torch.Tensor, inputs: torch.Tensor):
         """images (B, 3, S, S), inputs (B, T) -> logits (B, T, V), extras."""
@@ -152,7 +128,7 @@ class CaptionModel(nn.Module):
 
     def encode_caption(self, caption: str, words: list[ConceptWord]) -> list[int]:
         """A reference caption as training ids: concept words become copy ids when the decoder copies."""
-        from photocap.model.slots import encode_with_slots
+        from photocap.decoding.slots import encode_with_slots
 
         if not self.cfg.concept_slots:
             return self.vocab.encode(caption, self.cfg.max_len)
@@ -162,85 +138,36 @@ class CaptionModel(nn.Module):
         """Decoded ids of one caption -> its text (copied concepts filled in)."""
         return render(ids, self.vocab, words, self.cfg.concept_slots)
 
-    def _constraints(self, concepts: ConceptInput | None, force: float) -> list[list[int]] | None:
-        """Per photo, the ids of which its caption should hold one: its top concept's, if it scores >= ``force``."""
-        if not force or concepts is None:
-            return None
-        out = []
-        for row in range(len(concepts)):
-            score = float(concepts.scores[row, 0])
-            ids: list[int] = []
-            if score >= force:
-                if self.cfg.concept_slots:
-                    ids = list(copy_ids(len(self.vocab), self.cfg.concept_slots, 0))
-                else:  # a vocabulary word: single-token words the captions used
-                    word = self.concepts.words[int(concepts.words[row, 0])]
-                    ids = [self.vocab.stoi[t] for t in {word.word, word.plural}
-                           if len(tokenize(t)) == 1 and t in self.vocab.stoi]
-            out.append(ids)
-        return out
-
-    def _same_words(self, concepts: ConceptInput) -> list[dict[int, int]]:
-        """Per photo: its copy ids whose concept is a word of the vocabulary -> that word's id."""
-        v, slots = len(self.vocab), self.cfg.concept_slots
-        out = []
-        for row in range(len(concepts)):
-            same = {}
-            for k, concept in enumerate(self.concept_words(concepts, row)[:slots]):
-                one, many = copy_ids(v, slots, k)
-                for cid, text in ((one, concept.word), (many, concept.plural)):
-                    if text in self.vocab.stoi:
-                        same[cid] = self.vocab.stoi[text]
-            out.append(same)
-        return out
+    def photo_concepts(self, concepts: ConceptInput | None, photos: int) -> list[PhotoConcepts]:
+        """What the decoding rules read of each photo (of ``photos``) besides the decoder."""
+        if concepts is None:
+            return [PhotoConcepts()] * photos
+        probability = self.person_probability(concepts) if self.cfg.person_gate else None
+        person = probability.tolist() if probability is not None else [None] * photos
+        return [PhotoConcepts(tuple(self.concept_words(concepts, row)), tuple(concepts.scores[row].tolist()), p)
+                for row, p in zip(range(photos), person)]
 
     @torch.no_grad()
     def decode_features(self, feats: torch.Tensor, beam_size: int | None = None,
                         length_penalty: float | None = None, concepts: ConceptInput | None = None,
                         concept_force: float | None = None, concept_bonus: float | None = None) -> list[Decoded]:
-        """Grid features (B, P, C) (+ concepts) -> one :class:`Decoded` per photo, via beam search.
+        """Grid features (B, P, C) (+ concepts) -> one :class:`Decoded` per photo, via beam search
+        (``photocap.decoding.captions``: the rules, shared with the torch-free path).
 
         ``beam_size`` / ``length_penalty`` / ``concept_force`` / ``concept_bonus`` default to the model's own."""
+        steps = TorchSteps(self.decoder, *self.decoder_inputs(feats, concepts))
+        return decode(steps, self.photo_concepts(concepts, feats.size(0)), self.cfg, self.vocab, beam_size=beam_size,
+                      length_penalty=length_penalty, concept_force=concept_force, concept_bonus=concept_bonus)
+
+    def decoder_inputs(self, feats: torch.Tensor,
+                       concepts: ConceptInput | None) -> tuple[torch.Tensor, ConceptInput | None]:
+        """What the decoder reads when captioning: the grid (none for a model that decodes without it)
+        and the concepts it reads (its top slots, the image embedding)."""
         cfg = self.cfg
-        force = cfg.concept_force if concept_force is None else concept_force
-        bonus = cfg.concept_bonus if concept_bonus is None else concept_bonus
-        slots = cfg.concept_slots
-        v = len(self.vocab)
         if cfg.sentence_dim and not cfg.decode_grid:
             feats = feats[:, :0]  # (B, 0, C): the decoder reads the image embedding and concepts only
-        required = self._constraints(concepts, force)
-        same_words = self._same_words(concepts) if slots and concepts is not None else None
-
-        def search(rows: list[int], banned: tuple[int, ...]) -> list[Hypothesis]:
-            index = torch.tensor(rows, device=feats.device)
-            part = concepts.rows(index) if concepts is not None else None
-            return beam_search(
-                self.decoder, feats.index_select(0, index), start_id=self.vocab.start_id, end_id=self.vocab.end_id,
-                banned_ids=banned, beam_size=cfg.beam_size if beam_size is None else beam_size,
-                max_len=cfg.max_len,
-                length_penalty=cfg.length_penalty if length_penalty is None else length_penalty,
-                concepts=part.top(max(slots, 1)) if part is not None and (slots or cfg.sentence_dim) else None,
-                no_repeat_ngram=cfg.no_repeat_ngram,
-                required=[required[i] for i in rows] if required is not None else None,
-                required_bonus=([bonus * float(concepts.scores[i, 0]) for i in rows]
-                                if bonus and concepts is not None else None),
-                once=tuple(copy_ids(v, slots, k) for k in range(slots)),
-                same_words=[same_words[i] for i in rows] if same_words is not None else None,
-            )
-
-        gated = self.person_gated(concepts, feats.size(0))
-        hyps: list[Hypothesis] = [Hypothesis([], float("-inf"))] * feats.size(0)
-        for banned, rows in ((self.banned_ids, [i for i, g in enumerate(gated) if not g]),
-                             (self.banned_ids + self.person_ids, [i for i, g in enumerate(gated) if g])):
-            if rows:
-                for i, h in zip(rows, search(rows, banned)):
-                    hyps[i] = h
-        out = []
-        for row, h in enumerate(hyps):
-            words = self.concept_words(concepts, row)
-            scored = tuple(zip(words, concepts.scores[row].tolist())) if concepts is not None else ()
-            out.append(Decoded(self.text(h.tokens, words), h.mean_logprob, scored))
-        return out
+        read = concepts is not None and (cfg.concept_slots or cfg.sentence_dim)
+        return feats, concepts.top(max(cfg.concept_slots, 1)) if read else None
 
     @torch.no_grad()
     def caption(self, images: torch.Tensor, beam_size: int | None = None,

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from photocap.errors import DatasetError
-from photocap.model.vocab import tokenize
+from photocap.decoding.vocab import tokenize
 
 # COCO's 80 categories -> the words a caption may name them by (singular; plurals are derived).
 COCO_NAMES: dict[str, tuple[str, ...]] = {

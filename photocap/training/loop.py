@@ -30,12 +30,12 @@ import torch
 
 from photocap.errors import ModelError
 from photocap.model.checkpoint import CheckpointError, atomic_destination, load_model, save_model
-from photocap.model.concepts import ConceptSet, bundled_concepts
-from photocap.model.config import ModelConfig
+from photocap.imaging.concepts import ConceptSet, bundled_concepts
+from photocap.decoding.config import ModelConfig
 from photocap.model.decoders import ConceptInput, caption_loss
 from photocap.model.encoders_tv import EncoderWeightsError
 from photocap.model.network import CaptionModel, Decoded
-from photocap.model.vocab import Vocabulary
+from photocap.decoding.vocab import Vocabulary
 from photocap.training import distributed
 from photocap.training.datasets import CaptionedImage, DatasetSplits
 from photocap.training.features import FeatureCache, encoder_fingerprint

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from photocap.model.people import PERSON_WORDS
-from photocap.model.vocab import tokenize
+from photocap.decoding.people import PERSON_WORDS
+from photocap.decoding.vocab import tokenize
 
 # Pronouns say little on their own ("its", "their" of a dog); the nouns decide the label.
 _LABEL_WORDS = frozenset(PERSON_WORDS) - {"he", "she", "his", "her", "they", "their", "team", "cook"}

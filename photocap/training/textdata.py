@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from photocap.errors import DatasetError
-from photocap.model.concepts import ConceptSet
+from photocap.imaging.concepts import ConceptSet
 from photocap.model.decoders import ConceptInput
-from photocap.model.vocab import tokenize
+from photocap.decoding.vocab import tokenize
 
 Embed = Callable[[Sequence[str]], np.ndarray]  # texts -> (n, D) unit rows
 MAX_TEXT_CAPTIONS = 2_000_000

@@ -148,7 +148,7 @@ def parse_table(text: str) -> ConceptSet:
 @lru_cache(maxsize=1)
 def bundled_concepts() -> ConceptSet:
     """The table shipped with this photocap (read once per process, on first use)."""
-    text = resources.files("photocap.model").joinpath(TABLE_FILE).read_text(encoding="utf-8")
+    text = resources.files("photocap.imaging").joinpath(TABLE_FILE).read_text(encoding="utf-8")
     return parse_table(text)
 
 

@@ -104,7 +104,7 @@ class ModelConfig:
     fine_tune_blocks: int = 0  # encoder blocks trained with the decoder (0 = frozen encoder)
     # Concepts: the encoder also runs its own ImageNet classifier, through a frozen copy of the
     # original top blocks (the tuned ones no longer feed the classifier what it was trained on),
-    # and reports the photo's top concept words (model/concepts.py). EfficientNet-Lite only.
+    # and reports the photo's top concept words (imaging/concepts.py). EfficientNet-Lite only.
     concept_head: bool = False
 
     # Decoder

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from photocap.model.concepts import ConceptWord, with_article
-from photocap.model.vocab import Vocabulary, detokenize, tokenize
+from photocap.imaging.concepts import ConceptWord, with_article
+from photocap.decoding.vocab import Vocabulary, detokenize, tokenize
 
 
 def copy_ids(vocab_size: int, slots: int, k: int) -> tuple[int, int]:
