@@ -45,7 +45,7 @@ def main():
     folder, model, backend, batch, workers = sys.argv[1:6]
     from PIL import Image
     import photocap
-    from photocap.inference import Captioner
+    from photocap.captioner import Captioner
     from photocap.index.store import CaptionIndex
     from photocap.library.pipeline import IndexOptions, index_folders
     cap = Captioner(model, device="cpu", backend=backend)
@@ -122,7 +122,7 @@ def main() -> None:
 
     import torch
 
-    from photocap.inference import Captioner
+    from photocap.captioner import Captioner
     from photocap.library.workers import default_workers
     from photocap.imaging.preprocess import open_image
 

@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     args = parser.parse_args()
 
-    from photocap.inference import Captioner
+    from photocap.captioner import Captioner
 
     if args.list is not None:
         paths = [args.folder / line.strip() for line in args.list.read_text().splitlines() if line.strip()]

@@ -110,7 +110,7 @@ def _rates(captioner, folder: Path, decoded: list, batch_size: int, workers: int
 
 def throughput(n: int, model: Path | None, device: str, batch_size: int, workers: int | None,
                against: Path | None, rounds: int) -> None:
-    from photocap.inference import Captioner
+    from photocap.captioner import Captioner
     from photocap.library.workers import default_workers
     from photocap.imaging.preprocess import open_image
 

@@ -56,7 +56,7 @@ def main() -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from photocap.inference import Captioner
+    from photocap.captioner import Captioner
     from photocap.onnx_encoder import OnnxEncoder, _session, cpu_threads
     from photocap.model.preprocess import open_image, to_tensor
     from photocap.training.metrics import score_captions

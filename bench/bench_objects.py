@@ -27,7 +27,7 @@ def main() -> None:
     ap.add_argument("--misses", action="store_true", help="list every photo whose caption misses its object")
     args = ap.parse_args()
 
-    from photocap.inference import Captioner
+    from photocap.captioner import Captioner
     from photocap.imaging.preprocess import open_image
     from photocap.training.captionstats import load_largest_objects, names_object
 

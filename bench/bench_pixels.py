@@ -50,7 +50,7 @@ def _captions(folder: Path) -> dict[str, list[str]]:
 
 def _run_captioner(paths: list[Path], model: Path | None, pixels: Path | None) -> list[dict]:
     """Caption + concepts + image vector of each photo, cached by the model's and pixel head's sha256."""
-    from photocap.inference import Captioner
+    from photocap.captioner import Captioner
     from photocap.model.pixels import pixels_path_for
     from photocap.records import VECTOR_DTYPE
     from photocap.settings import default_model_path
@@ -103,7 +103,7 @@ def overhead(paths: list[Path], model: Path | None, rounds: int = 2, batch_size:
 
     import torch
 
-    from photocap.inference import Captioner
+    from photocap.captioner import Captioner
     from photocap.model.pixels import encoder_identity
     from photocap.model.preprocess import open_image, to_tensor
 

@@ -11,7 +11,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Captioner": "photocap.inference",
+    "Captioner": "photocap.captioner",
     "CaptionIndex": "photocap.index.store",
     "write_caption": "photocap.metadata.writer",
     "read_metadata": "photocap.metadata.reader",

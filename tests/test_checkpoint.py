@@ -122,7 +122,7 @@ def test_vocabulary_size_mismatch(tiny_model_path, tmp_path):
 
 
 def test_decoding_defaults_travel_with_the_model(tiny_model_path, images, tmp_path):
-    from photocap.inference import Captioner
+    from photocap.captioner import Captioner
 
     model, _ = load_model(tiny_model_path)
     model.cfg.beam_size, model.cfg.length_penalty = 2, 1.5

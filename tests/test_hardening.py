@@ -358,16 +358,16 @@ def test_model_errors_say_where_the_path_came_from(tiny_model_path, tmp_path, sa
 
 
 def test_the_bundled_model_hint_only_when_it_is_the_bundled_model(tmp_path, monkeypatch):
-    from photocap import inference
+    from photocap.captioner import base as inference
 
     missing = tmp_path / "gone.safetensors"
     monkeypatch.delenv("PHOTOCAP_MODEL", raising=False)
-    assert "missing from this installation" in inference._model_hint(None, missing)
+    assert "missing from this installation" in inference.model_hint(None, missing)
     missing.write_bytes(b"x")
-    assert "damaged" in inference._model_hint(None, missing)
-    assert inference._model_hint(missing, missing) == ""
+    assert "damaged" in inference.model_hint(None, missing)
+    assert inference.model_hint(missing, missing) == ""
     monkeypatch.setenv("PHOTOCAP_MODEL", str(missing))
-    assert "$PHOTOCAP_MODEL" in inference._model_hint(None, missing)
+    assert "$PHOTOCAP_MODEL" in inference.model_hint(None, missing)
 
 
 def test_a_photo_that_does_not_decode_is_never_written(tmp_path):

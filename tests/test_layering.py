@@ -166,7 +166,7 @@ def test_tests_never_skip_when_photocap_fails_to_import():
 def test_the_default_model_captions_without_torchvision():
     # The CPU bundle (packaging/photocap-gui.spec) leaves torchvision out: the bundled
     # EfficientNet-Lite encoder must not need it (only the optional torchvision backbones do).
-    code = ("import sys, json; from PIL import Image; from photocap.inference import Captioner; "
+    code = ("import sys, json; from PIL import Image; from photocap.captioner import Captioner; "
             "c = Captioner(device='cpu', backend='torch'); "
             "d = c.describe_images([Image.new('RGB', (64, 48), (200, 120, 40))])[0]; "
             "print(json.dumps([d.caption, sorted(m for m in sys.modules if m.startswith('torchvision'))]))")

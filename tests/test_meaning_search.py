@@ -322,7 +322,7 @@ def test_an_unloadable_sentence_model_costs_vectors_not_captions(tmp_path, photo
 
 
 def test_the_pipeline_embeds_new_captions_and_keeps_image_vectors(tmp_path, photo_dir, tiny_model_path):
-    from photocap.inference import Captioner
+    from photocap.captioner import Captioner
 
     captioner = Captioner(tiny_model_path, device="cpu")
     unit = np.zeros(384, dtype="<f4")

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from photocap import onnx_encoder
 from photocap.cli import cli
 from photocap.errors import BackendFallbackWarning
-from photocap.inference import Captioner
+from photocap.captioner import Captioner
 from photocap.settings import default_model_path
 
 

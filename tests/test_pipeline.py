@@ -24,7 +24,7 @@ from photocap.library.pipeline import (
 
 @pytest.fixture(scope="session")
 def captioner(tiny_model_path):
-    from photocap.inference import Captioner
+    from photocap.captioner import Captioner
 
     return Captioner(tiny_model_path, device="cpu")
 

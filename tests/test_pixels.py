@@ -20,7 +20,7 @@ from PIL import Image
 from conftest import EXAMPLES, SAMPLE_CAPTIONS
 from photocap.cli import cli
 from photocap.errors import ModelError, PixelHeadWarning
-from photocap.inference import Captioner
+from photocap.captioner import Captioner
 from photocap.meaning.text import DIM, MODEL_ID, TextEmbedder
 from photocap.model.checkpoint import load_model
 from photocap.model.pixels import (

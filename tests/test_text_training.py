@@ -182,7 +182,7 @@ def test_the_person_gate_keeps_people_out_of_captions_of_photos_the_probe_doubts
 
 
 def test_a_model_with_an_image_embedding_round_trips_and_gives_its_vectors_to_search(tmp_path, sample_photos):
-    from photocap.inference import Captioner
+    from photocap.captioner import Captioner
 
     source = _source_model(tmp_path / "m.safetensors")
     loaded, _ = load_model(tmp_path / "m.safetensors")

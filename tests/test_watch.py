@@ -65,7 +65,7 @@ class CountingCaptioner:
 
 @pytest.fixture(scope="module")
 def real_captioner(tiny_model_path: Path) -> Any:
-    from photocap.inference import Captioner
+    from photocap.captioner import Captioner
 
     return Captioner(tiny_model_path, device="cpu", beam=1)
 

@@ -28,6 +28,7 @@ COMMANDS = {
     "train": "photocap.cli.train_cmd:train",
     "evaluate": "photocap.cli.train_cmd:evaluate",
     "train-pixels": "photocap.cli.pixels_cmd:train_pixels",
+    "export-graphs": "photocap.cli.export_cmd:export_graphs",
     "gui": "photocap.cli.gui_cmd:gui",
 }
 

@@ -33,8 +33,9 @@ backend_option = click.option(
     type=click.Choice(["auto", "onnx", "torch"]),
     default="auto",
     show_default=True,
-    help="What runs the image encoder: auto uses ONNX Runtime on the CPU (when installed) and torch on "
-    "a GPU; onnx falls back to torch with a warning when it cannot be used.",
+    help="What runs the model: auto uses torch on a GPU (when torch is installed) and ONNX Runtime on the "
+    "CPU (no torch needed; the bundled model's graphs ship with photocap, another model's are exported "
+    "once where torch is installed); onnx or torch ask for one.",
 )
 model_option = click.option(
     "--model",

@@ -62,7 +62,7 @@ def caption(paths: tuple[Path, ...], as_json: bool, beam: int | None, length_pen
     if not files:
         raise click.ClickException("no image files found in the given paths")
     with user_errors():
-        from photocap.inference import Captioner
+        from photocap.captioner import Captioner
 
         captioner = Captioner(model_path, device=device, beam=beam, length_penalty=length_penalty,
                               concept_force=concept_force, backend=backend)

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from photocap.cli._common import backend_option, echo_json, json_option, model_option, user_errors, warn
+from photocap.cli._common import echo_json, json_option, model_option, user_errors, warn
 from photocap.cli.train_cmd import DATA_KINDS, _load_splits
 
 
@@ -67,7 +67,6 @@ def _sha256(path: Path) -> str:
 @click.option("--data", "kind", type=click.Choice(DATA_KINDS), required=True, help="Dataset layout.")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @model_option
-@backend_option
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write the pixel head. Default: beside --model (MODEL.pixels.safetensors, where the "
                    "captioner finds it); for the bundled model: runs/pixels/.")
@@ -84,7 +83,7 @@ def _sha256(path: Path) -> str:
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Cache of encoder outputs and caption vectors. Default: the user cache folder.")
 @json_option
-def train_pixels(kind: str, path: Path, model_path: Path | None, backend: str, out_path: Path | None,
+def train_pixels(kind: str, path: Path, model_path: Path | None, out_path: Path | None,
                  inputs: str | None, hidden: int | None, concept_text: bool | None, epochs: int | None, batch_size: int | None,
                  lr: float | None, seed: int | None, cache_dir: Path | None, as_json: bool) -> None:
     """Train a model's pixel head: a projection of what its encoder sees into the sentence model's
@@ -101,7 +100,7 @@ def train_pixels(kind: str, path: Path, model_path: Path | None, backend: str, o
       photocap train-pixels --data flickr8k ~/data/flickr8k --inputs grid --hidden 1024
     """
     with user_errors():
-        from photocap.inference import Captioner
+        from photocap.captioner.torch_backend import TorchCaptioner
         from photocap.meaning.text import MODEL_ID, TextEmbedder
         from photocap.model.pixels import encoder_identity, pixels_path_for, save_pixel_head
         from photocap.settings import cache_dir as default_cache_dir, default_model_path
@@ -117,7 +116,7 @@ def train_pixels(kind: str, path: Path, model_path: Path | None, backend: str, o
         if not splits.dev:
             raise click.ClickException("the dataset has no dev split to select the pixel head on")
         warn(f"photocap: {splits.source}: {len(splits.train)} train, {len(splits.dev)} dev images")
-        captioner = Captioner(model_path, device="cpu", backend=backend, pixel_head=None)
+        captioner = TorchCaptioner(model_path, device="cpu", pixel_head=None)
         if cfg.inputs != "grid" and not captioner.has_concepts:
             raise click.ClickException(f"{captioner.model_path} has no concept head; use --inputs grid")
         if cfg.concept_text and cfg.inputs == "grid":

@@ -180,7 +180,7 @@ def train(kind: str, path: Path, db_path: Path | None, out_dir: Path, arch: str 
         from photocap.settings import cache_dir as default_cache_dir
         from photocap.training.loop import TrainConfig, train as run_training
         from photocap.training.recipe import default_recipe, everyday_recipe
-        from photocap.inference import pick_device
+        from photocap.captioner.torch_backend import pick_device
 
         model_cfg, train_cfg = everyday_recipe() if text_files and encoder_from is not None else default_recipe()
         overlay: dict[str, Any] = {}  # the config file's model settings
@@ -297,7 +297,7 @@ def evaluate(kind: str, path: Path, split: str, model_path: Path | None, beam: i
     """
     with user_errors():
         from photocap.errors import PhotocapError
-        from photocap.inference import Captioner
+        from photocap.captioner.torch_backend import TorchCaptioner
         from photocap.settings import cache_dir as default_cache_dir
         from photocap.training.captionstats import caption_stats, load_objects
         from photocap.training.loop import encode_split_features, evaluate_features
@@ -312,8 +312,8 @@ def evaluate(kind: str, path: Path, split: str, model_path: Path | None, beam: i
         if objects_file is None and path.is_dir() and (path / "objects.json").is_file():
             objects_file = path / "objects.json"
         objects = load_objects(objects_file, (it.key for it in items)) if objects_file else None
-        captioner = Captioner(model_path, device=device, beam=beam, length_penalty=length_penalty,
-                              concept_force=concept_force)
+        captioner = TorchCaptioner(model_path, device=device, beam=beam, length_penalty=length_penalty,
+                                   concept_force=concept_force)
         beam, length_penalty = captioner.beam, captioner.length_penalty
         bar = _Bar(quiet=as_json)
         kept, feats = encode_split_features(captioner.model, items, cache_dir or default_cache_dir() / "features",

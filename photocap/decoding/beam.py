@@ -79,12 +79,18 @@ def blocked(history: list[int], ngram: int, once: tuple[frozenset[int], ...],
 
 
 def _top(flat: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``n`` best of each row of ``flat`` (A, M), best first: (scores, indices), each (A, n)."""
+    """The ``n`` best of each row of ``flat`` (A, M), best first, ties to the lower index: (scores,
+    indices), each (A, n). ``flat`` is overwritten. n argmax passes: for the few candidates a beam
+    keeps, several times faster than a partition of the whole row."""
     n = min(n, flat.shape[1])
-    idx = np.argpartition(flat, flat.shape[1] - n, axis=1)[:, -n:]  # (A, n), unordered
-    vals = np.take_along_axis(flat, idx, axis=1)
-    order = np.argsort(-vals, axis=1, kind="stable")
-    return np.take_along_axis(vals, order, axis=1), np.take_along_axis(idx, order, axis=1)
+    rows = np.arange(flat.shape[0])
+    idx = np.empty((flat.shape[0], n), dtype=np.int64)
+    vals = np.empty((flat.shape[0], n), dtype=flat.dtype)
+    for r in range(n):
+        best = flat.argmax(axis=1)  # (A,)
+        idx[:, r], vals[:, r] = best, flat[rows, best]
+        flat[rows, best] = NEG_INF
+    return vals, idx
 
 
 def beam_search(

@@ -73,7 +73,7 @@ __all__ = ["CaptionerFactory", "CaptionerLike", "IndexOptions", "PathCaptioner",
 
 
 class CaptionerLike(Protocol):
-    """What the pipeline needs of :class:`photocap.inference.Captioner`."""
+    """What the pipeline needs of a captioner (:mod:`photocap.captioner`)."""
 
     @property
     def model_id(self) -> str: ...
@@ -116,7 +116,7 @@ def default_captioner_factory(
     """A factory that imports torch and loads the model only when first called."""
 
     def make() -> CaptionerLike:
-        from photocap.inference import Captioner
+        from photocap.captioner import Captioner
 
         return Captioner(model_path, device=device, beam=beam, backend=backend)
 

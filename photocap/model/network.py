@@ -51,8 +51,11 @@ class CaptionModel(nn.Module):
             if cfg.memory_size:  # caption vectors the image embedding is projected onto (config.py)
                 self.register_buffer("sentence_memory", torch.zeros(cfg.memory_size, cfg.sentence_dim))
         if self.concepts is not None:
-            self.register_buffer("class_word", torch.tensor(self.concepts.class_word, dtype=torch.long),
-                                 persistent=False)
+            # (1000, W) one-hot: class probabilities summed per word by a matmul (index_add_ has no
+            # faithful ONNX export; the torch-free captioner runs this in its encoder graph).
+            self.register_buffer("class_word", torch.nn.functional.one_hot(
+                torch.tensor(self.concepts.class_word, dtype=torch.long), len(self.concepts)).float(),
+                persistent=False)
 
     @property
     def banned_ids(self) -> tuple[int, ...]:
@@ -71,7 +74,7 @@ class CaptionModel(nn.Module):
         if logits is None or self.concepts is None:
             return None
         probs = logits.float().softmax(dim=-1)  # (B, 1000)
-        per_word = probs.new_zeros(probs.size(0), len(self.concepts)).index_add_(1, self.class_word, probs)  # (B, W)
+        per_word = probs @ self.class_word  # (B, W)
         top = per_word.topk(min(max(REPORTED_CONCEPTS, self.cfg.concept_slots), per_word.size(1)), dim=1)
         vector = None
         if self.embedding is not None:

@@ -24,13 +24,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from photocap.decoding.modelfile import pixels_path_for
 from photocap.model.checkpoint import CheckpointError, atomic_destination, header_entry, read_metadata
 from photocap.model.statedict import cast_like, mismatch
 
 FORMAT = "photocap-pixels"
 FORMAT_VERSION = "1"
 INPUTS = ("grid", "concepts", "both")
-SUFFIX = ".pixels.safetensors"  # beside the model file: photocap-default.safetensors -> photocap-default.pixels.safetensors
 
 
 class PixelHeadError(CheckpointError):
@@ -155,13 +155,6 @@ def encoder_identity(encoder: nn.Module, name: str) -> str:
         digest.update(key.encode())
         digest.update(t.contiguous().numpy().tobytes())
     return f"{name}-{digest.hexdigest()[:16]}"
-
-
-def pixels_path_for(model_path: str | Path) -> Path:
-    """Where the pixel head of a model file lives: beside it, ``NAME.pixels.safetensors``."""
-    path = Path(model_path)
-    stem = path.name[: -len(".safetensors")] if path.name.endswith(".safetensors") else path.name
-    return path.with_name(stem + SUFFIX)
 
 
 @dataclass(frozen=True)
