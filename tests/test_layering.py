@@ -30,7 +30,10 @@ def loaded_after_import(module: str) -> set[str]:
                                     "photocap.library.workers", "photocap.library.pipeline",
                                     "photocap.library.sync", "photocap.library.edit", "photocap.library.watch",
                                     "photocap.index.vectors", "photocap.library.meaning", "photocap.library.search",
-                                    "photocap.library.cluster", "photocap.cli.index_cmd"])
+                                    "photocap.library.cluster", "photocap.cli.index_cmd", "photocap.captioner",
+                                    "photocap.captioner.onnx_backend", "photocap.captioner.graphs",
+                                    "photocap.decoding.captions", "photocap.decoding.modelfile",
+                                    "photocap.imaging.preprocess"])
 def test_light_modules_do_not_load_torch_or_qt(module):
     loaded = loaded_after_import(module)
     assert "torch" not in loaded
@@ -84,15 +87,18 @@ RULES = [
     ("photocap.decoding", ("torch", "torchvision", "onnxruntime", "PIL", "photocap.model", "photocap.captioner",
                            "photocap.training", "photocap.index", "photocap.metadata", "photocap.library",
                            "photocap.errors", "photocap.records", "photocap.settings", "PySide6")),
+    # The torch-free captioner: torch only in torch_backend.py (and graphs.write_graphs, which exports).
+    ("photocap.captioner.onnx_backend", ("torch", "torchvision", "photocap.model", "photocap.captioner.torch_backend")),
+    ("photocap.captioner.base", ("torch", "torchvision", "photocap.model", "photocap.captioner.torch_backend")),
     ("photocap.imaging", ("torch", "torchvision", "onnxruntime", "photocap.model", "photocap.decoding",
                           "photocap.captioner", "photocap.training", "photocap.index", "photocap.metadata",
                           "photocap.library", "PySide6")),
     ("photocap.model", ("photocap.errors", "photocap.records", "photocap.settings", "photocap.index",
-                        "photocap.metadata", "photocap.library", "photocap.inference", "photocap.training",
+                        "photocap.metadata", "photocap.library", "photocap.captioner", "photocap.training",
                         "photocap.cli", "photocap.gui", "click", "sqlite3", "sqlite_utils", "PySide6")),
-    ("photocap.index", ("torch", "torchvision", "photocap.model", "photocap.inference", "photocap.metadata",
+    ("photocap.index", ("torch", "torchvision", "photocap.model", "photocap.captioner", "photocap.metadata",
                         "photocap.library", "PySide6")),
-    ("photocap.metadata", ("torch", "torchvision", "photocap.model", "photocap.inference", "photocap.index",
+    ("photocap.metadata", ("torch", "torchvision", "photocap.model", "photocap.captioner", "photocap.index",
                            "photocap.library", "PySide6")),
     ("photocap.library", ("torch", "torchvision", "PySide6", "click", "photocap.training")),
     ("photocap.training", ("photocap.index", "photocap.metadata", "photocap.library", "photocap.cli",

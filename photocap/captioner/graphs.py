@@ -50,7 +50,11 @@ def cache_dir() -> Path:
 
 
 def torch_available() -> bool:
-    return importlib.util.find_spec("torch") is not None
+    """Whether torch is installed (found, not imported: importing it takes seconds)."""
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):  # blocked, or a broken install
+        return False
 
 
 @dataclass(frozen=True)
@@ -134,10 +138,11 @@ def write_graphs(source: Source, folder: Path, name: str) -> Graphs:
     return Graphs(files, spec)
 
 
-def ensure_graphs(source: Source) -> Graphs:
+def ensure_graphs(source: Source, fresh: bool = False) -> Graphs:
     """The model's graphs: found, else exported into the cache where torch is installed; else
-    :class:`GraphsUnavailable` saying what to do."""
-    found = find_graphs(source)
+    :class:`GraphsUnavailable` saying what to do. ``fresh``: export again even if found (the found
+    ones would not load)."""
+    found = None if fresh else find_graphs(source)
     if found is not None:
         return found
     if not torch_available():

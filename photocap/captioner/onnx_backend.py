@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from photocap.captioner.base import CaptionerBase, model_hint
-from photocap.captioner.graphs import Graphs, GraphsUnavailable, Source, cpu_threads, ensure_graphs
+from photocap.captioner.graphs import Graphs, GraphsUnavailable, Source, cpu_threads, ensure_graphs, torch_available
 from photocap.decoding.captions import PhotoConcepts, decode
 from photocap.decoding.modelfile import CheckpointError, GraphSpec, read_header
 from photocap.errors import ModelError
@@ -30,6 +30,19 @@ def _session(path: Path, threads: int):
     # Idle threads would otherwise spin after each run, taking the CPU from the photos being decoded.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def _open(source: Source, threads: int) -> tuple[Graphs, dict]:
+    """The model's graphs and their sessions; graphs that don't load (a damaged file) are exported again."""
+    graphs = ensure_graphs(source)
+    try:
+        return graphs, {name: _session(file, threads) for name, file in graphs.files.items()}
+    except Exception as exc:  # onnxruntime's own error types: a damaged or truncated graph file
+        if not torch_available():
+            raise GraphsUnavailable(f"the ONNX graphs of {source.model} don't load ({exc}); reinstall photocap, "
+                                    "or install photocap[torch] to export them again") from exc
+    graphs = ensure_graphs(source, fresh=True)
+    return graphs, {name: _session(file, threads) for name, file in graphs.files.items()}
 
 
 class OnnxSteps:
@@ -81,9 +94,7 @@ class OnnxCaptioner(CaptionerBase):
         except OSError as exc:
             raise ModelError(f"can't read the model file {path}: {exc}") from exc
         cfg = self.header.cfg
-        self.graphs: Graphs = ensure_graphs(source)
-        threads = threads or cpu_threads()
-        self.sessions = {name: _session(file, threads) for name, file in self.graphs.files.items()}
+        self.graphs, self.sessions = _open(source, threads or cpu_threads())
         self.model_path = path
         self.model_id = cfg.model_id
         self.image_size = cfg.image_size
