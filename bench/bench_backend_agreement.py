@@ -1,12 +1,13 @@
-"""Do the two encoder backends give the same captions? Captions a folder (or a file list)
-with ``--backend torch`` and ``--backend onnx`` and counts identical captions.
+"""Do the two captioners (torch, and the ONNX graphs without torch) give the same results? Captions a
+folder (or a file list) with ``--backend torch`` and ``--backend onnx`` and counts identical captions,
+and the largest differences of the concepts' scores and of the image vectors.
 
     python bench/bench_backend_agreement.py ../shared/datasets/coco-dev/Images
     python bench/bench_backend_agreement.py ../shared/datasets/flickr8k/Images \\
         --list ../shared/datasets/flickr8k/Flickr_8k.devImages.txt
 
-Prints one JSON line: images, identical captions, identical top concepts, and the pairs
-that differ.
+Prints one JSON line: images, identical captions, identical top concepts, the worst concept-score
+and image-vector differences, and the pairs that differ.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+
+import numpy as np
 
 
 def main() -> None:
@@ -40,8 +43,17 @@ def main() -> None:
            if [c.word for c in runs["torch"][p].concepts[:1]] == [c.word for c in runs["onnx"][p].concepts[:1]]]
     differ = [(Path(p).name, runs["torch"][p].caption, runs["onnx"][p].caption)
               for p in runs["torch"] if p not in set(same)]
+    score_diff = vector_diff = 0.0
+    for p, t in runs["torch"].items():
+        o = runs["onnx"][p]
+        ts, os_ = {c.word: c.score for c in t.concepts}, {c.word: c.score for c in o.concepts}
+        score_diff = max([score_diff, *(abs(ts[w] - os_[w]) for w in ts.keys() & os_.keys())])
+        if t.image_vector is not None and o.image_vector is not None:
+            diff = np.abs(np.frombuffer(t.image_vector, np.float32) - np.frombuffer(o.image_vector, np.float32))
+            vector_diff = max(vector_diff, float(diff.max()))
     print(json.dumps({"images": len(runs["torch"]), "identical_captions": len(same),
-                      "identical_top_concept": len(top), "differ": differ[:20]}))
+                      "identical_top_concept": len(top), "max_concept_score_diff": score_diff,
+                      "max_image_vector_diff": vector_diff, "differ": differ[:20]}))
 
 
 if __name__ == "__main__":
