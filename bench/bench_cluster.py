@@ -148,7 +148,8 @@ class _InstantRemote:
 def bench_writer(n: int, batch_size: int) -> dict:
     from PIL import Image
 
-    from photocap.index.store import CaptionIndex, PhotoUpdate
+    from photocap.index.store import CaptionIndex
+    from photocap.records import PhotoUpdate
     from photocap.library.concepts import with_concepts
     from photocap.library.pipeline import IndexOptions, index_folders
     from photocap.records import CaptionSource, Concept

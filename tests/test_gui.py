@@ -18,7 +18,8 @@ from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 from photocap.gui import desktop  # noqa: E402
 from photocap.gui.models import PathRole, RecordRole  # noqa: E402
 from photocap.gui.window import MainWindow  # noqa: E402
-from photocap.index.store import CaptionIndex, PhotoUpdate  # noqa: E402
+from photocap.index.store import CaptionIndex  # noqa: E402
+from photocap.records import PhotoUpdate
 from photocap.library.pipeline import IndexOptions  # noqa: E402
 
 from conftest import SAMPLE_CAPTIONS  # noqa: E402

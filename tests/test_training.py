@@ -206,7 +206,8 @@ def test_training_data_with_nothing_usable_is_a_clear_error(tmp_path):
 @pytest.mark.slow
 def test_personalise_from_the_index(tmp_path, photo_dir, tiny_model_path):
     """`--data index` trains on the captions the user wrote in the index, starting from --init."""
-    from photocap.index.store import CaptionIndex, PhotoUpdate
+    from photocap.index.store import CaptionIndex
+    from photocap.records import PhotoUpdate
 
     db = tmp_path / "index.db"
     for img in list(photo_dir.glob("*.jpg")):

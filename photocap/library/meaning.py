@@ -143,9 +143,9 @@ def embed_owed(
             chunk, wanted = wanted[:batch], wanted[batch:]
             if not chunk:
                 break
-            owed = index.vectors_owed(VectorKind.TEXT, model_id, ids=chunk)
+            owed = index.vectors.owed(VectorKind.TEXT, model_id, ids=chunk)
         else:
-            owed = index.vectors_owed(VectorKind.TEXT, model_id, batch, after=after)
+            owed = index.vectors.owed(VectorKind.TEXT, model_id, batch, after=after)
             if not owed:
                 break
             after = owed[-1].photo_id
@@ -154,7 +154,7 @@ def embed_owed(
         if not texts:
             continue
         matrix = embed_photos(embedder, [t for _, t in texts])
-        done += index.set_vectors((i, VectorKind.TEXT, model_id, row.tobytes())
+        done += index.vectors.set((i, VectorKind.TEXT, model_id, row.tobytes())
                                   for (i, _), row in zip(texts, matrix))
         if on_batch is not None:
             on_batch(done)

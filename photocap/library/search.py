@@ -41,9 +41,10 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from photocap.errors import MeaningUnavailable
-from photocap.index.store import CaptionIndex, QueryParts, SearchHit, matched, query_parts
+from photocap.index.query import QueryParts, query_parts
+from photocap.index.store import CaptionIndex
 from photocap.library.meaning import EmbedderFactory, query_embedder_factory
-from photocap.records import MatchedBy, VectorKind
+from photocap.records import MatchedBy, SearchHit, VectorKind, matched
 
 if TYPE_CHECKING:
     import numpy as np
@@ -214,7 +215,7 @@ def _vector_rankings(index: CaptionIndex, text_model: str) -> list[tuple[VectorK
     for kind, floor, gate, model_id in ((VectorKind.TEXT, MIN_MEANING, MEANING_GATE, text_model),
                                         (VectorKind.PIXELS, MIN_PIXELS, PIXELS_GATE, _pixel_model(index))):
         if model_id is not None:
-            out.append((kind, floor, gate, index.vector_scan(kind, model_id)))
+            out.append((kind, floor, gate, index.vectors.scan(kind, model_id)))
     return out
 
 
@@ -253,7 +254,7 @@ def _by_meaning(index: CaptionIndex, parts: QueryParts, vector: Any, rankings: l
         return [], []
     for (kind, floor, gate, scan), chosen in zip(rankings, candidates):
         # the relative cut-off is measured for text vectors only (pixel cosines run lower and flatter)
-        near = meaning_matches(index.nearest(kind, scan.model_id, vector, depth, include_missing=include_missing,
+        near = meaning_matches(index.vectors.nearest(kind, scan.model_id, vector, depth, include_missing=include_missing,
                                              candidates=chosen), floor, gate,
                                RELATIVE_MEANING if kind is VectorKind.TEXT else 0.0)
         allowed = set(index.keep_allowed([i for i, _ in near], parts))
@@ -263,7 +264,7 @@ def _by_meaning(index: CaptionIndex, parts: QueryParts, vector: Any, rankings: l
 
 def _pixel_model(index: CaptionIndex) -> str | None:
     """The pixel head whose image vectors are searched: the one most photos have."""
-    models = index.vector_models(VectorKind.PIXELS)
+    models = index.vectors.models(VectorKind.PIXELS)
     return models[0] if models else None
 
 
