@@ -199,7 +199,8 @@ def _rank(args: argparse.Namespace) -> None:
 
     from photocap.model.config import ModelConfig
     from photocap.training.datasets import load_dataset
-    from photocap.training.loop import TrainConfig, train
+    from photocap.training.config import TrainConfig
+    from photocap.training.loop import train
 
     torch.set_num_threads(1)
     events: list[tuple[int, int, float, float]] = []

@@ -19,7 +19,8 @@ from photocap.model.network import CaptionModel
 from photocap.model.preprocess import load_image
 from photocap.model.vocab import Vocabulary
 from photocap.training.datasets import CaptionedImage, DatasetProblems, DatasetSplits, load_dataset
-from photocap.training.loop import TextCorpus, TrainConfig, train
+from photocap.training.config import TrainConfig
+from photocap.training.loop import TextCorpus, train
 from photocap.training.textdata import ClassifierHabits, TextBridge, concept_phrases, load_caption_text, mentioned_concepts
 
 TINY = dict(encoder="efficientnet-lite0", arch="transformer", d_model=48, num_layers=1, num_heads=2, ff_dim=96,

@@ -20,7 +20,8 @@ from photocap.cli import cli
 from photocap.model.checkpoint import load_model
 from photocap.model.config import ModelConfig
 from photocap.training.datasets import load_dataset
-from photocap.training.loop import TrainConfig, train
+from photocap.training.config import TrainConfig
+from photocap.training.loop import train
 from photocap.training.recipe import default_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
