@@ -38,8 +38,8 @@ class TextVariant(StrEnum):
     CAPTION = "caption"  # the caption alone
 
 
-# Measured on COCO dev (80 photos, its largest object as the concept; bench/bench_vectors.py
-# --variants): sentence recall@1 0.81 / 0.78 / 0.79 (apart / joined / caption), short-query
+# Measured on COCO dev (80 photos, its largest object as the concept; bench_vectors.py --variants,
+# since removed): sentence recall@1 0.81 / 0.78 / 0.79 (apart / joined / caption), short-query
 # recall@10 0.98 / 0.98 / 0.91, and "puppy" meets "a dog runs on the grass" + dog at cosine 0.65
 # apart, 0.28 joined: a one-word query is near a one-word concept, far from a long sentence.
 DEFAULT_VARIANT = TextVariant.APART
