@@ -172,10 +172,6 @@ class CaptionIndex:
         ).fetchone()
         return PhotoRecord.from_row(row) if row else None
 
-    def get_by_id(self, photo_id: int) -> PhotoRecord | None:
-        row = self._conn.execute(f"SELECT {_COLUMNS} FROM photos WHERE id = ?", (photo_id,)).fetchone()
-        return PhotoRecord.from_row(row) if row else None
-
     def iter_photos(
         self, under: str | os.PathLike[str] | None = None, *, include_missing: bool = True
     ) -> Iterator[PhotoRecord]:
