@@ -18,7 +18,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from conftest import make_folder_dataset
+from helpers import make_folder_dataset
 from photocap.model.config import ModelConfig
 from photocap.training.datasets import load_dataset
 from photocap.training.config import TrainConfig

@@ -22,7 +22,7 @@ from photocap.index.store import CaptionIndex  # noqa: E402
 from photocap.records import PhotoUpdate
 from photocap.library.pipeline import IndexOptions  # noqa: E402
 
-from conftest import SAMPLE_CAPTIONS  # noqa: E402
+from helpers import SAMPLE_CAPTIONS  # noqa: E402
 
 WAIT_MS = 10_000  # UI waits (search, thumbnails)
 INDEX_WAIT_MS = 240_000  # indexing with the real tiny model on a busy 2-core machine

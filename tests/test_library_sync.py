@@ -26,7 +26,7 @@ from photocap.records import CaptionSource, FileChange, Outcome, PhotoUpdate, Sk
 
 from kill_helpers import FakeCaptioner
 from metadata_samples import exiftool, needs_exiftool
-from test_pipeline import make_photo
+from helpers import make_photo
 
 OPT = IndexOptions(batch_size=4, workers=0)
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import EXAMPLES, SAMPLE_CAPTIONS, make_folder_dataset
+from helpers import EXAMPLES, SAMPLE_CAPTIONS, make_folder_dataset
 from photocap.cli import cli
 from photocap.errors import DatasetError
 from photocap.model.checkpoint import load_model, save_model
