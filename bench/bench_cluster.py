@@ -148,7 +148,8 @@ class _InstantRemote:
 def bench_writer(n: int, batch_size: int) -> dict:
     from PIL import Image
 
-    from photocap.index.store import CaptionIndex, PhotoUpdate
+    from photocap.index.store import CaptionIndex
+    from photocap.records import PhotoUpdate
     from photocap.library.concepts import with_concepts
     from photocap.library.pipeline import IndexOptions, index_folders
     from photocap.records import CaptionSource, Concept
@@ -198,7 +199,8 @@ def _rank(args: argparse.Namespace) -> None:
 
     from photocap.decoding.config import ModelConfig
     from photocap.training.datasets import load_dataset
-    from photocap.training.loop import TrainConfig, train
+    from photocap.training.config import TrainConfig
+    from photocap.training.loop import train
 
     torch.set_num_threads(1)
     events: list[tuple[int, int, float, float]] = []

@@ -21,11 +21,17 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_meaning import DATA, SYNONYMS, f8k_dev  # noqa: E402
-from bench_vectors import NONSENSE  # noqa: E402
 
 from photocap.library.meaning import embed_photos, photo_texts  # noqa: E402
 from photocap.library.search import MEANING_GATE, MIN_MEANING, meaning_matches  # noqa: E402
 from photocap.meaning.text import TextEmbedder  # noqa: E402
+
+# Queries that mean nothing in a photo library: none should find a photo by meaning.
+NONSENSE = ["quarterly tax report", "asdf qwerty", "python exception traceback", "mortgage interest rate",
+            "the history of the roman empire", "how to reset my password", "xkcd", "lorem ipsum dolor",
+            "invoice number 4711", "quantum chromodynamics", "spreadsheet formula", "wifi password",
+            "zzz", "pdf", "meeting notes tuesday", "cholesterol levels", "stock market crash", "recipe",
+            "jazz", "philosophy", "error 404", "hello world", "tuesday", "insurance claim form"]
 
 RULES = (None, ("-", 0.25), ("-", 0.20), ("-", 0.15), ("*", 0.5), ("*", 0.6), ("*", 0.65), ("*", 0.7))
 

@@ -30,7 +30,8 @@ def no_model():
 
 
 def reindex(n: int) -> None:
-    from photocap.index.store import CaptionIndex, PhotoUpdate
+    from photocap.index.store import CaptionIndex
+    from photocap.records import PhotoUpdate
     from photocap.library.pipeline import IndexOptions, index_folders
     from photocap.library.scan import scan
 

@@ -177,7 +177,7 @@ def one_ranking(lib_search, embed, kind: str) -> tuple[Search | None, str | None
 
     def run(index, query: str, limit: int) -> list[tuple[str, str, str]]:
         if kind == "pixels":
-            if not index.vector_models(VectorKind.PIXELS):
+            if not index.vectors.models(VectorKind.PIXELS):
                 raise LookupError("the index holds no pixel vectors (no pixel head in the model yet)")
             hits = lib_search.search(index, query, mode="meaning", limit=limit, embed=_Embed(embed, "none"))
         else:

@@ -39,7 +39,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from photocap.errors import QueryError
-    from photocap.index.store import CaptionIndex, PhotoUpdate
+    from photocap.index.store import CaptionIndex
+    from photocap.records import PhotoUpdate
 
     with tempfile.TemporaryDirectory() as tmp:
         idx = CaptionIndex.open(Path(tmp) / "q.db")

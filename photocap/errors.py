@@ -11,10 +11,6 @@ class PhotocapError(Exception):
     """A problem the user can fix; the message says what happened and what to do."""
 
 
-class ImageError(PhotocapError):
-    """A file is not a readable image (corrupt, truncated, unsupported, unreadable)."""
-
-
 class ModelError(PhotocapError):
     """A model file is missing, malformed, or does not match what the code expects."""
 

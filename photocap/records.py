@@ -3,13 +3,15 @@
 The library reports what it did to each file as one :class:`FileOutcome`; the
 metadata writer reports one :class:`WriteReport` per write. Front ends print or
 show these and never test their message text: the enums say what happened.
+The index takes :class:`PhotoUpdate` rows and gives back :class:`PhotoRecord`,
+:class:`Fingerprint` and :class:`SearchHit` values.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar, NamedTuple
 
 
 class CaptionSource(StrEnum):
@@ -200,3 +202,126 @@ class ScanProblem:
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "reason": self.reason}
 
+
+
+@dataclass(frozen=True)
+class PhotoRecord:
+    """One photo as the index knows it."""
+
+    id: int
+    path: str  # absolute
+    size: int
+    mtime_ns: int
+    content_hash: str | None
+    width: int | None
+    height: int | None
+    taken_at: str | None  # ISO 8601, local camera time (with offset if the EXIF had one)
+    camera: str | None
+    caption: str | None
+    score: float | None  # model score (mean log-prob per token); None for user captions
+    model: str | None  # model id for model captions
+    captioned_at: str | None  # ISO 8601 UTC
+    source: CaptionSource | None  # None while uncaptioned (e.g. it failed)
+    missing: bool  # file was not found at the last full index
+    error: str | None  # why the last attempt to caption it failed
+    indexed_at: str
+    write_owed: bool = False  # the caption is still to be written into the file (--write-metadata)
+    concepts_model: str | None = None  # the model whose concepts the index holds (None: none yet)
+
+    # The ``photos`` columns :meth:`from_row` reads, in its order (what the index selects).
+    COLUMNS: ClassVar[str] = (
+        "id, path, size, mtime_ns, content_hash, width, height, taken_at, camera, caption, "
+        "score, model, captioned_at, source, missing, error, indexed_at, write_owed, concepts_model"
+    )
+
+    @property
+    def mtime(self) -> float:
+        return self.mtime_ns / 1e9
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["mtime"] = self.mtime
+        d["source"] = str(self.source) if self.source is not None else None
+        return d
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> PhotoRecord:
+        values = list(row[:19])
+        values[13] = CaptionSource(values[13]) if values[13] is not None else None
+        values[14] = bool(values[14])
+        values[17] = bool(values[17])
+        return cls(*values)
+
+
+# The order MatchedBy values are listed in (SearchHit.matched_by, ``--json``).
+MATCH_ORDER = (MatchedBy.WORDS, MatchedBy.CONCEPTS, MatchedBy.MEANING, MatchedBy.PIXELS)
+
+
+def matched(*reasons: MatchedBy) -> tuple[MatchedBy, ...]:
+    """``reasons`` as a SearchHit's ``matched_by``: each once, in :data:`MATCH_ORDER`."""
+    return tuple(m for m in MATCH_ORDER if m in reasons)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """A search result: the photo, a snippet of its caption with matches highlighted, the rank,
+    and why it matched: ``matched_by`` holds each reason once, in :data:`MATCH_ORDER` (its
+    caption's words, only the concepts its model saw, the meaning of its caption and concepts,
+    what its pixels look like)."""
+
+    record: PhotoRecord
+    snippet: str
+    rank: float  # bm25: lower (more negative) is better; 0.0 when not matched by words
+    matched_by: tuple[MatchedBy, ...] = (MatchedBy.WORDS,)
+    concepts: tuple[Concept, ...] = ()  # what its model's classifier sees, best first
+    meaning_score: float | None = None  # cosine of the query and its text vector, when compared
+    pixels_score: float | None = None  # cosine of the query and its image vector, when compared
+    fused_score: float | None = None  # the hybrid ranking's score (higher is better), in hybrid mode
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.record.to_dict(), "snippet": self.snippet, "rank": self.rank,
+                "matched_by": [str(m) for m in self.matched_by], "concepts": [c.to_dict() for c in self.concepts],
+                "meaning_score": self.meaning_score, "pixels_score": self.pixels_score,
+                "fused_score": self.fused_score}
+
+
+class Fingerprint(NamedTuple):
+    """What the index remembers of a file's stat, for the incremental check (a tuple: cheap)."""
+
+    size: int
+    mtime_ns: int
+    missing: bool
+    complete: bool = True  # has a caption or a recorded failure (nothing left to do)
+
+
+
+@dataclass(frozen=True)
+class PhotoUpdate:
+    """One row to insert or update by path (see :meth:`photocap.index.store.CaptionIndex.upsert_photos`).
+
+    File facts (size, mtime, hash, dimensions, EXIF) are always written (a
+    ``None`` keeps the stored value). ``caption=None`` keeps the stored caption;
+    a caption with ``source="model"`` does not replace a ``user`` caption unless
+    the upsert is forced.
+    """
+
+    path: str
+    size: int
+    mtime_ns: int
+    content_hash: str | None = None
+    width: int | None = None
+    height: int | None = None
+    taken_at: str | None = None
+    camera: str | None = None
+    caption: str | None = None
+    score: float | None = None
+    model: str | None = None
+    source: CaptionSource | None = None  # with a caption
+    error: str | None = None
+    write_owed: bool | None = None  # None keeps the stored flag
+    replaces_user: bool = False  # this model caption replaces a user caption (as ``force`` does)
+    # What the model's classifier sees (best first), replacing the stored concepts; None keeps them.
+    # ``concept_terms``: the words a search matches for them (the library decides which count).
+    concepts: tuple[Concept, ...] | None = None
+    concepts_model: str | None = None
+    concept_terms: str | None = None

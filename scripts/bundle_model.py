@@ -81,7 +81,7 @@ def main() -> None:
     from photocap.settings import cache_dir
     from photocap.training.captionstats import caption_stats
     from photocap.training.datasets import load_dataset
-    from photocap.training.loop import encode_split_features, evaluate_features
+    from photocap.training.evaluate import encode_split_features, evaluate_features
     from photocap.training.metrics import METRICS
 
     device = torch.device("cpu")

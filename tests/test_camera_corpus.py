@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from photocap.index.store import CaptionIndex, PhotoUpdate
+from photocap.index.store import CaptionIndex
 from photocap.library.pipeline import IndexOptions, index_folders
 from photocap.metadata.provenance import Owner
 from photocap.metadata.reader import read_metadata
 from photocap.metadata.stock import stock_reason
-from photocap.records import CaptionSource
+from photocap.records import CaptionSource, PhotoUpdate
 
 from camera_corpus import ARMY, BROKEN, HEX_DIGEST, SAMPLES, XIAOMI, build, jpeg_image_data
 from kill_helpers import FakeCaptioner

@@ -9,7 +9,7 @@ import struct
 import pytest
 import torch
 
-from conftest import EXAMPLES, SAMPLE_CAPTIONS
+from helpers import EXAMPLES, SAMPLE_CAPTIONS
 from photocap.decoding.config import CONFIG_VERSION
 from photocap.model.checkpoint import CheckpointError, load_model, read_header, save_model
 from photocap.model.preprocess import load_image

@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from photocap.cli import cli
-from photocap.index.store import CaptionIndex, PhotoUpdate
+from photocap.index.store import CaptionIndex
+from photocap.records import PhotoUpdate
 
 
 def run(*args: str, env: dict[str, str] | None = None):

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from conftest import EXAMPLES, SAMPLE_CAPTIONS, train_tiny_model
+from helpers import EXAMPLES, SAMPLE_CAPTIONS, train_tiny_model
 from photocap.model.checkpoint import CheckpointError, load_model, read_header, save_model
 from photocap.imaging.concepts import ConceptSet, bundled_concepts, parse_table, with_article
 from photocap.decoding.config import ModelConfig

@@ -11,9 +11,9 @@ from click.testing import CliRunner
 
 from photocap.cli import cli
 from photocap.index.migrations import MIGRATIONS, migrate
-from photocap.index.store import CaptionIndex, PhotoUpdate
+from photocap.index.store import CaptionIndex
 from photocap.library.concepts import SEARCH_MIN_SCORE, search_terms, with_concepts
-from photocap.records import CaptionSource, Concept, MatchedBy
+from photocap.records import CaptionSource, Concept, MatchedBy, PhotoUpdate
 
 ELEPHANT = (Concept("elephant", 0.93), Concept("ship", 0.02))
 

@@ -40,8 +40,7 @@ from photocap.index.store import CaptionIndex
 from photocap.metadata import atomic
 from photocap.metadata.reader import read_metadata
 
-from test_library_kill import captions_in_files, group_members, start, wait_for
-from test_pipeline import make_photo
+from helpers import captions_in_files, group_members, make_photo, start, wait_for
 
 KILLS = 60 if os.environ.get("PHOTOCAP_CRASH_LONG") == "1" else 12
 PHOTOS = 16

@@ -18,10 +18,11 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from conftest import make_folder_dataset
+from helpers import make_folder_dataset
 from photocap.decoding.config import ModelConfig
 from photocap.training.datasets import load_dataset
-from photocap.training.loop import TrainConfig, train
+from photocap.training.config import TrainConfig
+from photocap.training.loop import train
 
 TINY = dict(encoder="efficientnet-lite0", arch="transformer", d_model=32, num_layers=1, num_heads=2, ff_dim=64,
             memory_layers=0, transformer_dropout=0.0, dropout=0.0, max_len=14)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torchvision.models import inception_v3, resnet50
 
-from conftest import EXAMPLES
+from helpers import EXAMPLES
 from photocap.model.checkpoint import load_model, save_model
 from photocap.decoding.config import ModelConfig
 from photocap.model.encoder import ImageEncoder, pretrained_weights_path

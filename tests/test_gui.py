@@ -18,10 +18,11 @@ from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 from photocap.gui import desktop  # noqa: E402
 from photocap.gui.models import PathRole, RecordRole  # noqa: E402
 from photocap.gui.window import MainWindow  # noqa: E402
-from photocap.index.store import CaptionIndex, PhotoUpdate  # noqa: E402
+from photocap.index.store import CaptionIndex  # noqa: E402
+from photocap.records import PhotoUpdate
 from photocap.library.pipeline import IndexOptions  # noqa: E402
 
-from conftest import SAMPLE_CAPTIONS  # noqa: E402
+from helpers import SAMPLE_CAPTIONS  # noqa: E402
 
 WAIT_MS = 10_000  # UI waits (search, thumbnails)
 INDEX_WAIT_MS = 240_000  # indexing with the real tiny model on a busy 2-core machine

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import EXAMPLES, SAMPLE_CAPTIONS, train_tiny_model
+from helpers import EXAMPLES, SAMPLE_CAPTIONS, train_tiny_model
 from photocap.model.beam import beam_search
 from photocap.model.checkpoint import load_model, save_model
 from photocap.decoding.config import ModelConfig

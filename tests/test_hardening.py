@@ -18,11 +18,12 @@ from hostile import corpus, inputs
 from metadata_samples import exiftool, needs_exiftool
 from photocap.cli import cli
 from photocap.errors import MetadataError, QueryError
-from photocap.index.store import MAX_QUERY_TERMS, CaptionIndex, PhotoUpdate, fts_query
+from photocap.index.query import MAX_QUERY_TERMS, fts_query
+from photocap.index.store import CaptionIndex
 from photocap.metadata import jpeg, png, webp
 from photocap.metadata.reader import read_metadata
 from photocap.metadata.writer import write_caption
-from photocap.records import SkipReason
+from photocap.records import PhotoUpdate, SkipReason
 
 CAPTION = "a dog runs on the beach"
 

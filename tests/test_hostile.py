@@ -26,7 +26,8 @@ from pathlib import Path
 import pytest
 
 from hostile import check, corpus
-from photocap.index.store import CaptionIndex, PhotoUpdate
+from photocap.index.store import CaptionIndex
+from photocap.records import PhotoUpdate
 
 LONG = os.environ.get("PHOTOCAP_HOSTILE_LONG") == "1"
 SEEDS = [0, 1, 2, 3] if LONG else [0]

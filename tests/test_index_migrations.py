@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import sqlite_utils
 from photocap.errors import IndexDatabaseError
 from photocap.index.migrations import MIGRATIONS, applied, migrate
 from photocap.index.store import CaptionIndex
+from photocap.records import PhotoRecord
 
 
 def test_from_empty_file(tmp_path: Path) -> None:
@@ -54,7 +56,7 @@ def test_failed_migration_rolls_back(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.OperationalError):
         migrate(conn, broken)
     assert applied(conn) == []
-    assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name IN ('photos', 'ok')").fetchone()[0] == 0
+    assert not {"photos", "ok"} & set(sqlite_utils.Database(conn).table_names())
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -65,3 +67,16 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(IndexDatabaseError, match="newer version of photocap"):
         CaptionIndex.open(db)
+
+
+def test_the_photo_record_reads_columns_the_schema_has(tmp_path: Path) -> None:
+    """PhotoRecord.COLUMNS (what every read selects) names its fields in order, and the migrated
+    ``photos`` table has each of them with the type the record expects."""
+    assert PhotoRecord.COLUMNS.split(", ") == [f.name for f in dataclasses.fields(PhotoRecord)]
+    db = tmp_path / "i.db"
+    CaptionIndex.open(db).close()
+    columns = sqlite_utils.Database(db)["photos"].columns_dict
+    assert {name: columns.get(name) for name in PhotoRecord.COLUMNS.split(", ")} == {
+        "id": int, "path": str, "size": int, "mtime_ns": int, "content_hash": str, "width": int, "height": int,
+        "taken_at": str, "camera": str, "caption": str, "score": float, "model": str, "captioned_at": str,
+        "source": str, "missing": int, "error": str, "indexed_at": str, "write_owed": int, "concepts_model": str}

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from photocap.index.store import CaptionIndex, PhotoUpdate, fts_query
+from photocap.index.query import fts_query
+from photocap.index.store import CaptionIndex
+from photocap.records import PhotoUpdate
 
 CAPTIONS = {
     "dog.jpg": "a dog runs on the beach",

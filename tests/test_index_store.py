@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from photocap.errors import IndexDatabaseError
-from photocap.index.store import CaptionIndex, PhotoUpdate
+from photocap.index.store import CaptionIndex
+from photocap.records import PhotoUpdate
 
 
 def row(path: Path | str, caption: str | None = None, source: str | None = "model", **kw) -> PhotoUpdate:

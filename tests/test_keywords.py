@@ -16,12 +16,12 @@ from click.testing import CliRunner
 from PIL import Image
 
 from photocap.cli import cli
-from photocap.index.store import CaptionIndex, PhotoUpdate
+from photocap.index.store import CaptionIndex
 from photocap.library.concepts import SEARCH_MIN_SCORE, keywords, with_concepts
 from photocap.metadata import fields, iptc, xmp
 from photocap.metadata.reader import read_metadata
 from photocap.metadata.writer import write_caption
-from photocap.records import Concept, SkipReason
+from photocap.records import Concept, PhotoUpdate, SkipReason
 
 from metadata_samples import exiftool, exiftool_set, gradient, lost_tags, needs_exiftool
 

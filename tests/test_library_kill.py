@@ -5,52 +5,12 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from photocap.index.store import CaptionIndex
-from photocap.metadata.reader import read_metadata
-
-from test_pipeline import make_photo
-
-HELPER = Path(__file__).resolve().parent / "kill_helpers.py"
-
-
-def start(mode: str, db: Path, folder: Path) -> subprocess.Popen[str]:
-    # The helper imports the photocap these tests import (a checkout on PYTHONPATH, or the installed one).
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(HELPER.parent), os.environ.get("PYTHONPATH")) if p)}
-    return subprocess.Popen([sys.executable, str(HELPER), mode, str(db), str(folder)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes in process group ``pgid``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            found.append(int(entry))
-    return found
-
-
-def wait_for(cond, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+from helpers import captions_in_files, group_members, make_photo, start, wait_for
 
 
 @pytest.fixture
@@ -84,15 +44,6 @@ def test_no_decode_worker_outlives_a_sigkilled_indexer(tmp_path: Path, photos: P
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-
-
-def captions_in_files(db: Path) -> tuple[int, int, int]:
-    """(captioned records, of them holding their caption in the file, still owing a write)."""
-    with CaptionIndex.open(db) as index:
-        records = [r for r in index.iter_photos() if r.caption]
-        owed = index.stats()["write_owed"]
-    held = sum(1 for r in records if read_metadata(r.path).caption == r.caption)
-    return len(records), held, owed
 
 
 def test_killed_between_commit_and_write_the_rerun_writes_them(tmp_path: Path, photos: Path) -> None:

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from photocap.cli import cli
-from photocap.index.store import CaptionIndex, PhotoUpdate
+from photocap.index.store import CaptionIndex
 from photocap.library import edit, sync
 from photocap.library.pipeline import IndexOptions, Progress, index_folders
 from photocap.library.scan import normalise_roots
@@ -22,11 +22,11 @@ from photocap.metadata import atomic, jpeg
 from photocap.metadata.provenance import Owner
 from photocap.metadata.reader import read_metadata
 from photocap.metadata.writer import write_caption
-from photocap.records import CaptionSource, FileChange, Outcome, SkipReason, Stage
+from photocap.records import CaptionSource, FileChange, Outcome, PhotoUpdate, SkipReason, Stage
 
 from kill_helpers import FakeCaptioner
 from metadata_samples import exiftool, needs_exiftool
-from test_pipeline import make_photo
+from helpers import make_photo
 
 OPT = IndexOptions(batch_size=4, workers=0)
 

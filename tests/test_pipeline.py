@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from helpers import EXAMPLES, make_photo
 from photocap.index.store import CaptionIndex
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "photos"
 from photocap.library.pipeline import (
     IndexOptions,
     Progress,
@@ -54,20 +53,6 @@ class Factory:
 
 def no_model():
     raise AssertionError("the model must not be loaded")
-
-
-def make_photo(path: Path, seed: int, size=None, fmt: str | None = None, exif=None) -> Path:
-    """A small distinct photo made from one of the sample photos (which the tiny model knows)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    names = sorted(p.name for p in EXAMPLES.glob("*.jpg"))
-    with Image.open(EXAMPLES / names[seed % len(names)]) as src:
-        img = src.convert("RGB")
-    if size is not None:
-        img = img.resize(size)
-    img.putpixel((seed % img.width, 0), (seed % 256, 255, 0))  # unique content
-    kwargs = {"exif": exif} if exif is not None else {}
-    img.save(path, fmt, **kwargs)
-    return path
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import EXAMPLES, SAMPLE_CAPTIONS
+from helpers import EXAMPLES, SAMPLE_CAPTIONS
 from photocap.cli import cli
 from photocap.errors import ModelError, PixelHeadWarning
 from photocap.captioner import Captioner

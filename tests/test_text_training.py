@@ -9,7 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import EXAMPLES, SAMPLE_CAPTIONS, make_folder_dataset
+from helpers import EXAMPLES, SAMPLE_CAPTIONS, make_folder_dataset
 from photocap.cli import cli
 from photocap.errors import DatasetError
 from photocap.model.checkpoint import load_model, save_model
@@ -19,7 +19,8 @@ from photocap.model.network import CaptionModel
 from photocap.model.preprocess import load_image
 from photocap.decoding.vocab import Vocabulary
 from photocap.training.datasets import CaptionedImage, DatasetProblems, DatasetSplits, load_dataset
-from photocap.training.loop import TextCorpus, TrainConfig, train
+from photocap.training.config import TrainConfig
+from photocap.training.loop import TextCorpus, train
 from photocap.training.textdata import ClassifierHabits, TextBridge, concept_phrases, load_caption_text, mentioned_concepts
 
 TINY = dict(encoder="efficientnet-lite0", arch="transformer", d_model=48, num_layers=1, num_heads=2, ff_dim=96,

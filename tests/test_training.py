@@ -15,12 +15,13 @@ from click.testing import CliRunner
 from PIL import Image, ImageOps
 from safetensors.torch import load_file
 
-from conftest import SAMPLE_CAPTIONS, make_folder_dataset
+from helpers import SAMPLE_CAPTIONS, make_folder_dataset
 from photocap.cli import cli
 from photocap.model.checkpoint import load_model
 from photocap.decoding.config import ModelConfig
 from photocap.training.datasets import load_dataset
-from photocap.training.loop import TrainConfig, train
+from photocap.training.config import TrainConfig
+from photocap.training.loop import train
 from photocap.training.recipe import default_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,14 +49,36 @@ def _run(dataset, out, cache, **overrides):
     return train(_splits(dataset), ModelConfig(**TINY_MODEL), _config(**overrides), out, cache_root=cache)
 
 
-def test_a_few_epochs_lower_the_loss_and_keep_the_best(tiny_dataset, tmp_path):
-    result = _run(tiny_dataset, tmp_path / "run", tmp_path / "cache")
+SCST = dict(epochs=2, scst_epochs=1, scst_lr=1e-4, scst_contrast=0.5)  # the recipe's contrastive reward
+
+
+# One run each, trained once for this module: the tests below only read them (outputs under "run").
+@pytest.fixture(scope="module")
+def trained(tiny_dataset, tmp_path_factory):
+    """The tiny model after 4 cross-entropy epochs (``_config``)."""
+    root = tmp_path_factory.mktemp("trained")
+    return _run(tiny_dataset, root / "run", root / "cache")
+
+
+@pytest.fixture(scope="module")
+def trained_scst(tiny_dataset, tmp_path_factory):
+    """The tiny model after 2 cross-entropy epochs and one self-critical epoch (:data:`SCST`)."""
+    root = tmp_path_factory.mktemp("trained-scst")
+    return _run(tiny_dataset, root / "run", root / "cache", **SCST)
+
+
+def _log(result) -> list[dict]:
+    return [json.loads(line) for line in (result.best_path.parent / "log.jsonl").read_text().splitlines()]
+
+
+def test_a_few_epochs_lower_the_loss_and_keep_the_best(trained):
+    result = trained
     losses = [h["train_loss"] for h in result.history]
     assert len(losses) == 4 and losses[-1] < losses[0] * 0.7, losses
     assert result.best_path and result.best_path.exists()
     model, info = load_model(result.best_path)
     assert info["dev_scores"]["CIDEr"] == pytest.approx(result.best_scores["CIDEr"])
-    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    log = _log(result)
     assert [r["epoch"] for r in log] == [1, 2, 3, 4] and all("BLEU-4" in r["dev"] for r in log)
 
 
@@ -93,11 +116,10 @@ def test_a_concept_model_trains_copies_and_resumes(tiny_dataset, tmp_path):
     assert decoded.concepts[0][0].word == "coffee" and "coffee" in decoded.text.split(), decoded
 
 
-def test_interrupted_run_resumes_to_the_same_weights(tiny_dataset, tmp_path):
-    straight = _run(tiny_dataset, tmp_path / "straight", tmp_path / "cache", epochs=3)
-
+def test_interrupted_run_resumes_to_the_same_weights(tiny_dataset, trained, tmp_path):
+    straight = trained
     splits = _splits(tiny_dataset)
-    cfg = _config(epochs=3)
+    cfg = _config()
 
     def stop_at_step_5(event):
         if event.get("phase") == "train" and event["step"] == 5:
@@ -111,42 +133,40 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny_dataset, tmp_path):
     resumed = train(splits, ModelConfig(), TrainConfig(), out, cache_root=tmp_path / "cache",
                     resume=out / "last.ckpt")
     assert resumed.steps == straight.steps
-    a = torch.load(tmp_path / "straight" / "last.ckpt", weights_only=True)["model"]
+    a = torch.load(straight.best_path.parent / "last.ckpt", weights_only=True)["model"]
     b = torch.load(out / "last.ckpt", weights_only=True)["model"]
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_self_critical_phase_runs_and_logs(tiny_dataset, tmp_path):
-    result = _run(tiny_dataset, tmp_path / "scst", tmp_path / "cache", epochs=2, scst_epochs=1, scst_lr=1e-4,
-                  scst_contrast=0.5)  # the recipe's contrastive reward
-    log = [json.loads(line) for line in (tmp_path / "scst" / "log.jsonl").read_text().splitlines()]
+def test_self_critical_phase_runs_and_logs(trained_scst):
+    log = _log(trained_scst)
     assert log[-1]["epoch"] == "scst-1" and log[-1]["train_reward"] >= 0
-    assert result.best_path.exists()
+    assert trained_scst.best_path.exists()
 
 
-def test_self_critical_phase_resumed_after_cross_entropy_matches_the_straight_run(tiny_dataset, tmp_path):
+def test_self_critical_phase_resumed_after_cross_entropy_matches_the_straight_run(tiny_dataset, trained_scst,
+                                                                                  tmp_path):
     """The self-critical samples come from their own seeded generator: resuming from the
     cross-entropy checkpoint (a run stopped after cross-entropy) gives the same epoch."""
-    _run(tiny_dataset, tmp_path / "straight", tmp_path / "cache", epochs=2, scst_epochs=1, scst_lr=1e-4)
 
     def stop_in_self_critical(event):
         if event.get("phase") == "train" and str(event.get("epoch")).startswith("scst"):
             raise KeyboardInterrupt
 
     splits = _splits(tiny_dataset)
-    cfg = _config(epochs=2, scst_epochs=1, scst_lr=1e-4)
+    cfg = _config(**SCST)
     out = tmp_path / "resumed"
     with pytest.raises(KeyboardInterrupt):
         train(splits, ModelConfig(**TINY_MODEL), cfg, out, cache_root=tmp_path / "cache",
               on_progress=stop_in_self_critical)
-    train(splits, ModelConfig(), TrainConfig(), out, cache_root=tmp_path / "cache", resume=out / "last.ckpt")
+    resumed_run = train(splits, ModelConfig(), TrainConfig(), out, cache_root=tmp_path / "cache",
+                        resume=out / "last.ckpt")
 
     def self_critical_record(run):
-        log = [json.loads(line) for line in (tmp_path / run / "log.jsonl").read_text().splitlines()]
-        return next(r for r in log if r["epoch"] == "scst-1")
+        return next(r for r in _log(run) if r["epoch"] == "scst-1")
 
-    straight, resumed = self_critical_record("straight"), self_critical_record("resumed")
+    straight, resumed = self_critical_record(trained_scst), self_critical_record(resumed_run)
     assert resumed["train_reward"] == straight["train_reward"] and resumed["dev"] == straight["dev"]
 
 
@@ -206,7 +226,8 @@ def test_training_data_with_nothing_usable_is_a_clear_error(tmp_path):
 @pytest.mark.slow
 def test_personalise_from_the_index(tmp_path, photo_dir, tiny_model_path):
     """`--data index` trains on the captions the user wrote in the index, starting from --init."""
-    from photocap.index.store import CaptionIndex, PhotoUpdate
+    from photocap.index.store import CaptionIndex
+    from photocap.records import PhotoUpdate
 
     db = tmp_path / "index.db"
     for img in list(photo_dir.glob("*.jpg")):
@@ -262,8 +283,8 @@ def test_fine_tuning_the_encoder_top_trains_only_the_top_and_reuses_the_trunk_ca
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("java") is None, reason="needs Java (pycocoevalcap)")
-def test_bundle_script_keeps_the_best_decoding_and_its_scores(tiny_dataset, tmp_path):
-    trained = _run(tiny_dataset, tmp_path / "run", tmp_path / "cache", epochs=2).best_path
+def test_bundle_script_keeps_the_best_decoding_and_its_scores(tiny_dataset, trained, tmp_path):
+    trained = trained.best_path
     out = tmp_path / "bundled.safetensors"
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bundle_model.py"), str(trained), "--kind", "folder",
                            "--data", str(tiny_dataset), "--model-id", "tiny-v9", "--beams", "1,2",

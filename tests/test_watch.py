@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from photocap.index.store import CaptionIndex, PhotoRecord
+from photocap.index.store import CaptionIndex
+from photocap.records import PhotoRecord
 from photocap.library.pipeline import IndexOptions
 from photocap.library.watch import (
     CAPTIONED,

@@ -34,7 +34,7 @@ from photocap.cli._common import (
 from photocap.records import MatchedBy, Outcome, VectorKind
 
 if TYPE_CHECKING:
-    from photocap.index.store import SearchHit
+    from photocap.records import SearchHit
     from photocap.library.pipeline import Progress
     from photocap.library.summary import IndexSummary
 
@@ -312,7 +312,7 @@ def search(query: tuple[str, ...], db_path: Path | None, mode: str, limit: int, 
             hits, total = page.hits, page.total
             empty_index = not hits and not idx.has_captions()
             no_vectors = (not hits and embed is not None and not empty_index
-                          and not idx.has_vectors(VectorKind.TEXT, embed.model_id))
+                          and not idx.vectors.has(VectorKind.TEXT, embed.model_id))
     if not hits:
         hint = " The index has no captions yet: run `photocap index FOLDER`." if empty_index else ""
         if no_vectors:

@@ -178,7 +178,8 @@ def train(kind: str, path: Path, db_path: Path | None, out_dir: Path, arch: str 
     """
     with user_errors():
         from photocap.settings import cache_dir as default_cache_dir
-        from photocap.training.loop import TrainConfig, train as run_training
+        from photocap.training.config import TrainConfig
+        from photocap.training.loop import train as run_training
         from photocap.training.recipe import default_recipe, everyday_recipe
         from photocap.captioner.torch_backend import pick_device
 
@@ -300,7 +301,7 @@ def evaluate(kind: str, path: Path, split: str, model_path: Path | None, beam: i
         from photocap.captioner.torch_backend import TorchCaptioner
         from photocap.settings import cache_dir as default_cache_dir
         from photocap.training.captionstats import caption_stats, load_objects
-        from photocap.training.loop import encode_split_features, evaluate_features
+        from photocap.training.evaluate import encode_split_features, evaluate_features
         from photocap.training.metrics import METRICS
 
         splits = _load_splits(kind, path)

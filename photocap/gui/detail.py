@@ -29,8 +29,7 @@ from PySide6.QtWidgets import (
 from photocap.gui import desktop
 from photocap.gui.thumbnails import ThumbnailCache
 from photocap.gui.why import format_matched
-from photocap.index.store import PhotoRecord, SearchHit
-from photocap.records import Concept
+from photocap.records import Concept, PhotoRecord, SearchHit
 
 PREVIEW_PX = 640
 

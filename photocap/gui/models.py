@@ -16,7 +16,8 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelInde
 
 from photocap.gui.thumbnails import ThumbnailCache
 from photocap.gui.why import format_matched
-from photocap.index.store import CaptionIndex, PhotoRecord, SearchHit
+from photocap.index.store import CaptionIndex
+from photocap.records import PhotoRecord, SearchHit
 
 PAGE_SIZE = 120
 THUMB_PX = 160

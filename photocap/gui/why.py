@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from photocap.index.store import SearchHit
-from photocap.records import MatchedBy
+from photocap.records import MatchedBy, SearchHit
 
 
 def format_matched(hit: SearchHit) -> str:

@@ -49,10 +49,10 @@ from photocap.gui.meaning import EmbedderLoader
 from photocap.gui.models import HitRole, RecordRole, ResultSource, ResultsModel
 from photocap.gui.thumbnails import ThumbnailCache
 from photocap.gui.workers import IndexWorker, ProgressInfo
-from photocap.index.store import CaptionIndex, PhotoRecord
+from photocap.index.store import CaptionIndex
 from photocap.library.pipeline import IndexOptions
 from photocap.library.summary import IndexSummary, format_index_summary
-from photocap.records import Concept, FileOutcome, Outcome, SkipReason
+from photocap.records import Concept, FileOutcome, Outcome, PhotoRecord, SkipReason
 
 SEARCH_DEBOUNCE_MS = 250
 SEARCH_MODES = (  # (photocap.library.search.SearchMode value, label, tooltip); the first is the default

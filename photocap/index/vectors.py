@@ -1,4 +1,4 @@
-"""Photo vectors in the index: store them, say which are owed, and find the nearest to a query.
+"""Photo vectors in the index (:class:`VectorStore`): store them, say which are owed, find the nearest.
 
 Storage (migration ``m006_photo_vectors``): one row per photo and :class:`~photocap.records.VectorKind`
 in ``photo_vectors``, with the model id that made the vector, the vector as little-endian float32
@@ -6,7 +6,7 @@ bytes (unit length) and its sign bits packed (48 bytes for 384 dimensions). Trig
 own staleness: a changed caption or set of confident concepts deletes the text vector, new file
 content deletes the image vector, a deleted photo deletes both.
 
-Search structure, chosen by measurement (``bench/bench_vectors.py``; figures in the README): an
+Search structure, chosen by measurement (figures in ``docs/decisions/vector-storage.md``): an
 exact float32 scan of every vector costs ~1.5 GB of memory and >100 ms at 1M photos on 2 cores,
 and sqlite-vec's vec0 brute force is slower still. What meets "warm p95 <= 50 ms at 1M" and "cold
 search <= 2 s at 100k" is a search in three steps: the sign bits of every vector of one kind and
@@ -27,16 +27,19 @@ numpy is imported inside the functions that need it, so importing the index stay
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from photocap.index.connection import told
 from photocap.records import VECTOR_DTYPE, Concept, VectorKind
 
 if TYPE_CHECKING:
     import numpy as np
 
-RERANK = 400  # candidates re-ranked by exact cosine (see bench/bench_vectors.py)
+RERANK = 400  # candidates re-ranked by exact cosine (docs/decisions/vector-storage.md)
 POOL = 4  # x RERANK nearest by Hamming distance, narrowed to RERANK by the asymmetric estimate
 _WORD_BITS = 64
 
@@ -89,77 +92,6 @@ def sign_bits(a: np.ndarray) -> bytes:
     return np.packbits(padded).tobytes()
 
 
-def set_vectors(conn: sqlite3.Connection, rows: Iterable[tuple[int, VectorKind | str, str, Any]]) -> int:
-    """Store ``(photo_id, kind, model_id, vector)`` rows, replacing the photo's vector of that kind.
-
-    Call inside a transaction. Vectors are normalised to unit length; a photo id the index does
-    not have is skipped (it was deleted meanwhile). Returns the rows stored.
-    """
-    n = 0
-    for photo_id, kind, model_id, vector in rows:
-        k = _kind(kind)
-        if not model_id:
-            raise ValueError("a vector needs the id of the model that made it")
-        a = as_array(vector)
-        if conn.execute("SELECT 1 FROM photos WHERE id = ?", (photo_id,)).fetchone() is None:
-            continue
-        # Delete then insert (not REPLACE, which fires no trigger): a new seq, and the deletion is counted.
-        conn.execute("DELETE FROM photo_vectors WHERE photo_id = ? AND kind = ?", (photo_id, str(k)))
-        conn.execute(
-            "INSERT INTO photo_vectors (photo_id, kind, model, vector, bits) VALUES (?, ?, ?, ?, ?)",
-            (int(photo_id), str(k), str(model_id), a.astype(VECTOR_DTYPE).tobytes(), sign_bits(a)),
-        )
-        n += 1
-    return n
-
-
-def vectors_owed(
-    conn: sqlite3.Connection,
-    kind: VectorKind | str,
-    model_id: str,
-    limit: int | None = None,
-    *,
-    after: int = 0,
-    ids: Sequence[int] | None = None,
-) -> list[OwedVector]:
-    """Photos lacking a vector of ``kind`` made by ``model_id``, in photo id order.
-
-    Only captioned photos (nothing to embed otherwise; a photo the model could not read has no
-    image vector either). ``after``:
-    only photo ids above it (to page through a large index: pass the last id seen). ``ids``:
-    only these photos.
-    """
-    k = _kind(kind)
-    where = ["p.id > ?", "(v.model IS NULL OR v.model != ?)", "p.caption IS NOT NULL"]
-    args: list[Any] = [str(k), after, model_id]
-    if ids is not None:
-        where.append("p.id IN (SELECT value FROM json_each(?))")
-        args.append("[" + ",".join(str(int(i)) for i in ids) + "]")
-    sql = ("SELECT p.id, p.path, p.caption FROM photos p "
-           "LEFT JOIN photo_vectors v ON v.photo_id = p.id AND v.kind = ? "
-           f"WHERE {' AND '.join(where)} ORDER BY p.id")
-    if limit is not None:
-        sql += " LIMIT ?"
-        args.append(max(0, int(limit)))
-    rows = conn.execute(sql, args).fetchall()
-    concepts: dict[int, list[Concept]] = {}
-    if rows:
-        for photo_id, word, score in conn.execute(
-                "SELECT photo_id, word, score FROM photo_concepts WHERE photo_id IN "
-                "(SELECT value FROM json_each(?)) ORDER BY photo_id, rank",
-                ("[" + ",".join(str(r[0]) for r in rows) + "]",)):
-            concepts.setdefault(photo_id, []).append(Concept(word, score))
-    return [OwedVector(i, p, c, tuple(concepts.get(i, ()))) for i, p, c in rows]
-
-
-def count_vectors_owed(conn: sqlite3.Connection, kind: VectorKind | str, model_id: str) -> int:
-    """How many photos :func:`vectors_owed` would list without a limit."""
-    k = _kind(kind)
-    return conn.execute(
-        "SELECT count(*) FROM photos p LEFT JOIN photo_vectors v ON v.photo_id = p.id AND v.kind = ? "
-        "WHERE (v.model IS NULL OR v.model != ?) AND p.caption IS NOT NULL", (str(k), model_id)).fetchone()[0]
-
-
 def vector_counts(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
     """``{kind: {model_id: vectors}}`` of what the index holds."""
     out: dict[str, dict[str, int]] = {}
@@ -178,9 +110,9 @@ def state(conn: sqlite3.Connection) -> tuple[int, int]:
 
 
 class VectorScan:
-    """The sign bits of every vector of one kind and model, in memory, for :meth:`nearest`.
+    """The sign bits of every vector of one kind and model, in memory, for :meth:`VectorStore.nearest`.
 
-    One per open index, kind and model (the index keeps them); refreshed by a cheap check at each
+    One per open index, kind and model (its :class:`VectorStore` keeps them); refreshed by a cheap check at each
     query, on the connection's thread. :meth:`candidates` only reads arrays that :meth:`refresh`
     replaces (never changes in place), so another thread may run it between refreshes.
     """
@@ -293,56 +225,175 @@ def _byte_tables(query: np.ndarray) -> np.ndarray:
     return np.einsum("vk,bk->bv", 2.0 * bits - 1.0, q)
 
 
-def nearest(
-    conn: sqlite3.Connection,
-    scan: VectorScan,
-    query: Any,
-    limit: int,
-    *,
-    include_missing: bool = False,
-    exact: bool = False,
-    rerank: int = RERANK,
-    candidates: Any = None,
-) -> list[tuple[int, float]]:
-    """``(photo_id, cosine)`` of the ``limit`` vectors of ``scan``'s kind and model nearest ``query``.
 
-    Best first. Missing photos are left out unless ``include_missing``. ``exact`` compares the
-    query with every stored vector (slow at scale: for tests and the bench); otherwise the
-    ``max(rerank, limit)`` nearest by sign bits are re-ranked by exact cosine. ``candidates``: the
-    photo ids :meth:`VectorScan.candidates` already chose for ``query`` (in another thread, say).
+
+class VectorStore:
+    """The index's photo vectors: store them, say which are owed, find the nearest to a query.
+
+    One per open :class:`~photocap.index.store.CaptionIndex` (its ``vectors``), on its connection:
+    use it from that index's thread. Writes join the index's open transaction (or make their own).
     """
-    import numpy as np
 
-    if limit <= 0:
-        return []
-    q = as_array(query)
-    missing = "" if include_missing else " AND p.missing = 0"
-    if exact:
-        rows = conn.execute(
-            "SELECT v.photo_id, v.vector FROM photo_vectors v JOIN photos p ON p.id = v.photo_id "
-            f"WHERE v.kind = ? AND v.model = ?{missing}", (str(scan.kind), scan.model_id)).fetchall()
-    else:
-        if candidates is None:
-            scan.refresh(conn)
-            ids = scan.candidates(q, max(rerank, limit))
-        else:
-            ids = np.asarray(candidates, dtype=np.int64)
-        if ids.size == 0:
+    def __init__(self, conn: sqlite3.Connection, path: Path,
+                 transaction: Callable[[], AbstractContextManager[None]]) -> None:
+        self._conn = conn
+        self._path = path
+        self._transaction = transaction
+        self._scans: dict[tuple[VectorKind, str], VectorScan] = {}  # loaded for nearest()
+        self._models: tuple[tuple[int, int], dict[str, dict[str, int]]] | None = None  # models()
+
+    def set(self, rows: Iterable[tuple[int, VectorKind | str, str, Any]]) -> int:
+        """Store ``(photo_id, kind, model_id, vector)`` rows in one transaction (joining an open
+        one), replacing each photo's vector of that kind; return how many were stored.
+
+        ``vector``: :data:`~photocap.records.VECTOR_DTYPE` bytes (or a float array), stored at unit
+        length. Rows for photos no longer in the index are skipped (deleted meanwhile). A vector
+        becomes owed again when its photo's caption or confident concepts change (text) or its
+        content does (pixels): the index's triggers delete it.
+        """
+        conn = self._conn
+        n = 0
+        with self._transaction(), told(self._path):
+            for photo_id, kind, model_id, vector in rows:
+                k = _kind(kind)
+                if not model_id:
+                    raise ValueError("a vector needs the id of the model that made it")
+                a = as_array(vector)
+                if conn.execute("SELECT 1 FROM photos WHERE id = ?", (photo_id,)).fetchone() is None:
+                    continue
+                # Delete then insert (not REPLACE, which fires no trigger): a new seq, and the deletion is counted.
+                conn.execute("DELETE FROM photo_vectors WHERE photo_id = ? AND kind = ?", (photo_id, str(k)))
+                conn.execute(
+                    "INSERT INTO photo_vectors (photo_id, kind, model, vector, bits) VALUES (?, ?, ?, ?, ?)",
+                    (int(photo_id), str(k), str(model_id), a.astype(VECTOR_DTYPE).tobytes(), sign_bits(a)),
+                )
+                n += 1
+        return n
+
+    def owed(self, kind: VectorKind | str, model_id: str, limit: int | None = None, *, after: int = 0,
+             ids: Iterable[int] | None = None) -> list[OwedVector]:
+        """Photos lacking a vector of ``kind`` by ``model_id`` (none, stale, or another model's), in
+        id order, with their caption and concepts (what a text vector is made of).
+
+        Only captioned photos (nothing to embed otherwise; a photo the model could not read has no
+        image vector either). ``after``: only photo ids above it (to page through a large index:
+        pass the last id seen). ``ids``: only these photos.
+        """
+        k = _kind(kind)
+        where = ["p.id > ?", "(v.model IS NULL OR v.model != ?)", "p.caption IS NOT NULL"]
+        args: list[Any] = [str(k), after, model_id]
+        if ids is not None:
+            where.append("p.id IN (SELECT value FROM json_each(?))")
+            args.append("[" + ",".join(str(int(i)) for i in ids) + "]")
+        sql = ("SELECT p.id, p.path, p.caption FROM photos p "
+               "LEFT JOIN photo_vectors v ON v.photo_id = p.id AND v.kind = ? "
+               f"WHERE {' AND '.join(where)} ORDER BY p.id")
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(max(0, int(limit)))
+        concepts: dict[int, list[Concept]] = {}
+        with told(self._path):
+            rows = self._conn.execute(sql, args).fetchall()
+            if rows:
+                for photo_id, word, score in self._conn.execute(
+                        "SELECT photo_id, word, score FROM photo_concepts WHERE photo_id IN "
+                        "(SELECT value FROM json_each(?)) ORDER BY photo_id, rank",
+                        ("[" + ",".join(str(r[0]) for r in rows) + "]",)):
+                    concepts.setdefault(photo_id, []).append(Concept(word, score))
+        return [OwedVector(i, p, c, tuple(concepts.get(i, ()))) for i, p, c in rows]
+
+    def count_owed(self, kind: VectorKind | str, model_id: str) -> int:
+        """How many photos :meth:`owed` lists without a limit."""
+        k = _kind(kind)
+        with told(self._path):
+            return self._conn.execute(
+                "SELECT count(*) FROM photos p LEFT JOIN photo_vectors v ON v.photo_id = p.id AND v.kind = ? "
+                "WHERE (v.model IS NULL OR v.model != ?) AND p.caption IS NOT NULL",
+                (str(k), model_id)).fetchone()[0]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """``{kind: {model_id: how many vectors}}`` of what the index holds."""
+        with told(self._path):
+            return vector_counts(self._conn)
+
+    def has(self, kind: VectorKind | str, model_id: str) -> bool:
+        """Whether any photo has a ``kind`` vector by ``model_id`` (cheap)."""
+        with told(self._path):
+            return self._conn.execute("SELECT 1 FROM photo_vectors WHERE kind = ? AND model = ? LIMIT 1",
+                                      (str(_kind(kind)), model_id)).fetchone() is not None
+
+    def models(self, kind: VectorKind | str) -> list[str]:
+        """The model ids of the ``kind`` vectors held, most vectors first (kept until vectors change:
+        each search asks)."""
+        with told(self._path):
+            now = state(self._conn)
+            if self._models is None or self._models[0] != now:
+                self._models = (now, vector_counts(self._conn))
+        return list(self._models[1].get(str(_kind(kind)), {}))
+
+    def scan(self, kind: VectorKind | str, model_id: str) -> VectorScan:
+        """The loaded scan structure of ``kind`` vectors by ``model_id``, up to date now. Its
+        ``candidates(query, n)`` may run in another thread (the search runs it beside the word
+        search); pass the result to :meth:`nearest` here."""
+        scan = self._scan(kind, model_id)
+        with told(self._path):
+            scan.refresh(self._conn)
+        return scan
+
+    def _scan(self, kind: VectorKind | str, model_id: str) -> VectorScan:
+        k = _kind(kind)
+        scan = self._scans.get((k, model_id))
+        if scan is None:
+            scan = self._scans[(k, model_id)] = VectorScan(k, model_id)
+        return scan
+
+    def nearest(self, kind: VectorKind | str, model_id: str, query: Any, limit: int, *,
+                include_missing: bool = False, exact: bool = False, rerank: int = RERANK,
+                candidates: Any = None) -> list[tuple[int, float]]:
+        """``(photo_id, cosine)`` of the ``limit`` photos whose ``kind`` vector by ``model_id`` is
+        nearest ``query``, best first.
+
+        Missing photos are left out unless ``include_missing``. ``exact`` compares the query with
+        every stored vector (slow at scale: for tests); otherwise the ``max(rerank, limit)`` nearest
+        by sign bits are re-ranked by exact cosine. The scan structure is loaded on first use, kept
+        by this store and brought up to date (cheaply) at each call. ``candidates``: the photo ids
+        ``scan(...).candidates(query, n)`` already chose (in another thread, say).
+        """
+        import numpy as np
+
+        if limit <= 0:
             return []
-        # CROSS JOIN: one primary-key seek per candidate (the planner would rather scan by model).
-        rows = conn.execute(
-            "SELECT v.photo_id, v.vector FROM json_each(?) AS j CROSS JOIN photo_vectors v "
-            "ON v.photo_id = j.value AND v.kind = ? CROSS JOIN photos p ON p.id = v.photo_id "
-            f"WHERE v.model = ?{missing}",
-            ("[" + ",".join(map(str, ids.tolist())) + "]", str(scan.kind), scan.model_id)).fetchall()
-    if not rows:
-        return []
-    dim = len(rows[0][1]) // 4
-    if dim != q.size:
-        raise ValueError(f"the query has {q.size} dimensions; the {scan.kind} vectors of {scan.model_id} have {dim}")
-    matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=VECTOR_DTYPE).reshape(len(rows), dim)
-    scores = np.einsum("ij,j->i", matrix, q)  # not BLAS: see VectorScan.candidates
-    k = min(limit, scores.size)
-    top = np.argpartition(-scores, k - 1)[:k] if k < scores.size else np.arange(scores.size)
-    top = top[np.argsort(-scores[top], kind="stable")]
-    return [(int(rows[i][0]), float(scores[i])) for i in top]
+        scan = self._scan(kind, model_id)
+        q = as_array(query)
+        missing = "" if include_missing else " AND p.missing = 0"
+        with told(self._path):
+            if exact:
+                rows = self._conn.execute(
+                    "SELECT v.photo_id, v.vector FROM photo_vectors v JOIN photos p ON p.id = v.photo_id "
+                    f"WHERE v.kind = ? AND v.model = ?{missing}", (str(scan.kind), scan.model_id)).fetchall()
+            else:
+                if candidates is None:
+                    scan.refresh(self._conn)
+                    ids = scan.candidates(q, max(rerank, limit))
+                else:
+                    ids = np.asarray(candidates, dtype=np.int64)
+                if ids.size == 0:
+                    return []
+                # CROSS JOIN: one primary-key seek per candidate (the planner would rather scan by model).
+                rows = self._conn.execute(
+                    "SELECT v.photo_id, v.vector FROM json_each(?) AS j CROSS JOIN photo_vectors v "
+                    "ON v.photo_id = j.value AND v.kind = ? CROSS JOIN photos p ON p.id = v.photo_id "
+                    f"WHERE v.model = ?{missing}",
+                    ("[" + ",".join(map(str, ids.tolist())) + "]", str(scan.kind), scan.model_id)).fetchall()
+        if not rows:
+            return []
+        dim = len(rows[0][1]) // 4
+        if dim != q.size:
+            raise ValueError(f"the query has {q.size} dimensions; the {scan.kind} vectors of "
+                             f"{scan.model_id} have {dim}")
+        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=VECTOR_DTYPE).reshape(len(rows), dim)
+        scores = np.einsum("ij,j->i", matrix, q)  # not BLAS: see VectorScan.candidates
+        k = min(limit, scores.size)
+        top = np.argpartition(-scores, k - 1)[:k] if k < scores.size else np.arange(scores.size)
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(int(rows[i][0]), float(scores[i])) for i in top]

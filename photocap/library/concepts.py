@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from photocap.index.store import PhotoUpdate
 from photocap.imaging.concepts import bundled_concepts
-from photocap.records import Concept
+from photocap.records import Concept, PhotoUpdate
 
 SEARCH_MIN_SCORE = 0.3  # a concept at least this sure is found by search and written as a keyword
 

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from photocap.index.store import CaptionIndex, PhotoRecord, PhotoUpdate
+from photocap.index.store import CaptionIndex
 from photocap.library import sync
 from photocap.library.concepts import with_concepts
 from photocap.library.photofile import ProbeResult
 from photocap.library.scan import ScanEntry
-from photocap.records import CaptionSource, FileChange, Outcome
+from photocap.records import CaptionSource, FileChange, Outcome, PhotoRecord, PhotoUpdate
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,8 @@ class TextVariant(StrEnum):
     CAPTION = "caption"  # the caption alone
 
 
-# Measured on COCO dev (80 photos, its largest object as the concept; bench/bench_vectors.py
-# --variants): sentence recall@1 0.81 / 0.78 / 0.79 (apart / joined / caption), short-query
+# Measured on COCO dev (80 photos, its largest object as the concept; bench_vectors.py --variants,
+# since removed): sentence recall@1 0.81 / 0.78 / 0.79 (apart / joined / caption), short-query
 # recall@10 0.98 / 0.98 / 0.91, and "puppy" meets "a dog runs on the grass" + dog at cosine 0.65
 # apart, 0.28 joined: a one-word query is near a one-word concept, far from a long sentence.
 DEFAULT_VARIANT = TextVariant.APART
@@ -143,9 +143,9 @@ def embed_owed(
             chunk, wanted = wanted[:batch], wanted[batch:]
             if not chunk:
                 break
-            owed = index.vectors_owed(VectorKind.TEXT, model_id, ids=chunk)
+            owed = index.vectors.owed(VectorKind.TEXT, model_id, ids=chunk)
         else:
-            owed = index.vectors_owed(VectorKind.TEXT, model_id, batch, after=after)
+            owed = index.vectors.owed(VectorKind.TEXT, model_id, batch, after=after)
             if not owed:
                 break
             after = owed[-1].photo_id
@@ -154,7 +154,7 @@ def embed_owed(
         if not texts:
             continue
         matrix = embed_photos(embedder, [t for _, t in texts])
-        done += index.set_vectors((i, VectorKind.TEXT, model_id, row.tobytes())
+        done += index.vectors.set((i, VectorKind.TEXT, model_id, row.tobytes())
                                   for (i, _), row in zip(texts, matrix))
         if on_batch is not None:
             on_batch(done)

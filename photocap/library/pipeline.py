@@ -42,7 +42,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from photocap.errors import MeaningUnavailable
-from photocap.index.store import CaptionIndex, Fingerprint, PhotoUpdate
+from photocap.index.store import CaptionIndex
 from photocap.library import sync
 from photocap.library.concepts import with_concepts
 from photocap.library.decide import Decider, Decision, facts
@@ -60,7 +60,9 @@ from photocap.records import (
     Described,
     FileChange,
     FileOutcome,
+    Fingerprint,
     Outcome,
+    PhotoUpdate,
     ScanProblem,
     VectorKind,
 )
@@ -225,7 +227,7 @@ class _Run:
             self.index.upsert_photos([u for u, _ in rows], force=self.opt.force)
             if images:
                 ids = self.index.ids_of(images)
-                self.log.tally.pixel_vectors += self.index.set_vectors(
+                self.log.tally.pixel_vectors += self.index.vectors.set(
                     (ids[p], VectorKind.PIXELS, model, vec) for p, (model, vec) in images.items() if p in ids)
         for _, outcome in rows:
             if outcome is not None:
@@ -404,7 +406,7 @@ class _Run:
         if not paths or self.embedder_factory is None or self.log.tally.meaning_off is not None:
             return
         ids = list(self.index.ids_of(paths).values())
-        if not self.index.vectors_owed(VectorKind.TEXT, self._text_model(), 1, ids=ids):
+        if not self.index.vectors.owed(VectorKind.TEXT, self._text_model(), 1, ids=ids):
             return
         embedder = self.load_embedder()
         if embedder is not None:
@@ -415,7 +417,7 @@ class _Run:
         another sentence model), captions changed since (stale), a run that was stopped."""
         if self.embedder_factory is None or self.stopped or self.log.tally.meaning_off is not None:
             return
-        owed = self.index.count_vectors_owed(VectorKind.TEXT, self._text_model())
+        owed = self.index.vectors.count_owed(VectorKind.TEXT, self._text_model())
         if not owed:
             return
         embedder = self.load_embedder()
@@ -448,7 +450,7 @@ class _Run:
         """With a pixel head: how many photos (captioned before it) still lack its image vector."""
         model = self.log.tally.model
         if self.log.tally.pixel_vectors and model is not None:
-            self.log.tally.pixels_owed = self.index.count_vectors_owed(VectorKind.PIXELS, model)
+            self.log.tally.pixels_owed = self.index.vectors.count_owed(VectorKind.PIXELS, model)
 
     # ------------------------------------------------------------- the end
     def finish_owed(self, roots: Iterable[str]) -> None:

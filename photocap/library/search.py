@@ -22,7 +22,7 @@ The CLI (``photocap search --mode``), the GUI's search box and the benchmarks ca
   photo near the query by meaning. A literal caption phrase still finds its photo first: it is
   first by meaning as well. ``meaning`` mode is the same fusion without the words ranking.
   Chosen by ``bench/bench_meaning.py --grid`` (k 10 / 30 / 60, weights of words 0.25 / 0.5 / 1 and
-  of pixels 0.5 / 1 / 2): README, "Search by meaning: what it finds".
+  of pixels 0.5 / 1 / 2): docs/decisions/fusion-weights.md.
 
 In every mode an excluded word (``-sofa``) excludes: a photo whose caption or concepts hold it
 never comes back through meaning or pixels; a "quoted phrase" is required of meaning and pixel
@@ -41,35 +41,27 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from photocap.errors import MeaningUnavailable
-from photocap.index.store import CaptionIndex, QueryParts, SearchHit, matched, query_parts
+from photocap.index.query import QueryParts, query_parts
+from photocap.index.store import CaptionIndex
 from photocap.library.meaning import EmbedderFactory, query_embedder_factory
-from photocap.records import MatchedBy, VectorKind
+from photocap.records import MatchedBy, SearchHit, VectorKind, matched
 
 if TYPE_CHECKING:
     import numpy as np
 
-RRF_K = 10  # reciprocal rank fusion's constant (60 in Cormack et al. 2009; 10 measured better here, README)
+RRF_K = 10  # reciprocal rank fusion's constant (60 in Cormack et al. 2009; 10 measured better: fusion-weights.md)
 WEIGHTS = (0.25, 1.0, 1.0)  # words, meaning (text vectors), pixels: each ranking's weight in the fusion
 DEPTH = 200  # each ranking's candidates for the fusion (more when a page lies deeper)
 # When a photo counts as meaning the query (meaning_matches): the query's best cosine must reach
 # the gate (else it means nothing in this library), then every photo at cosine >= the floor counts.
-# Measured by bench/bench_vectors.py --threshold (README): of 24 nonsense queries none passes the
-# gate on the 1,000 Flickr8k dev captions and one on COCO dev with concepts ("recipe" -> a pizza,
-# 0.49); 19 of 20 synonym queries pass on Flickr8k (captions only), 20 of 20 on COCO; 98% of
-# sentence queries (another caption of a photo) reach their photo at the floor.
+# Chosen so nonsense queries find nothing: figures in docs/decisions/fusion-weights.md ("The gates").
 MEANING_GATE = 0.35
 MIN_MEANING = 0.25
 # ... and results end where relevance ends: a text match also needs half the best match's cosine
-# ("kitten" no longer brings the coffee photo at 0.26 after the cat at 0.6). bench/bench_cutoff.py
-# (1,000 Flickr8k dev captions, 300 paraphrase queries): median results per paraphrase 86 -> 38,
-# its photo kept 97.7% -> 96.3%; at 0.6: 17 and 92.7%; no nonsense query passes either way.
+# ("kitten" no longer brings the coffee photo at 0.26 after the cat at 0.6; bench/bench_cutoff.py,
+# figures in docs/decisions/fusion-weights.md).
 RELATIVE_MEANING = 0.5
-# Pixels (the image head's cosines run lower than text's), measured on the benchmark indexes
-# with bench_vectors.NONSENSE (README): at a gate of 0.20, 5 of the 24 nonsense queries found
-# photos by pixels alone on the 1,000 Flickr8k dev photos and 6 on the 1,080 (best 0.31); at
-# 0.30, 0 and 1 ("recipe"), and meaning (text + pixels) then finds no nonsense query that the
-# text vectors alone don't ("jazz", "recipe"), while most real queries whose text misses its
-# gate still reach 0.30 by pixels.
+# Pixels: the image head's cosines run lower than text's (docs/decisions/fusion-weights.md).
 PIXELS_GATE = 0.30
 MIN_PIXELS = 0.20
 
@@ -214,7 +206,7 @@ def _vector_rankings(index: CaptionIndex, text_model: str) -> list[tuple[VectorK
     for kind, floor, gate, model_id in ((VectorKind.TEXT, MIN_MEANING, MEANING_GATE, text_model),
                                         (VectorKind.PIXELS, MIN_PIXELS, PIXELS_GATE, _pixel_model(index))):
         if model_id is not None:
-            out.append((kind, floor, gate, index.vector_scan(kind, model_id)))
+            out.append((kind, floor, gate, index.vectors.scan(kind, model_id)))
     return out
 
 
@@ -253,7 +245,7 @@ def _by_meaning(index: CaptionIndex, parts: QueryParts, vector: Any, rankings: l
         return [], []
     for (kind, floor, gate, scan), chosen in zip(rankings, candidates):
         # the relative cut-off is measured for text vectors only (pixel cosines run lower and flatter)
-        near = meaning_matches(index.nearest(kind, scan.model_id, vector, depth, include_missing=include_missing,
+        near = meaning_matches(index.vectors.nearest(kind, scan.model_id, vector, depth, include_missing=include_missing,
                                              candidates=chosen), floor, gate,
                                RELATIVE_MEANING if kind is VectorKind.TEXT else 0.0)
         allowed = set(index.keep_allowed([i for i, _ in near], parts))
@@ -263,7 +255,7 @@ def _by_meaning(index: CaptionIndex, parts: QueryParts, vector: Any, rankings: l
 
 def _pixel_model(index: CaptionIndex) -> str | None:
     """The pixel head whose image vectors are searched: the one most photos have."""
-    models = index.vector_models(VectorKind.PIXELS)
+    models = index.vectors.models(VectorKind.PIXELS)
     return models[0] if models else None
 
 

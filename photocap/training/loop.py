@@ -21,7 +21,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,54 +34,14 @@ from photocap.imaging.concepts import ConceptSet, bundled_concepts
 from photocap.decoding.config import ModelConfig
 from photocap.model.decoders import ConceptInput, caption_loss
 from photocap.model.encoders_tv import EncoderWeightsError
-from photocap.model.network import CaptionModel, Decoded
+from photocap.model.network import CaptionModel
 from photocap.decoding.vocab import Vocabulary
 from photocap.training import distributed
+from photocap.training.config import Progress, TrainConfig
 from photocap.training.datasets import CaptionedImage, DatasetSplits
-from photocap.training.features import FeatureCache, encoder_fingerprint
+from photocap.training.evaluate import encode_split_features, evaluate_features, grid_features, split_concepts
+from photocap.training.scst import self_critical
 from photocap.training.textdata import ClassifierHabits, TextBridge, concept_phrases, mentioned_concepts
-
-Progress = Callable[[dict[str, Any]], None]
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 15
-    batch_size: int = 64
-    lr: float = 4e-4
-    encoder_lr: float = 1e-4  # for the encoder's top blocks, when fine_tune_blocks > 0
-    weight_decay: float = 0.0
-    warmup_steps: int = 500
-    label_smoothing: float = 0.1
-    attention_reg: float = 1.0  # doubly stochastic attention (show-attend-tell only)
-    grad_clip: float = 5.0
-    patience: int = 4  # epochs without a better dev CIDEr before stopping
-    min_freq: int = 5  # words seen fewer times become <unk>
-    seed: int = 0
-    val_beam: int | None = None  # beam width for dev scoring; None = the model's own beam_size
-    val_images: int = 0  # 0 = the whole dev split
-    checkpoint_every: int = 500  # steps between resume checkpoints (and at every epoch end)
-    scst_epochs: int = 0  # self-critical (CIDEr reward) epochs after cross-entropy training
-    scst_lr: float = 2e-5
-    scst_samples: int = 5
-    scst_temperature: float = 0.7  # below 1 keeps label smoothing's long tail out of the samples
-    # Contrastive reward: minus this times a sample's best CIDEr-D against the other photos of its
-    # batch, so a caption that fits every dog photo earns less than one that fits only its own.
-    scst_contrast: float = 0.0
-    max_steps: int = 0  # stop after this many steps in total (0 = no limit); for quick runs
-    # Caption text without photos (textdata.py), for a decoder that reads the image embedding:
-    text_share: float = 1.0  # text captions per epoch, as a share of the text corpus (drawn anew each epoch)
-    text_noise: float = 0.1  # noise (std per dimension) on a text caption's sentence vector
-    text_keep: float = 0.7  # probability that a concept word a text caption names is among its slots
-    grid_dropout: float = 0.0  # share of photo batches trained without the grid (as a text caption is)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown training settings: {', '.join(unknown)}")
-        return cls(**data)
 
 
 @dataclass
@@ -176,19 +136,6 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-class _Encoded(torch.nn.Module):
-    """What the feature cache stores for a model: grid features, or the trunk's output when fine-tuning."""
-
-    def __init__(self, encoder: torch.nn.Module, top_blocks: int) -> None:
-        super().__init__()
-        self.encoder, self.top_blocks = encoder, top_blocks
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.top_blocks:
-            return self.encoder.trunk(images, self.top_blocks)  # (B, P, C')
-        return self.encoder(images)  # (B, P, C)
-
-
 def model_on_encoder(cfg: ModelConfig, vocab: Vocabulary, path: Path) -> CaptionModel:
     """A new model with ``cfg``'s decoder on the encoder of model file ``path`` (the blocks
     ``cfg.fine_tune_blocks`` names are trained, the rest frozen), and, for a decoder that reads
@@ -244,31 +191,12 @@ def _add_person_probe(path: Path, concepts: ConceptInput, items: Sequence[Captio
     save_model(model, path, half=False, info=info)
 
 
-def grid_features(model: CaptionModel, cached: torch.Tensor) -> torch.Tensor:
-    """Cached rows (B, P, C or C') -> the decoder's grid features (B, P, C)."""
-    k = model.encoder.split_blocks
-    return model.encoder.top(cached, k) if k else cached
-
-
 def _train_forward(model: CaptionModel, cached: torch.Tensor, inputs: torch.Tensor,
                    concepts: ConceptInput | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """One training step's forward: cached rows -> the decoder's logits (what DDP wraps). Rows
     without positions (a text caption, a photo batch trained without its grid) skip the encoder."""
     feats = grid_features(model, cached) if cached.size(1) else cached.new_zeros(len(cached), 0, model.cfg.feature_dim)
     return model.decoder(feats, inputs, concepts)
-
-
-def split_concepts(model: CaptionModel, cached: torch.Tensor, device: torch.device,
-                   batch_size: int = 256) -> ConceptInput | None:
-    """Each cached image's concepts (N, R), on ``device``; None for a model without a concept head."""
-    if model.concepts is None:
-        return None
-    parts = [model.concepts_from_trunk(cached[i : i + batch_size].to(device).float())
-             for i in range(0, len(cached), batch_size)]
-    if not parts:
-        return ConceptInput(torch.zeros(0, 0, dtype=torch.long, device=device), torch.zeros(0, 0, device=device))
-    vectors = torch.cat([c.vector for c in parts]) if parts[0].vector is not None else None
-    return ConceptInput(torch.cat([c.words for c in parts]), torch.cat([c.scores for c in parts]), vectors)
 
 
 def _lr_at(step: int, total: int, cfg: TrainConfig, base: float) -> float:
@@ -282,67 +210,6 @@ def _lr_at(step: int, total: int, cfg: TrainConfig, base: float) -> float:
 def _atomic_torch_save(obj: Any, path: Path) -> None:
     with atomic_destination(path) as tmp:
         torch.save(obj, tmp)
-
-
-def encode_split_features(model: CaptionModel, items: Sequence[CaptionedImage], cache_root: Path,
-                          device: torch.device, on_progress: Progress | None = None,
-                          phase: str = "features") -> tuple[list[CaptionedImage], torch.Tensor]:
-    """Cached features (N, P, C) float16 for ``items``; unreadable images are dropped.
-
-    With ``fine_tune_blocks`` they are the frozen trunk's output; see :func:`grid_features`."""
-    cfg = model.cfg
-    k = model.encoder.split_blocks
-    cache = FeatureCache(cache_root, encoder_fingerprint(model.encoder, cfg.encoder, cfg.image_size, k))
-
-    def report(done: int, total: int) -> None:
-        if on_progress:
-            on_progress({"phase": phase, "done": done, "total": total})
-
-    failed = set(cache.build([it.image for it in items], _Encoded(model.encoder, k), cfg.image_size,
-                             device=device, on_progress=report))
-    kept = [it for it in items if it.image not in failed]
-    if on_progress and failed:
-        on_progress({"phase": "warning", "message": f"{len(failed)} unreadable images skipped",
-                     "examples": [str(p) for p in list(failed)[:3]]})
-    return kept, cache.load([it.image for it in kept])
-
-
-def caption_features(model: CaptionModel, items: Sequence[CaptionedImage], feats: torch.Tensor,
-                     *, beam: int | None, device: torch.device, batch_size: int = 100,
-                     length_penalty: float | None = None, concept_force: float | None = None,
-                     concept_bonus: float | None = None) -> dict[str, Decoded]:
-    """Caption cached ``feats`` with beam search: item key -> :class:`Decoded`.
-
-    ``beam`` / ``length_penalty`` / ``concept_force`` / ``concept_bonus``: None = the model's own."""
-    model.eval()
-    out: dict[str, Decoded] = {}
-    with torch.no_grad():
-        for start in range(0, len(items), batch_size):
-            cached = feats[start : start + batch_size].to(device).float()
-            chunk, concepts = model.from_trunk(cached)  # (b, P, C): the encoder's top runs once for both
-            for item, decoded in zip(items[start : start + batch_size],
-                                     model.decode_features(chunk, beam, length_penalty, concepts, concept_force,
-                                                           concept_bonus)):
-                out[item.key] = decoded
-    return out
-
-
-def evaluate_features(model: CaptionModel, items: Sequence[CaptionedImage], feats: torch.Tensor,
-                      *, beam: int | None, device: torch.device, batch_size: int = 100,
-                      tokenize: str = "simple", metrics: Sequence[str] = ("BLEU", "CIDEr"),
-                      length_penalty: float | None = None, concept_force: float | None = None,
-                      concept_bonus: float | None = None) -> tuple[dict[str, float], dict[str, str]]:
-    """Caption ``feats`` with beam search and score against the items' references.
-
-    ``beam`` / ``length_penalty`` / ``concept_force`` / ``concept_bonus``: None = the model's own."""
-    from photocap.training.metrics import score_captions
-
-    decoded = caption_features(model, items, feats, beam=beam, device=device, batch_size=batch_size,
-                               length_penalty=length_penalty, concept_force=concept_force,
-                               concept_bonus=concept_bonus)
-    predictions = {key: d.text for key, d in decoded.items()}
-    references = {it.key: list(it.captions) for it in items}
-    return score_captions(predictions, references, metrics=tuple(metrics), tokenize=tokenize), predictions
 
 
 def train(
@@ -542,8 +409,6 @@ def train(
         _add_person_probe(best_path, train_concepts, train_items, text, cfg, device)
 
     if cfg.scst_epochs and rank.main:  # self-critical epochs are not distributed: rank 0 runs them alone
-        from photocap.training.scst import self_critical
-
         if best_path.exists():  # continue from the best cross-entropy weights
             best_model, _ = load_model(best_path, device)
             model.load_state_dict(best_model.state_dict())

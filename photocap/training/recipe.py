@@ -7,7 +7,7 @@ from Flickr8k's photos and caption text without photos (``photocap train --text`
 from __future__ import annotations
 
 from photocap.decoding.config import ModelConfig
-from photocap.training.loop import TrainConfig
+from photocap.training.config import TrainConfig
 
 
 def default_recipe() -> tuple[ModelConfig, TrainConfig]:

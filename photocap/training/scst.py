@@ -1,16 +1,9 @@
 """Self-critical sequence training (Rennie et al. 2017) with a CIDEr-D reward.
 
-For each image, ``scst_samples`` captions are sampled at ``scst_temperature``
-(the gradient still uses the model's own log-probabilities): sampled at 1, the
-label-smoothed bundled recipe lost dev CIDEr (0.521 -> 0.477), at 0.7 it gained
-(-> 0.537). Each sample's advantage is
-its reward minus the mean reward of the image's other samples (the baseline
-of Luo 2020, which needs no extra greedy decode). The reward is CIDEr-D, less
-``scst_contrast`` times the sample's best CIDEr-D against the other photos of
-its batch (a contrastive reward, after Dai & Lin 2017 and Luo et al. 2018: a
-caption that would do for any dog photo earns less than one that fits only
-its own, which keeps self-critical training from collapsing captions onto a
-few templates). The loss is the advantage-weighted negative log-probability of the samples.
+Each image's ``scst_samples`` captions, sampled at ``scst_temperature``, are scored by CIDEr-D less
+``scst_contrast`` times their best CIDEr-D against the other photos of the batch (so captions do
+not collapse onto a few templates); the baseline is the mean reward of the image's other samples
+(Luo 2020). Why these settings, with figures: docs/training.md and docs/decisions/self-critical.md.
 """
 
 from __future__ import annotations
@@ -24,17 +17,19 @@ from typing import Any
 import torch
 
 from photocap.model.beam import sample, sequence_logprob
-from photocap.model.decoders import ConceptInput
 from photocap.model.checkpoint import save_model
+from photocap.model.decoders import ConceptInput
 from photocap.model.network import CaptionModel
+from photocap.training.config import TrainConfig
 from photocap.training.datasets import CaptionedImage
+from photocap.training.evaluate import evaluate_features, grid_features
 from photocap.training.metrics import CiderD
 
 IMAGES_PER_BATCH = 16
 
 
 def self_critical(model: CaptionModel, train_items: Sequence[CaptionedImage], train_feats: torch.Tensor,
-                  dev_items: Sequence[CaptionedImage], dev_feats: torch.Tensor, cfg: Any, out_dir: Path,
+                  dev_items: Sequence[CaptionedImage], dev_feats: torch.Tensor, cfg: TrainConfig, out_dir: Path,
                   best_path: Path, best: float, *, device: torch.device,
                   emit: Callable[[dict[str, Any]], None], history: list[dict[str, Any]],
                   train_concepts: ConceptInput | None = None) -> float:
@@ -42,8 +37,6 @@ def self_critical(model: CaptionModel, train_items: Sequence[CaptionedImage], tr
 
     Each epoch's record is appended to ``history`` and to ``out_dir/log.jsonl``.
     """
-    from photocap.training.loop import evaluate_features, grid_features
-
     vocab = model.vocab
     cider = CiderD({it.key: list(it.captions) for it in train_items})
     params = [p for p in model.decoder.parameters() if p.requires_grad]
