@@ -223,8 +223,4 @@ def test_no_import_cycles_among_photocap_modules():
     for m in sorted(graph):
         if m not in state:
             visit(m)
-    # The one cycle left, lazy (network.py imports pixels inside a method), in model/: to be broken
-    # there (e.g. the checkpoint helpers pixels.py needs, apart from checkpoint.py); then drop it here.
-    known = {("photocap.model.checkpoint", "photocap.model.network", "photocap.model.pixels")}
-    found = [c for c in cycles if tuple(sorted(c[:-1])) not in known]
-    assert not found, "\n".join(" -> ".join(c) for c in found)
+    assert not cycles, "\n".join(" -> ".join(c) for c in cycles)

@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from photocap.decoding.modelfile import pixels_path_for  # noqa: F401 (its home; re-exported here)
-from photocap.model.checkpoint import CheckpointError, atomic_destination, header_entry, read_metadata
+from photocap.decoding.modelfile import (CheckpointError, atomic_destination, header_entry,  # noqa: F401
+                                         pixels_path_for, read_metadata)  # pixels_path_for: re-exported
 from photocap.model.statedict import cast_like, mismatch
 
 FORMAT = "photocap-pixels"
