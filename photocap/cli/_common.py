@@ -111,6 +111,14 @@ def warn(message: str) -> None:
     click.echo(message, err=True)
 
 
+def require_torch(command: str) -> None:
+    """A clear error, not an import traceback, where a command needs PyTorch and it is not installed."""
+    from photocap.captioner.graphs import torch_available
+
+    if not torch_available():
+        raise click.ClickException(f"photocap {command} needs PyTorch: pip install 'photocap[torch]'")
+
+
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """Turn photocap's own errors into click errors: a message, no traceback, exit 1."""

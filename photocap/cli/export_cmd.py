@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from photocap.cli._common import echo_json, json_option, user_errors, warn
+from photocap.cli._common import echo_json, json_option, require_torch, user_errors, warn
 
 
 @click.command("export-graphs")
@@ -27,13 +27,12 @@ def export_graphs(model_path: Path, to_cache: bool, as_json: bool) -> None:
       photocap export-graphs runs/f8k/best.safetensors
       photocap export-graphs my-model.safetensors --cache
     """
+    require_torch("export-graphs")
     with user_errors():
-        from photocap.captioner.graphs import Source, cache_dir, cache_name, torch_available, write_graphs
+        from photocap.captioner.graphs import Source, cache_dir, cache_name, write_graphs
         from photocap.decoding.modelfile import CheckpointError, read_header
         from photocap.errors import ModelError
 
-        if not torch_available():
-            raise ModelError("exporting graphs needs PyTorch: pip install 'photocap[torch]'")
         try:
             source = Source.of(model_path, read_header(model_path))
         except CheckpointError as exc:

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from photocap.cli._common import echo_json, json_option, model_option, user_errors, warn
+from photocap.cli._common import echo_json, json_option, model_option, require_torch, user_errors, warn
 from photocap.cli.train_cmd import DATA_KINDS, _load_splits
 
 
@@ -99,6 +99,7 @@ def train_pixels(kind: str, path: Path, model_path: Path | None, out_path: Path 
       photocap train-pixels --data flickr8k ~/data/flickr8k --model runs/f8k/best.safetensors
       photocap train-pixels --data flickr8k ~/data/flickr8k --inputs grid --hidden 1024
     """
+    require_torch("train-pixels")
     with user_errors():
         from photocap.captioner.torch_backend import TorchCaptioner
         from photocap.meaning.text import MODEL_ID, TextEmbedder

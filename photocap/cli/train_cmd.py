@@ -11,7 +11,7 @@ import click
 
 from photocap.cli._common import (
     beam_option, concept_force_option, db_option, device_option, echo_json, json_option, length_penalty_option,
-    model_option, resolve_db, user_errors, warn,
+    model_option, require_torch, resolve_db, user_errors, warn,
 )
 
 DATA_KINDS = ("flickr8k", "coco", "folder")
@@ -176,6 +176,7 @@ def train(kind: str, path: Path, db_path: Path | None, out_dir: Path, arch: str 
           --encoder-from models/photocap-default.safetensors      # the bundled model's second stage
       photocap train --data index ~/Pictures --text my-captions.txt  # personalise with your own sentences too
     """
+    require_torch("train")
     with user_errors():
         from photocap.settings import cache_dir as default_cache_dir
         from photocap.training.config import TrainConfig
@@ -296,6 +297,7 @@ def evaluate(kind: str, path: Path, split: str, model_path: Path | None, beam: i
       photocap evaluate --data flickr8k ~/data/flickr8k --model runs/f8k/best.safetensors --beam 5 --json
       photocap evaluate --data flickr8k ~/data/flickr8k --length-penalty 0   # rank beams by plain log-prob
     """
+    require_torch("evaluate")
     with user_errors():
         from photocap.errors import PhotocapError
         from photocap.captioner.torch_backend import TorchCaptioner
