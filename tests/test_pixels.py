@@ -212,7 +212,7 @@ def test_train_pixels_command_trains_a_head_the_captioner_uses(tmp_path, sample_
     model = tmp_path / "m.safetensors"
     shutil.copy(default_model_path(), model)
     out = CliRunner().invoke(cli, ["train-pixels", "--data", "folder", str(sample_folder_dataset), "--model",
-                                   str(model), "--epochs", "2", "--batch-size", "4", "--backend", "torch",
+                                   str(model), "--epochs", "2", "--batch-size", "4",
                                    "--concept-text",
                                    "--cache-dir", str(tmp_path / "cache"), "--json"])
     assert out.exit_code == 0, out.output

@@ -123,13 +123,14 @@ def write_graphs(source: Source, folder: Path, name: str) -> Graphs:
     from photocap.model.pixels import encoder_identity, load_pixel_head
 
     model, _ = load_model(source.model, "cpu")
-    pixels = None
+    pixels, space = None, ""
     if source.pixels is not None:
-        pixels, _ = load_pixel_head(source.pixels, encoder_id=encoder_identity(model.encoder, model.cfg.encoder))
+        pixels, header = load_pixel_head(source.pixels, encoder_id=encoder_identity(model.encoder, model.cfg.encoder))
+        space = header.text_model
     folder.mkdir(parents=True, exist_ok=True)
     files, manifest = _files(folder, name)
     with tempfile.TemporaryDirectory(prefix=".graphs-", dir=folder) as tmp:
-        spec = export_graphs(model, Path(tmp), pixels)
+        spec = export_graphs(model, Path(tmp), pixels, space)
         for g, dest in files.items():
             os.replace(Path(tmp) / f"{g}.onnx", dest)
         staged = Path(tmp) / "graphs.json"

@@ -103,6 +103,8 @@ class OnnxCaptioner(CaptionerBase):
         self.length_penalty = cfg.length_penalty if length_penalty is None else length_penalty
         self.concept_force = cfg.concept_force if concept_force is None else concept_force
         self.vectors = pixel_head is not None and "vector" in self.graphs.spec.encoder_outputs
+        # the sentence model whose space the image vectors are in (None: no vectors)
+        self.pixel_space = (self.graphs.spec.vector_space or None) if self.vectors else None
 
     def describe_arrays(self, batch: np.ndarray, *, cpu_shared: bool = False) -> list[Described]:
         spec, header = self.graphs.spec, self.header

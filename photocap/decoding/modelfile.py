@@ -39,6 +39,7 @@ class GraphSpec:
     static: tuple[str, ...]  # those held once per image
     image_size: int
     vector_dim: int  # 0: no image vector
+    vector_space: str  # the sentence model whose space the image vectors are in ("": none)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

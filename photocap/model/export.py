@@ -120,9 +120,11 @@ def _compare(name: str, want: list[torch.Tensor], got: list[np.ndarray], names: 
 
 
 @torch.no_grad()
-def export_graphs(model: CaptionModel, dest: Path, pixels: nn.Module | None = None) -> GraphSpec:
+def export_graphs(model: CaptionModel, dest: Path, pixels: nn.Module | None = None,
+                  pixels_space: str = "") -> GraphSpec:
     """Write the graphs (``GRAPH_FILES``: ``NAME.onnx``) into the folder ``dest``, each checked against
-    ``model`` on random photos (raises :class:`ExportError`); the caller writes the manifest."""
+    ``model`` on random photos (raises :class:`ExportError`); the caller writes the manifest.
+    ``pixels``: a pixel head whose image vectors the encoder graph gives (in ``pixels_space``)."""
     model = model.float().eval().cpu()
     cfg = model.cfg
     dest.mkdir(parents=True, exist_ok=True)
@@ -184,5 +186,6 @@ def export_graphs(model: CaptionModel, dest: Path, pixels: nn.Module | None = No
     _compare("decoder-step", want, got, step_outputs)
 
     assert {p.stem for p in dest.glob("*.onnx")} >= set(GRAPH_FILES)
+    space = (pixels_space if pixels is not None else cfg.sentence_model) if "vector" in values else ""
     return GraphSpec(GRAPH_VERSION, outputs, init_inputs, state, static, cfg.image_size,
-                     int(values["vector"].size(1)) if "vector" in values else 0)
+                     int(values["vector"].size(1)) if "vector" in values else 0, space)
