@@ -9,7 +9,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -136,13 +138,14 @@ def group_members(pgid: int) -> list[int]:
     return found
 
 
-def wait_for(cond, timeout: float, what: str):  # type: ignore[no-untyped-def]
+def wait_for(cond: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    """``cond()``'s first true value, polled until ``timeout`` seconds; the test fails naming ``what``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = cond()
         if value:
             return value
-        time.sleep(0.1)
+        time.sleep(0.05)
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
 
 

@@ -117,7 +117,7 @@ def check_folder(folder: Path, template: dict[str, Original], db: Path) -> tuple
 
 
 def no_process_left(pgid: int) -> None:
-    wait_for(lambda: not group_members(pgid), 20, f"the processes of the killed run ({pgid}) to exit")
+    wait_for(lambda: not group_members(pgid), f"the processes of the killed run ({pgid}) to exit", 20)
 
 
 def kill_after(proc: subprocess.Popen[str], lines: int, seconds: float) -> float:
@@ -184,7 +184,7 @@ def test_the_indexer_killed_at_a_random_moment(tmp_path, template, indexer_outco
     db, folder = tmp_path / "index.db", fresh(tmp_path / "photos", template)
     proc = start("loop", db, folder)
     assert proc.stdout is not None
-    wait_for(lambda: proc.stdout.readline().strip() == "STARTED", 60, "the indexer to start")
+    wait_for(lambda: proc.stdout.readline().strip() == "STARTED", "the indexer to start", 60)
     killed_at = kill_after(proc, rng.randrange(indexer_outcomes), rng.uniform(0.0, 0.05))
 
     if db.exists():

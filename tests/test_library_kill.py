@@ -26,16 +26,16 @@ def test_no_decode_worker_outlives_a_sigkilled_indexer(tmp_path: Path, photos: P
     proc = start("slow", tmp_path / "index.db", photos)
     try:
         assert proc.stdout is not None
-        wait_for(lambda: proc.stdout.readline().strip() == "READY", 60, "the indexer to start decoding")
+        wait_for(lambda: proc.stdout.readline().strip() == "READY", "the indexer to start decoding", 60)
         # the indexer, the forkserver, two workers (and the resource tracker)
         def started() -> list[int] | None:
             members = group_members(proc.pid)
             return members if len(members) >= 4 else None
 
-        members = wait_for(started, 60, "the decode workers to start")
+        members = wait_for(started, "the decode workers to start", 60)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
-        wait_for(lambda: not group_members(proc.pid), 20, f"the workers {members} to exit")
+        wait_for(lambda: not group_members(proc.pid), f"the workers {members} to exit", 20)
         assert proc.stdout.read() == ""  # end of file: nothing holds the pipe any more
     finally:
         if proc.poll() is None:
@@ -67,7 +67,7 @@ def test_killed_at_a_random_moment_the_rerun_writes_every_caption(tmp_path: Path
     db = tmp_path / "index.db"
     proc = start("write", db, photos)
     assert proc.stdout is not None
-    wait_for(lambda: proc.stdout.readline().strip() == "STARTED", 60, "the indexer to start")
+    wait_for(lambda: proc.stdout.readline().strip() == "STARTED", "the indexer to start", 60)
     time.sleep(random.Random(trial).uniform(0.2, 2.5))
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(30)

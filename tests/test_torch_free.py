@@ -40,30 +40,21 @@ def _photocap(tmp_path: Path, *args: str, timeout: int = 300) -> subprocess.Comp
                           timeout=timeout, cwd=tmp_path)
 
 
-@pytest.fixture
-def photos(tmp_path, sample_photos) -> Path:
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for name, path in sample_photos.items():
-        shutil.copy(path, folder / name)
-    return folder
-
-
 def test_the_blocker_really_blocks_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", NO_TORCH + "import torch"], capture_output=True, text=True,
                          env=_env(tmp_path))
     assert out.returncode == 1 and "blocked: photocap must run without torch" in out.stderr
 
 
-def test_caption_index_search_and_write_without_torch(tmp_path, photos):
+def test_caption_index_search_and_write_without_torch(tmp_path, photo_dir):
     db = str(tmp_path / "index.db")
-    out = _photocap(tmp_path, "caption", str(photos), "--json", "--concepts")
+    out = _photocap(tmp_path, "caption", str(photo_dir), "--json", "--concepts")
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert len(rows) == 4 and all(r["caption"] and r["concepts"] for r in rows)
     assert "cat" in next(r["caption"] for r in rows if r["path"].endswith("chelsea.jpg"))
 
-    out = _photocap(tmp_path, "index", str(photos), "--db", db, "--workers", "0", "--json")
+    out = _photocap(tmp_path, "index", str(photo_dir), "--db", db, "--workers", "0", "--json")
     assert out.returncode == 0, out.stderr
     out = _photocap(tmp_path, "search", "cat", "--db", db, "--json")
     assert out.returncode == 0, out.stderr
@@ -72,15 +63,15 @@ def test_caption_index_search_and_write_without_torch(tmp_path, photos):
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.splitlines()[0])["path"].endswith("coffee.jpg")
 
-    out = _photocap(tmp_path, "write", str(photos), "--db", db)
+    out = _photocap(tmp_path, "write", str(photo_dir), "--db", db)
     assert out.returncode == 0, out.stderr
-    read = subprocess.run(["exiftool", "-s3", "-XMP-dc:Description", str(photos / "chelsea.jpg")],
+    read = subprocess.run(["exiftool", "-s3", "-XMP-dc:Description", str(photo_dir / "chelsea.jpg")],
                           capture_output=True, text=True, check=True)
     assert "cat" in read.stdout
     assert not (tmp_path / "onnx-cache").exists()  # the bundled graphs, nothing exported
 
 
-def test_watch_captions_a_new_photo_without_torch(tmp_path, photos, sample_photos):
+def test_watch_captions_a_new_photo_without_torch(tmp_path, sample_photos):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     code = NO_TORCH + "from photocap.cli import cli\ncli()"
@@ -126,8 +117,8 @@ print(window.model.rowCount())
 """
 
 
-def test_the_desktop_app_indexes_and_searches_without_torch(tmp_path, photos):
-    out = subprocess.run([sys.executable, "-c", GUI, str(tmp_path / "gui.db"), str(photos), str(tmp_path / "thumbs")],
+def test_the_desktop_app_indexes_and_searches_without_torch(tmp_path, photo_dir):
+    out = subprocess.run([sys.executable, "-c", GUI, str(tmp_path / "gui.db"), str(photo_dir), str(tmp_path / "thumbs")],
                          capture_output=True, text=True, env=_env(tmp_path), timeout=300, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert int(out.stdout.strip().splitlines()[-1]) >= 1

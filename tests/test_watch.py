@@ -12,12 +12,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import wait_for
 
 from photocap.index.store import CaptionIndex
 from photocap.records import PhotoRecord
@@ -102,16 +103,6 @@ class Events:
     def of(self, kind: str, path: Path | str | None = None) -> list[WatchEvent]:
         with self._lock:
             return [e for e in self.items if e.kind == kind and (path is None or e.path == str(path))]
-
-
-def wait_for(cond: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 @contextmanager
