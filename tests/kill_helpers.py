@@ -28,7 +28,7 @@ class FakeCaptioner:
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
 
-    def describe_images(self, images, cpu_shared=False):  # type: ignore[no-untyped-def]
+    def describe_images(self, images):  # type: ignore[no-untyped-def]
         from photocap.records import Described
 
         time.sleep(self.delay)

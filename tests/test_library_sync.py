@@ -348,9 +348,9 @@ def test_a_photo_replaced_during_an_index_run_is_not_written(tmp_path: Path, ind
     swap = make_photo(tmp_path / "swap.jpg", 2)
 
     class Swapping(FakeCaptioner):
-        def describe_images(self, images, cpu_shared=False):  # type: ignore[no-untyped-def]
+        def describe_images(self, images):  # type: ignore[no-untyped-def]
             os.replace(swap, photo)
-            return super().describe_images(images, cpu_shared)
+            return super().describe_images(images)
 
     s = index_folders([folder], index, Swapping, IndexOptions(workers=0, write_metadata=True))
     assert (s.captioned, s.written, s.write_skipped, s.write_failed) == (1, 0, 1, 0)

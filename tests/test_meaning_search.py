@@ -331,7 +331,7 @@ def test_the_pipeline_embeds_new_captions_and_keeps_image_vectors(tmp_path, phot
         model_id = captioner.model_id
         image_size = captioner.image_size
 
-        def describe_images(self, images, cpu_shared=False):
+        def describe_images(self, images):
             return [replace(d, image_vector=unit.tobytes()) for d in captioner.describe_images(images)]
 
     with CaptionIndex.open(tmp_path / "i.db") as idx:

@@ -44,7 +44,7 @@ class Factory:
             model_id = self.captioner.model_id
             image_size = self.captioner.image_size
 
-            def describe_images(self, images, cpu_shared=False):
+            def describe_images(self, images):
                 outer.images += len(images)
                 return outer.captioner.describe_images(images)
 
@@ -306,7 +306,7 @@ class Recording:
         self.ahead: list[int] = []  # decoded but not yet given to the model, at each batch
         self.decoded_while_captioning = 0  # during the first batch
 
-    def describe_images(self, images, cpu_shared=False):
+    def describe_images(self, images):
         import time
 
         first = self.given == 0

@@ -60,7 +60,7 @@ class CountingCaptioner:
     def image_size(self) -> int:
         return self.real.image_size
 
-    def describe_images(self, images: Sequence[Any], cpu_shared: bool = False) -> list[Any]:
+    def describe_images(self, images: Sequence[Any]) -> list[Any]:
         self.batches.append(len(images))
         return self.real.describe_images(images)
 

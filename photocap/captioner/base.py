@@ -45,21 +45,18 @@ class CaptionerBase:
     concept_force: float
     pixel_space: str | None  # the sentence model whose space its image vectors are in (None: it gives none)
 
-    def describe_arrays(self, batch: "np.ndarray", *, cpu_shared: bool = False) -> list[Described]:
-        """(B, 3, S, S) float32 in [-1, 1] -> each image's caption, score, concepts and image vector.
-
-        ``cpu_shared``: other work needs the CPU meanwhile (indexing decodes the next photos while the
-        model captions these)."""
+    def describe_arrays(self, batch: "np.ndarray") -> list[Described]:
+        """(B, 3, S, S) float32 in [-1, 1] -> each image's caption, score, concepts and image vector."""
         raise NotImplementedError
 
-    def describe_images(self, images: Sequence[Image.Image], *, cpu_shared: bool = False) -> list[Described]:
+    def describe_images(self, images: Sequence[Image.Image]) -> list[Described]:
         """Decoded RGB images (any size; squashed to the model's input) -> captions and concepts."""
         if not images:
             return []
         import numpy as np
 
         batch = np.stack([to_array(squashed(img, self.image_size)) for img in images])  # (B, 3, S, S)
-        return self.describe_arrays(batch, cpu_shared=cpu_shared)
+        return self.describe_arrays(batch)
 
     def caption_paths(
         self,

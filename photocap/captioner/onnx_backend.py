@@ -36,13 +36,19 @@ def _open(source: Source, threads: int) -> tuple[Graphs, dict]:
     """The model's graphs and their sessions; graphs that don't load (a damaged file) are exported again."""
     graphs = ensure_graphs(source)
     try:
-        return graphs, {name: _session(file, threads) for name, file in graphs.files.items()}
+        return graphs, _sessions(graphs, threads)
     except Exception as exc:  # onnxruntime's own error types: a damaged or truncated graph file
         if not torch_available():
             raise GraphsUnavailable(f"the ONNX graphs of {source.model} don't load ({exc}); reinstall photocap, "
                                     "or install photocap[torch] to export them again") from exc
     graphs = ensure_graphs(source, fresh=True)
-    return graphs, {name: _session(file, threads) for name, file in graphs.files.items()}
+    return graphs, _sessions(graphs, threads)
+
+
+def _sessions(graphs: Graphs, threads: int) -> dict:
+    # The decoder graphs get one thread: their per-step work is small, and a second thread gained
+    # nothing on 2 cores (33-37 images/s either way) while indexing wants it to decode photos.
+    return {name: _session(file, threads if name == "encoder" else 1) for name, file in graphs.files.items()}
 
 
 class OnnxSteps:
@@ -106,7 +112,7 @@ class OnnxCaptioner(CaptionerBase):
         # the sentence model whose space the image vectors are in (None: no vectors)
         self.pixel_space = (self.graphs.spec.vector_space or None) if self.vectors else None
 
-    def describe_arrays(self, batch: np.ndarray, *, cpu_shared: bool = False) -> list[Described]:
+    def describe_arrays(self, batch: np.ndarray) -> list[Described]:
         spec, header = self.graphs.spec, self.header
         out = dict(zip(spec.encoder_outputs,
                        self.sessions["encoder"].run(None, {"images": np.ascontiguousarray(batch, dtype=np.float32)})))

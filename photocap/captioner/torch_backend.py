@@ -106,7 +106,7 @@ class TorchCaptioner(CaptionerBase):
                 vectors = self.pixels.from_grid(grid.float(), None if logits is None else logits.float())
         return grid, concepts, vectors
 
-    def describe_arrays(self, batch: np.ndarray, *, cpu_shared: bool = False) -> list[Described]:
+    def describe_arrays(self, batch: np.ndarray) -> list[Described]:
         return self.describe_tensors(torch.from_numpy(batch))
 
     def describe_tensors(self, batch: torch.Tensor) -> list[Described]:

@@ -114,7 +114,7 @@ class _CaptionWorker:
                 slots.append(i)
         if images:
             with self.model_lock:
-                described = self.captioner.describe_images(images, cpu_shared=True)
+                described = self.captioner.describe_images(images)
             for i, d in zip(slots, described):
                 out[i] = d
         return [o for o in out if o is not None]

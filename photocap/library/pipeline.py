@@ -83,8 +83,7 @@ class CaptionerLike(Protocol):
     @property
     def image_size(self) -> int: ...
 
-    def describe_images(self, images: Sequence[Image.Image], *, cpu_shared: bool = False) -> list[Described]:
-        """``cpu_shared``: the pipeline decodes the next photos meanwhile (the captioner may use fewer threads)."""
+    def describe_images(self, images: Sequence[Image.Image]) -> list[Described]: ...
 
 
 @runtime_checkable
@@ -355,8 +354,7 @@ class _Run:
             if remote:
                 future = captioner.submit_paths([item.entry.path for item, _, _ in batch])
             else:
-                future = model_thread.submit(captioner.describe_images, [img for _, img, _ in batch],
-                                             cpu_shared=True)
+                future = model_thread.submit(captioner.describe_images, [img for _, img, _ in batch])
             self.captioning.append((batch, future))
 
     def take_batch(self, wait: bool) -> None:
