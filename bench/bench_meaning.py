@@ -155,7 +155,7 @@ def why(hit) -> str:
     out = []
     for m in hit.matched_by:
         m = str(m)
-        score = {"meaning": hit.meaning_score, "pixels": hit.pixels_score}.get(m)
+        score = {"meaning": hit.meaning_score, "pixels": hit.image_score}.get(m)
         out.append(f"{m} {score:.2f}" if score is not None else m)
     return ", ".join(out)
 
@@ -177,15 +177,15 @@ def one_ranking(lib_search, embed, kind: str) -> tuple[Search | None, str | None
 
     def run(index, query: str, limit: int) -> list[tuple[str, str, str]]:
         if kind == "pixels":
-            if not index.vectors.models(VectorKind.PIXELS):
+            if not index.vectors.models(VectorKind.IMAGE):
                 raise LookupError("the index holds no pixel vectors (no pixel head in the model yet)")
             hits = lib_search.search(index, query, mode="meaning", limit=limit, embed=_Embed(embed, "none"))
         else:
-            pixel_model, lib_search._pixel_model = lib_search._pixel_model, lambda _index: None
+            pixel_model, lib_search._image_model = lib_search._image_model, lambda _index: None
             try:
                 hits = lib_search.search(index, query, mode="meaning", limit=limit, embed=embed)
             finally:
-                lib_search._pixel_model = pixel_model
+                lib_search._image_model = pixel_model
         return [(Path(h.record.path).name, h.record.caption or "", why(h)) for h in hits]
 
     return run, None

@@ -92,7 +92,7 @@ def test_vectors_go_stale_by_trigger_and_go_with_their_photo(tmp_path):
         one = np.eye(384, dtype=np.float32)[0].tobytes()
         a, b = ids["/p/dog-grass.jpg"], ids["/p/cat.jpg"]
         idx.connection.execute("UPDATE photos SET content_hash = 'h1' WHERE id = ?", (a,))
-        idx.vectors.set([(a, VectorKind.TEXT, "t", one), (a, VectorKind.PIXELS, "px", one),
+        idx.vectors.set([(a, VectorKind.TEXT, "t", one), (a, VectorKind.IMAGE, "px", one),
                          (b, VectorKind.TEXT, "t", one)])
         assert idx.vectors.counts() == {"text": {"t": 2}, "pixels": {"px": 1}}
 
@@ -248,10 +248,10 @@ def test_pages_and_totals(index, embed):
 
 def test_pixel_vectors_are_searched_and_said(index, embed):
     bike = index.ids_of(["/p/pizza.jpg"])["/p/pizza.jpg"]
-    index.vectors.set([(bike, VectorKind.PIXELS, "m1", embed("a steaming bowl of noodles"))])
+    index.vectors.set([(bike, VectorKind.IMAGE, "m1", embed("a steaming bowl of noodles"))])
     hits = search(index, "noodle soup", embed=embed)
     hit = next(h for h in hits if h.record.path == "/p/pizza.jpg")
-    assert MatchedBy.PIXELS in hit.matched_by and hit.pixels_score > 0.5
+    assert MatchedBy.IMAGE in hit.matched_by and hit.image_score > 0.5
 
 
 # ----------------------------------------------------------------------------- the pipeline

@@ -14,7 +14,8 @@ import numpy as np
 from photocap.captioner.base import CaptionerBase, model_hint
 from photocap.captioner.graphs import Graphs, GraphsUnavailable, Source, cpu_threads, ensure_graphs, torch_available
 from photocap.decoding.captions import PhotoConcepts, decode
-from photocap.decoding.modelfile import CheckpointError, GraphSpec, read_header
+from photocap.decoding.modelfile import (EMBEDDING_FORMAT, EMBEDDING_FORMAT_VERSION, CheckpointError, GraphSpec,
+                                         read_header, read_metadata)
 from photocap.errors import ModelError
 from photocap.records import VECTOR_DTYPE, Concept, Described
 from photocap.settings import default_model_path
@@ -78,13 +79,13 @@ class OnnxCaptioner(CaptionerBase):
 
     def __init__(self, model_path: str | Path | None = None, beam: int | None = None,
                  length_penalty: float | None = None, concept_force: float | None = None,
-                 pixel_head: str | None = "auto", threads: int | None = None) -> None:
-        """As :class:`~photocap.captioner.torch_backend.TorchCaptioner`; ``pixel_head``: ``auto`` (the
-        image vectors the graphs were made with: the model's own image embedding, or the pixel head
-        beside it) or None (no image vectors). Raises :class:`GraphsUnavailable` when the graphs are
+                 embedding_head: str | None = "auto", threads: int | None = None) -> None:
+        """As :class:`~photocap.captioner.torch_backend.TorchCaptioner`; ``embedding_head``: ``auto``
+        (the image vectors the graphs were made with: the model's own image embedding, or the
+        image-embedding head beside it) or None (no image vectors). Raises :class:`GraphsUnavailable` when the graphs are
         neither there nor can be exported here."""
-        if pixel_head not in ("auto", None):
-            raise ModelError("a pixel head file other than the one beside the model needs --backend torch")
+        if embedding_head not in ("auto", None):
+            raise ModelError("an image-embedding head file other than the one beside the model needs --backend torch")
         path = Path(model_path) if model_path is not None else default_model_path()
         try:
             self.header = read_header(path)
@@ -102,7 +103,16 @@ class OnnxCaptioner(CaptionerBase):
         self.beam = cfg.beam_size if beam is None else beam
         self.length_penalty = cfg.length_penalty if length_penalty is None else length_penalty
         self.concept_force = cfg.concept_force if concept_force is None else concept_force
-        self.vectors = pixel_head is not None and "vector" in self.graphs.spec.encoder_outputs
+        self.vectors = embedding_head is not None and "vector" in self.graphs.spec.encoder_outputs
+        self.image_space: str | None = None  # the text model the image vectors compare with (its id)
+        if self.vectors and source.embedding is None:
+            self.image_space = cfg.sentence_model or None
+        elif self.vectors:
+            try:
+                self.image_space = read_metadata(source.embedding, EMBEDDING_FORMAT, EMBEDDING_FORMAT_VERSION,
+                                                 what="image-embedding head").get("text_model")
+            except CheckpointError as exc:
+                raise ModelError(str(exc)) from exc
 
     def describe_arrays(self, batch: np.ndarray, *, cpu_shared: bool = False) -> list[Described]:
         spec, header = self.graphs.spec, self.header

@@ -51,7 +51,7 @@ def _captions(folder: Path) -> dict[str, list[str]]:
 def _run_captioner(paths: list[Path], model: Path | None, pixels: Path | None) -> list[dict]:
     """Caption + concepts + image vector of each photo, cached by the model's and pixel head's sha256."""
     from photocap.captioner import Captioner
-    from photocap.model.pixels import pixels_path_for
+    from photocap.model.embedding import pixels_path_for
     from photocap.records import VECTOR_DTYPE
     from photocap.settings import default_model_path
 
@@ -61,7 +61,7 @@ def _run_captioner(paths: list[Path], model: Path | None, pixels: Path | None) -
     cache = CACHE / f"described-{key}.json"
     if cache.is_file():
         return json.loads(cache.read_text())
-    captioner = Captioner(model, pixel_head=pixels)
+    captioner = Captioner(model, embedding_head=pixels)
     rows, start = [], time.perf_counter()
     for r in captioner.caption_paths(paths, batch_size=16):
         if not hasattr(r, "caption"):
@@ -104,7 +104,7 @@ def overhead(paths: list[Path], model: Path | None, rounds: int = 2, batch_size:
     import torch
 
     from photocap.captioner import Captioner
-    from photocap.model.pixels import encoder_identity
+    from photocap.model.embedding import encoder_identity
     from photocap.model.preprocess import open_image, to_tensor
 
     batches = [torch.stack([to_tensor(open_image(p, 224)) for p in paths[i:i + batch_size]])
@@ -140,9 +140,9 @@ def overhead(paths: list[Path], model: Path | None, rounds: int = 2, batch_size:
     encoder_identity(captioner.model.encoder, captioner.model.cfg.encoder)
     ident = time.perf_counter() - t
     t = time.perf_counter()
-    from photocap.model.pixels import load_pixel_head, pixels_path_for
+    from photocap.model.embedding import load_embedding_head, pixels_path_for
 
-    load_pixel_head(pixels_path_for(captioner.model_path))
+    load_embedding_head(pixels_path_for(captioner.model_path))
     print(f"starting a Captioner with the head: + {ident:.3f}s (hashing the encoder's weights) "
           f"+ {time.perf_counter() - t:.3f}s (reading the head)")
 
