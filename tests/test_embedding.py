@@ -127,7 +127,8 @@ def test_embedding_head_file_round_trip_refuses_another_encoder_or_text_model(tm
     tiny, _ = load_model(tiny_model_path)
     other = encoder_identity(tiny.encoder, tiny.cfg.encoder)
     assert other != mine
-    with pytest.raises(EmbeddingHeadError, match=f"trained for the encoder {mine}.*not this model's {other}.*train-embedding"):
+    with pytest.raises(EmbeddingHeadError,
+                       match=f"trained for the encoder {mine}.*not this model's {other}.*train-embedding"):
         load_embedding_head(path, encoder_id=other)
     with pytest.raises(EmbeddingHeadError, match="maps into the text model 'other-text'"):
         load_embedding_head(_tiny_head(tmp_path, mine, text_model="other-text")[1], text_model=MODEL_ID)

@@ -82,8 +82,8 @@ class OnnxCaptioner(CaptionerBase):
                  embedding_head: str | None = "auto", threads: int | None = None) -> None:
         """As :class:`~photocap.captioner.torch_backend.TorchCaptioner`; ``embedding_head``: ``auto``
         (the image vectors the graphs were made with: the model's own image embedding, or the
-        image-embedding head beside it) or None (no image vectors). Raises :class:`GraphsUnavailable` when the graphs are
-        neither there nor can be exported here."""
+        image-embedding head beside it) or None (no image vectors). Raises :class:`GraphsUnavailable`
+        when the graphs are neither there nor can be exported here."""
         if embedding_head not in ("auto", None):
             raise ModelError("an image-embedding head file other than the one beside the model needs --backend torch")
         path = Path(model_path) if model_path is not None else default_model_path()

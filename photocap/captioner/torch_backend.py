@@ -81,15 +81,15 @@ class TorchCaptioner(CaptionerBase):
         if path is None:
             return
         try:
-            head, header = load_embedding_head(path, encoder_id=encoder_identity(self.model.encoder, self.model.cfg.encoder),
-                                           device=self.device)
+            encoder_id = encoder_identity(self.model.encoder, self.model.cfg.encoder)
+            head, header = load_embedding_head(path, encoder_id=encoder_id, device=self.device)
             if header.cfg.inputs != "grid" and self.model.encoder.concept_head is None:
                 raise EmbeddingHeadError(f"{path} reads the concept head's logits, but this model has no concept head")
         except EmbeddingHeadError as exc:
             if not auto:
                 raise ModelError(str(exc)) from exc
-            warnings.warn(f"photocap: the image-embedding head beside the model is not used: {exc}", EmbeddingHeadWarning,
-                          stacklevel=3)
+            warnings.warn(f"photocap: the image-embedding head beside the model is not used: {exc}",
+                          EmbeddingHeadWarning, stacklevel=3)
             return
         self.image_head, self.image_space = head, header.text_model
 

@@ -170,7 +170,7 @@ class EmbeddingHeader:
 
 
 def save_embedding_head(head: ImageEmbeddingHead, path: str | Path, *, text_model: str, encoder: dict[str, Any],
-                    info: dict[str, Any] | None = None, half: bool = True) -> Path:
+                        info: dict[str, Any] | None = None, half: bool = True) -> Path:
     """Write ``head`` atomically; ``encoder`` must hold the ``identity`` of the encoder it reads."""
     from safetensors.torch import save_file
 
@@ -199,15 +199,16 @@ def read_embedding_header(path: str | Path) -> EmbeddingHeader:
     if text_model is None:
         raise EmbeddingHeadError(f"{where}: it has no 'text_model' entry")
     if not isinstance(encoder, dict) or not isinstance(encoder.get("identity"), str) or not isinstance(info, dict):
-        raise EmbeddingHeadError(f"{path}: malformed image-embedding head header: encoder must name its identity, info be an object")
+        raise EmbeddingHeadError(f"{where}: encoder must name its identity, info be an object")
     if not text_model:
-        raise EmbeddingHeadError(f"{path}: malformed image-embedding head header: empty text_model")
+        raise EmbeddingHeadError(f"{where}: empty text_model")
     return EmbeddingHeader(cfg, text_model, encoder, info)
 
 
 def load_embedding_head(path: str | Path, *, encoder_id: str | None = None, text_model: str | None = None,
-                    device: str | torch.device = "cpu") -> tuple[ImageEmbeddingHead, EmbeddingHeader]:
-    """Rebuild and load an image-embedding head (eval, float32), refusing one made for another encoder or text model."""
+                        device: str | torch.device = "cpu") -> tuple[ImageEmbeddingHead, EmbeddingHeader]:
+    """Rebuild and load an image-embedding head (eval, float32), refusing one made for another encoder
+    or text model."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 

@@ -42,7 +42,8 @@ class CaptionModel(nn.Module):
         self.decoder = build_decoder(cfg, self.concepts.group_ids() if self.concepts is not None else None)
         self.embedding = None  # the image-embedding head: photo -> the sentence model's space
         if cfg.sentence_dim:
-            from photocap.model.embedding import EmbeddingConfig, ImageEmbeddingHead  # (embedding -> checkpoint -> network)
+            # (embedding -> checkpoint -> network)
+            from photocap.model.embedding import EmbeddingConfig, ImageEmbeddingHead
 
             self.embedding = ImageEmbeddingHead(EmbeddingConfig(inputs="both", grid_dim=cfg.feature_dim,
                                                                 out_dim=cfg.sentence_dim))

@@ -171,7 +171,8 @@ def class_texts(class_words: Sequence[str], embed: Embed) -> torch.Tensor:
 
 
 def train_embedding_head(train: EmbeddingData, dev: EmbeddingData, cfg: EmbeddingTrainConfig,
-                     on_progress: Progress | None = None, class_text: torch.Tensor | None = None) -> EmbeddingTrainResult:
+                         on_progress: Progress | None = None,
+                         class_text: torch.Tensor | None = None) -> EmbeddingTrainResult:
     """Train an image-embedding head by the recipe; keep the epoch with the best dev recall@10 (ties: recall@1).
 
     ``class_text`` (classes, D): see :func:`class_texts`; required with ``cfg.concept_text``."""
