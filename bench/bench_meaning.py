@@ -1,4 +1,4 @@
-"""Search by meaning: recall of words / meaning / pixels / hybrid on real indexes, and latency.
+"""Search by meaning: recall of words / meaning / image / hybrid on real indexes, and latency.
 
 Builds (once; reruns only stat the files) real indexes with the bundled model in ``--work``:
 ``f8k.db`` (the 1,000 Flickr8k dev photos), ``coco.db`` (the 80 COCO dev photos) and ``all.db``
@@ -13,7 +13,7 @@ library's one search function (``photocap.library.search``; the bench never rank
 * 20 synonym queries: the top 3 captions of each mode (on the 1,080 index);
 * latency of the whole search call (query embedding included), warm: p50/p95 over all queries.
 
-A mode the library or the index can't serve (e.g. pixels before the index holds pixel vectors)
+A mode the library or the index can't serve (e.g. image before the index holds image vectors)
 is reported as n/a with the reason.
 
     python bench/bench_meaning.py                       # everything, cached in /tmp/photocap-meaning
@@ -36,7 +36,7 @@ from pathlib import Path
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 if not DATA.is_dir():
     DATA = Path("/work/shared/datasets")
-MODES = ("words", "meaning", "pixels", "hybrid", "text")  # text: meaning's text-vector ranking alone
+MODES = ("words", "meaning", "image", "hybrid", "text")  # text: meaning's text-vector ranking alone
 SYNONYMS = ["puppy", "kitten", "seaside", "kid", "bike", "automobile", "sofa", "meal", "ocean", "pup",
             "doggy", "infant", "bicycle", "lake", "mountain", "snow", "street", "laptop", "pizza", "elephant"]
 K = (1, 5, 10)
@@ -116,7 +116,7 @@ class ModeResult:
 def make_search(mode: str) -> tuple[Search | None, str | None]:
     """The library's search for ``mode``, as (index, query, limit) -> hits; or why it can't run.
 
-    words / meaning / hybrid are :func:`photocap.library.search.search`'s modes; "pixels" and
+    words / meaning / hybrid are :func:`photocap.library.search.search`'s modes; "image" and
     "text" are the two rankings its meaning mode fuses (image vectors, text vectors, each past its
     threshold rule and the query's exclusions), each alone: what each adds.
     """
@@ -141,7 +141,7 @@ def make_search(mode: str) -> tuple[Search | None, str | None]:
             embed = lib_search.query_embedder()
         except MeaningUnavailable as exc:
             return None, str(exc)
-    if mode in ("pixels", "text"):
+    if mode in ("image", "text"):
         return one_ranking(lib_search, embed, mode)
 
     def run(index, query: str, limit: int) -> list[tuple[str, str, str]]:
@@ -155,7 +155,7 @@ def why(hit) -> str:
     out = []
     for m in hit.matched_by:
         m = str(m)
-        score = {"meaning": hit.meaning_score, "pixels": hit.pixels_score}.get(m)
+        score = {"meaning": hit.meaning_score, "image": hit.image_score}.get(m)
         out.append(f"{m} {score:.2f}" if score is not None else m)
     return ", ".join(out)
 
@@ -171,21 +171,21 @@ class _Embed:
 
 
 def one_ranking(lib_search, embed, kind: str) -> tuple[Search | None, str | None]:
-    """The library's meaning mode with one of its two vector rankings switched off: "pixels" asks
-    for text vectors of a model the index has none of; "text" hides the index's pixel model."""
+    """The library's meaning mode with one of its two vector rankings switched off: "image" asks
+    for text vectors of a model the index has none of; "text" hides the index's image model."""
     from photocap.records import VectorKind
 
     def run(index, query: str, limit: int) -> list[tuple[str, str, str]]:
-        if kind == "pixels":
-            if not index.vectors.models(VectorKind.PIXELS):
-                raise LookupError("the index holds no pixel vectors (no pixel head in the model yet)")
+        if kind == "image":
+            if not index.vectors.models(VectorKind.IMAGE):
+                raise LookupError("the index holds no image vectors (no image-embedding head in the model yet)")
             hits = lib_search.search(index, query, mode="meaning", limit=limit, embed=_Embed(embed, "none"))
         else:
-            pixel_model, lib_search._pixel_model = lib_search._pixel_model, lambda _index: None
+            image_model, lib_search._image_model = lib_search._image_model, lambda _index: None
             try:
                 hits = lib_search.search(index, query, mode="meaning", limit=limit, embed=embed)
             finally:
-                lib_search._pixel_model = pixel_model
+                lib_search._image_model = image_model
         return [(Path(h.record.path).name, h.record.caption or "", why(h)) for h in hits]
 
     return run, None
@@ -254,7 +254,7 @@ def run_mode(mode: str, dbs: dict[str, Path], n_sentences: int | None) -> ModeRe
 GRID_K = (10, 30, 60)
 GRID_WORDS = (0.25, 0.5, 1.0)
 GRID_MEANING = (1.0,)
-GRID_PIXELS = (0.5, 1.0, 2.0)
+GRID_IMAGE = (0.5, 1.0, 2.0)
 
 
 def grid(dbs: dict[str, Path]) -> None:
@@ -287,17 +287,17 @@ def grid(dbs: dict[str, Path]) -> None:
 
     def recall(key: str, k: float, weights: tuple[float, float, float], at: int) -> float:
         hit = total = 0
-        for wanted, (words, meaning, pixels), names in cached[key]:
-            got = {names[i] for i in lib_search.fuse(words, meaning, pixels, k=k, weights=weights)[:at]}
+        for wanted, (words, meaning, image), names in cached[key]:
+            got = {names[i] for i in lib_search.fuse(words, meaning, image, k=k, weights=weights)[:at]}
             hit += len(wanted & got)
             total += len(wanted)
         return hit / total
 
-    print("| k | weights words / meaning / pixels | F8k dev sentence R@1 / R@5 / R@10 | "
+    print("| k | weights words / meaning / image | F8k dev sentence R@1 / R@5 / R@10 | "
           "short R@10 COCO 80 | short R@10 in 1,080 |")
     print("| --- | --- | --- | --- | --- |")
-    combos = [(k, (w, m, p)) for k, w, m, p in itertools.product(GRID_K, GRID_WORDS, GRID_MEANING, GRID_PIXELS)]
-    combos += [(k, (0.0, 1.0, p)) for k in GRID_K for p in GRID_PIXELS]  # meaning alone, for reference
+    combos = [(k, (w, m, p)) for k, w, m, p in itertools.product(GRID_K, GRID_WORDS, GRID_MEANING, GRID_IMAGE)]
+    combos += [(k, (0.0, 1.0, p)) for k in GRID_K for p in GRID_IMAGE]  # meaning alone, for reference
     for k, weights in combos:
         s = " / ".join(f"{recall('f8k', k, weights, at):.3f}" for at in K)
         print(f"| {k} | {' / '.join(f'{x:g}' for x in weights)} | {s} | {recall('coco', k, weights, 10):.3f} | "

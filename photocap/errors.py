@@ -68,6 +68,6 @@ class MeaningUnavailable(PhotocapError):
     """Search by meaning cannot run here (its sentence model is missing or broken); words still work."""
 
 
-class PixelHeadWarning(RuntimeWarning):
-    """The pixel head beside the model file does not fit it (made for another encoder, damaged);
+class EmbeddingHeadWarning(RuntimeWarning):
+    """The image-embedding head beside the model file does not fit it (made for another encoder, damaged);
     photocap captions without image vectors. The CLI prints its message alone on stderr."""

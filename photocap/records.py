@@ -27,14 +27,19 @@ class MatchedBy(StrEnum):
     WORDS = "words"  # the query's words are in its caption
     CONCEPTS = "concepts"  # they name what the model's classifier sees in it (not in the caption)
     MEANING = "meaning"  # the query means what its caption and concepts say (their text vector)
-    PIXELS = "pixels"  # the query is close to what the photo looks like (its image vector)
+    # the query is close to what the photo looks like (its image vector). The value stays "pixels"
+    # (the image embedding's old name): it is what ``search --json`` prints in ``matched_by``.
+    IMAGE = "pixels"
 
 
 class VectorKind(StrEnum):
     """Which vector of a photo the index keeps (one of each kind per photo, with its model id)."""
 
     TEXT = "text"  # the sentence model's embedding of what photocap knows of it (caption, concepts)
-    PIXELS = "pixels"  # its image vector from the captioning model's pixel head (same space as TEXT)
+    # its image vector from the captioning model's image-embedding head (same space as TEXT). The value
+    # stays "pixels" (the head's old name): it is stored in the kind column of users' indexes (and
+    # their CHECK constraint), and ``db status --json`` prints it; changing it needs a migration.
+    IMAGE = "pixels"
 
 
 class Outcome(StrEnum):
@@ -101,7 +106,7 @@ class Described:
     caption: str
     score: float  # mean log-probability per token of the chosen caption (<= 0)
     concepts: tuple[Concept, ...] = ()  # best first
-    image_vector: bytes | None = None  # as CaptionResult.image_vector (None: the model has no pixel head)
+    image_vector: bytes | None = None  # as CaptionResult.image_vector (None: no image-embedding head)
 
 
 # Embedding vectors cross layers as bytes of little-endian float32 (numpy dtype "<f4"), unit length.
@@ -117,8 +122,8 @@ class CaptionResult:
     score: float  # mean log-probability per token of the chosen caption (<= 0)
     model: str  # model id, e.g. "photocap-flickr8k-v1"
     concepts: tuple[Concept, ...] = ()  # best first; empty for a model without a concept head
-    # What the photo looks like in the sentence model's space (search by its pixels): VECTOR_DTYPE
-    # bytes of a unit vector, or None for a model without a pixel head. Not part of to_dict().
+    # What the photo looks like in the sentence model's space (search by its image): VECTOR_DTYPE
+    # bytes of a unit vector, or None for a model without an image-embedding head. Not part of to_dict().
     image_vector: bytes | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -254,7 +259,7 @@ class PhotoRecord:
 
 
 # The order MatchedBy values are listed in (SearchHit.matched_by, ``--json``).
-MATCH_ORDER = (MatchedBy.WORDS, MatchedBy.CONCEPTS, MatchedBy.MEANING, MatchedBy.PIXELS)
+MATCH_ORDER = (MatchedBy.WORDS, MatchedBy.CONCEPTS, MatchedBy.MEANING, MatchedBy.IMAGE)
 
 
 def matched(*reasons: MatchedBy) -> tuple[MatchedBy, ...]:
@@ -267,7 +272,7 @@ class SearchHit:
     """A search result: the photo, a snippet of its caption with matches highlighted, the rank,
     and why it matched: ``matched_by`` holds each reason once, in :data:`MATCH_ORDER` (its
     caption's words, only the concepts its model saw, the meaning of its caption and concepts,
-    what its pixels look like)."""
+    what the photo looks like: its image vector)."""
 
     record: PhotoRecord
     snippet: str
@@ -275,13 +280,14 @@ class SearchHit:
     matched_by: tuple[MatchedBy, ...] = (MatchedBy.WORDS,)
     concepts: tuple[Concept, ...] = ()  # what its model's classifier sees, best first
     meaning_score: float | None = None  # cosine of the query and its text vector, when compared
-    pixels_score: float | None = None  # cosine of the query and its image vector, when compared
+    image_score: float | None = None  # cosine of the query and its image vector, when compared
     fused_score: float | None = None  # the hybrid ranking's score (higher is better), in hybrid mode
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.record.to_dict(), "snippet": self.snippet, "rank": self.rank,
                 "matched_by": [str(m) for m in self.matched_by], "concepts": [c.to_dict() for c in self.concepts],
-                "meaning_score": self.meaning_score, "pixels_score": self.pixels_score,
+                # "pixels_score": the key keeps the image embedding's old name (``--json`` is stable)
+                "meaning_score": self.meaning_score, "pixels_score": self.image_score,
                 "fused_score": self.fused_score}
 
 

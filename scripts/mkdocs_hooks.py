@@ -76,11 +76,13 @@ def fields_table() -> str:
 def command_help(words: list[str]) -> str:
     import click
 
-    from photocap.cli import cli
+    from photocap.cli import RENAMED, cli
 
     ctx = click.Context(cli, info_name="photocap", max_content_width=96, terminal_width=96)
     command = cli
     for word in words:
+        if command is cli and word in RENAMED:
+            raise ValueError(f"'photocap {word}' is an old name: show 'photocap {RENAMED[word]}'")
         sub = command.get_command(ctx, word) if isinstance(command, click.Group) else None
         if sub is None:
             raise ValueError(f"no command 'photocap {' '.join(words)}'")

@@ -92,7 +92,7 @@ def test_vectors_go_stale_by_trigger_and_go_with_their_photo(tmp_path):
         one = np.eye(384, dtype=np.float32)[0].tobytes()
         a, b = ids["/p/dog-grass.jpg"], ids["/p/cat.jpg"]
         idx.connection.execute("UPDATE photos SET content_hash = 'h1' WHERE id = ?", (a,))
-        idx.vectors.set([(a, VectorKind.TEXT, "t", one), (a, VectorKind.PIXELS, "px", one),
+        idx.vectors.set([(a, VectorKind.TEXT, "t", one), (a, VectorKind.IMAGE, "px", one),
                          (b, VectorKind.TEXT, "t", one)])
         assert idx.vectors.counts() == {"text": {"t": 2}, "pixels": {"px": 1}}
 
@@ -246,12 +246,16 @@ def test_pages_and_totals(index, embed):
     assert paths(first.hits) + paths(second.hits) == paths(whole.hits)[:4]
 
 
-def test_pixel_vectors_are_searched_and_said(index, embed):
+def test_image_vectors_are_searched_and_said(index, embed):
     bike = index.ids_of(["/p/pizza.jpg"])["/p/pizza.jpg"]
-    index.vectors.set([(bike, VectorKind.PIXELS, "m1", embed("a steaming bowl of noodles"))])
+    index.vectors.set([(bike, VectorKind.IMAGE, "m1", embed("a steaming bowl of noodles"))])
     hits = search(index, "noodle soup", embed=embed)
     hit = next(h for h in hits if h.record.path == "/p/pizza.jpg")
-    assert MatchedBy.PIXELS in hit.matched_by and hit.pixels_score > 0.5
+    assert MatchedBy.IMAGE in hit.matched_by and hit.image_score > 0.5
+    # --json keeps the values it had when the image embedding was called the pixel head
+    d = hit.to_dict()
+    assert "pixels" in d["matched_by"] and d["pixels_score"] == hit.image_score and "image_score" not in d
+    assert index.vectors.counts()["pixels"] == {"m1": 1}  # the value stored in the index, unchanged
 
 
 # ----------------------------------------------------------------------------- the pipeline
@@ -327,7 +331,7 @@ def test_the_pipeline_embeds_new_captions_and_keeps_image_vectors(tmp_path, phot
     unit = np.zeros(384, dtype="<f4")
     unit[3] = 1.0
 
-    class WithPixels:  # the tiny model as if it had a pixel head
+    class WithImageVectors:  # the tiny model as if it had an image-embedding head
         model_id = captioner.model_id
         image_size = captioner.image_size
 
@@ -335,7 +339,7 @@ def test_the_pipeline_embeds_new_captions_and_keeps_image_vectors(tmp_path, phot
             return [replace(d, image_vector=unit.tobytes()) for d in captioner.describe_images(images)]
 
     with CaptionIndex.open(tmp_path / "i.db") as idx:
-        summary = index_folders([photo_dir], idx, WithPixels, embedder_factory=TextEmbedder)
+        summary = index_folders([photo_dir], idx, WithImageVectors, embedder_factory=TextEmbedder)
         n = summary.captioned
         assert n > 0 and summary.embedded == n and summary.pixel_vectors == n and summary.pixels_owed == 0
         assert idx.vectors.counts() == {"pixels": {captioner.model_id: n}, "text": {MODEL_ID: n}}
@@ -423,12 +427,12 @@ def test_search_never_loads_torch_and_words_mode_no_onnxruntime(db):
 def test_words_only_boost_a_strong_meaning_match_is_not_buried():
     from photocap.library.search import fuse
 
-    # photo 9: first by meaning and by pixels, no word match; photos 1-5 match the words, and
+    # photo 9: first by meaning and by its image, no word match; photos 1-5 match the words, and
     # weakly the meaning (ranked below 9): 9 comes first, ahead of every words-only match too
     words = [(i, 5.0 - i) for i in range(1, 6)]
     meaning = [(9, 0.8), *((i, 0.3) for i in range(1, 6))]
-    pixels = [(9, 0.4), (7, 0.3)]
-    ranked = fuse(words, meaning, pixels)
+    image = [(9, 0.4), (7, 0.3)]
+    ranked = fuse(words, meaning, image)
     assert ranked[0] == 9
     # a meaning-only first beats a words-only first (plain RRF tied them, words first)
     assert fuse([(1, 9.0)], [(2, 0.9)], [])[0] == 2

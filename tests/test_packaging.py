@@ -46,7 +46,7 @@ def test_wheel_carries_the_bundled_model_and_finds_it(tmp_path):
     wheel = next((tmp_path / "dist").glob("photocap-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "photocap/bundled/photocap-default.safetensors" in names
-    assert "photocap/bundled/photocap-default.pixels.safetensors" in names  # search by the pixels
+    assert "photocap/bundled/photocap-default.embedding.safetensors" in names  # the image-embedding head
     assert "photocap/bundled/MODEL_CARD.md" in names
     assert [f for f in _package_data_files() if f not in names] == []  # the tokenizer, the concept table ...
     target = tmp_path / "site"

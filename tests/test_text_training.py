@@ -194,7 +194,7 @@ def test_a_model_with_an_image_embedding_round_trips_and_gives_its_vectors_to_se
         expected = source.encode(load_image(sample_photos["chelsea.jpg"], 224)[None])[1].vector[0]
     got = torch.frombuffer(bytearray(result.image_vector), dtype=torch.float32)
     assert torch.allclose(got, expected, atol=1e-4)  # the model's own head, no file beside it
-    assert captioner.pixel_space == "all-MiniLM-L6-v2-int8"
+    assert captioner.image_space == "all-MiniLM-L6-v2-int8"
 
 
 def test_a_decoder_that_reads_only_the_image_embedding_captions_every_photo(sample_photos):

@@ -46,9 +46,9 @@ def _gpu_available(device: str) -> bool:
 
 def Captioner(model_path: str | Path | None = None, device: str = "auto", beam: int | None = None,  # noqa: N802
               length_penalty: float | None = None, concept_force: float | None = None, backend: str = "auto",
-              pixel_head: str | Path | None = "auto") -> CaptionerBase:
+              embedding_head: str | Path | None = "auto") -> CaptionerBase:
     """A loaded captioner (module docstring). ``beam`` / ``length_penalty`` / ``concept_force``: None =
-    the model's own decoding settings. ``pixel_head``: see ``TorchCaptioner`` (a file of the caller's
+    the model's own decoding settings. ``embedding_head``: see ``TorchCaptioner`` (a file of the caller's
     choosing needs torch; the ONNX graphs carry the image vectors they were made with)."""
     from photocap.captioner.graphs import GraphsUnavailable, torch_available
 
@@ -56,19 +56,19 @@ def Captioner(model_path: str | Path | None = None, device: str = "auto", beam: 
         raise ModelError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
     settings = dict(beam=beam, length_penalty=length_penalty, concept_force=concept_force)
     has_torch = torch_available()
-    chosen_head = pixel_head is not None and not (isinstance(pixel_head, str) and pixel_head == "auto")
+    chosen_head = embedding_head is not None and not (isinstance(embedding_head, str) and embedding_head == "auto")
     if backend == "torch" or (backend == "auto" and has_torch and (chosen_head or _gpu_available(device))):
         if not has_torch:
             raise ModelError("--backend torch needs PyTorch: pip install 'photocap[torch]' (or use --backend onnx)")
         from photocap.captioner.torch_backend import TorchCaptioner
 
-        return TorchCaptioner(model_path, device=device, pixel_head=pixel_head, **settings)
+        return TorchCaptioner(model_path, device=device, embedding_head=embedding_head, **settings)
     if device not in ("auto", "cpu"):
         raise ModelError(f"--backend {backend} runs on the CPU, not {device}; use --device cpu, or --backend torch")
     from photocap.captioner.onnx_backend import OnnxCaptioner
 
     try:
-        return OnnxCaptioner(model_path, pixel_head=pixel_head, **settings)
+        return OnnxCaptioner(model_path, embedding_head=embedding_head, **settings)
     except GraphsUnavailable as exc:
         if backend == "onnx" or not has_torch:
             raise ModelError(str(exc)) from exc
@@ -76,4 +76,4 @@ def Captioner(model_path: str | Path | None = None, device: str = "auto", beam: 
                       BackendFallbackWarning, stacklevel=2)
         from photocap.captioner.torch_backend import TorchCaptioner
 
-        return TorchCaptioner(model_path, device="cpu", pixel_head=pixel_head, **settings)
+        return TorchCaptioner(model_path, device="cpu", embedding_head=embedding_head, **settings)

@@ -43,7 +43,7 @@ class CaptionerBase:
     beam: int
     length_penalty: float
     concept_force: float
-    pixel_space: str | None  # the sentence model whose space its image vectors are in (None: it gives none)
+    image_space: str | None  # the sentence model whose space its image vectors are in (None: it gives none)
 
     def describe_arrays(self, batch: "np.ndarray") -> list[Described]:
         """(B, 3, S, S) float32 in [-1, 1] -> each image's caption, score, concepts and image vector."""

@@ -3,7 +3,7 @@
 A model's graphs are found beside it (``NAME.encoder.onnx``, ``NAME.decoder-init.onnx``,
 ``NAME.decoder-step.onnx`` and the manifest ``NAME.graphs.json``, as the bundled model ships them)
 or in the user cache folder (``onnx/``), exported there at first use when torch is installed. The
-manifest names the sha256 of the model file (and of the pixel head file the graphs include), so
+manifest names the sha256 of the model file (and of the image-embedding head file the graphs include), so
 graphs of another model, or of an older version of this one, are never used. Nothing here imports
 torch; :func:`write_graphs` imports it when called.
 """
@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from photocap.decoding.modelfile import GRAPH_FILES, GRAPH_VERSION, GraphSpec, ModelHeader, pixels_path_for
+from photocap.decoding.modelfile import GRAPH_FILES, GRAPH_VERSION, GraphSpec, ModelHeader, find_embedding_head
 
 
 class GraphsUnavailable(RuntimeError):
@@ -68,22 +68,21 @@ class Graphs:
 @dataclass(frozen=True)
 class Source:
     """What a model's graphs are made from: the model file and, for a model without its own image
-    embedding, the pixel head beside it (None: none)."""
+    embedding, the image-embedding head beside it (None: none)."""
 
     model: Path
     model_sha256: str
-    pixels: Path | None
-    pixels_sha256: str | None
+    embedding: Path | None
+    embedding_sha256: str | None
 
     @classmethod
     def of(cls, model_path: Path, header: ModelHeader) -> "Source":
-        pixels = pixels_path_for(model_path)
-        use_pixels = not header.cfg.sentence_dim and pixels.is_file()
-        return cls(model_path, file_sha256(model_path), pixels if use_pixels else None,
-                   file_sha256(pixels) if use_pixels else None)
+        head = None if header.cfg.sentence_dim else find_embedding_head(model_path)
+        return cls(model_path, file_sha256(model_path), head, file_sha256(head) if head is not None else None)
 
     def manifest(self, spec: GraphSpec) -> dict:
-        return {"model_sha256": self.model_sha256, "pixels_sha256": self.pixels_sha256, "spec": spec.to_dict()}
+        # "pixels_sha256": the key keeps the head's old name, so the graphs made before still match
+        return {"model_sha256": self.model_sha256, "pixels_sha256": self.embedding_sha256, "spec": spec.to_dict()}
 
 
 def _files(folder: Path, name: str) -> tuple[dict[str, Path], Path]:
@@ -98,15 +97,15 @@ def _read(folder: Path, name: str, source: Source) -> Graphs | None:
         spec = GraphSpec.from_dict(data["spec"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if (data.get("model_sha256") != source.model_sha256 or data.get("pixels_sha256") != source.pixels_sha256
+    if (data.get("model_sha256") != source.model_sha256 or data.get("pixels_sha256") != source.embedding_sha256
             or spec.version != GRAPH_VERSION or not all(f.is_file() for f in files.values())):
         return None
     return Graphs(files, spec)
 
 
 def cache_name(source: Source) -> str:
-    pixels = f"-p{source.pixels_sha256[:8]}" if source.pixels_sha256 else ""
-    return f"{source.model_sha256[:16]}{pixels}-g{GRAPH_VERSION}"
+    head = f"-p{source.embedding_sha256[:8]}" if source.embedding_sha256 else ""
+    return f"{source.model_sha256[:16]}{head}-g{GRAPH_VERSION}"
 
 
 def find_graphs(source: Source) -> Graphs | None:
@@ -120,17 +119,17 @@ def write_graphs(source: Source, folder: Path, name: str) -> Graphs:
     graph files first, the manifest last, each by rename, so a reader never finds a partial set."""
     from photocap.model.checkpoint import load_model
     from photocap.model.export import export_graphs
-    from photocap.model.pixels import encoder_identity, load_pixel_head
+    from photocap.model.embedding import encoder_identity, load_embedding_head
 
     model, _ = load_model(source.model, "cpu")
-    pixels, space = None, ""
-    if source.pixels is not None:
-        pixels, header = load_pixel_head(source.pixels, encoder_id=encoder_identity(model.encoder, model.cfg.encoder))
+    head, space = None, ""
+    if source.embedding is not None:
+        head, header = load_embedding_head(source.embedding, encoder_id=encoder_identity(model.encoder, model.cfg.encoder))
         space = header.text_model
     folder.mkdir(parents=True, exist_ok=True)
     files, manifest = _files(folder, name)
     with tempfile.TemporaryDirectory(prefix=".graphs-", dir=folder) as tmp:
-        spec = export_graphs(model, Path(tmp), pixels, space)
+        spec = export_graphs(model, Path(tmp), head, space)
         for g, dest in files.items():
             os.replace(Path(tmp) / f"{g}.onnx", dest)
         staged = Path(tmp) / "graphs.json"
@@ -163,7 +162,7 @@ def ensure_graphs(source: Source, fresh: bool = False) -> Graphs:
 
 
 def _prune(folder: Path, source: Source) -> None:
-    """Remove the graphs the new ones replace: the same model's with another pixel head or layout
+    """Remove the graphs the new ones replace: the same model's with another image-embedding head or layout
     version, and graphs named as photocap before the torch-free captioner named them (``encoder-*``).
     Other models' graphs stay. A file that can't be removed is left for the next export."""
     kept = cache_name(source)

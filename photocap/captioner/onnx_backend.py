@@ -84,13 +84,13 @@ class OnnxCaptioner(CaptionerBase):
 
     def __init__(self, model_path: str | Path | None = None, beam: int | None = None,
                  length_penalty: float | None = None, concept_force: float | None = None,
-                 pixel_head: str | None = "auto", threads: int | None = None) -> None:
-        """As :class:`~photocap.captioner.torch_backend.TorchCaptioner`; ``pixel_head``: ``auto`` (the
-        image vectors the graphs were made with: the model's own image embedding, or the pixel head
-        beside it) or None (no image vectors). Raises :class:`GraphsUnavailable` when the graphs are
-        neither there nor can be exported here."""
-        if pixel_head not in ("auto", None):
-            raise ModelError("a pixel head file other than the one beside the model needs --backend torch")
+                 embedding_head: str | None = "auto", threads: int | None = None) -> None:
+        """As :class:`~photocap.captioner.torch_backend.TorchCaptioner`; ``embedding_head``: ``auto``
+        (the image vectors the graphs were made with: the model's own image embedding, or the
+        image-embedding head beside it) or None (no image vectors). Raises :class:`GraphsUnavailable`
+        when the graphs are neither there nor can be exported here."""
+        if embedding_head not in ("auto", None):
+            raise ModelError("an image-embedding head file other than the one beside the model needs --backend torch")
         path = Path(model_path) if model_path is not None else default_model_path()
         try:
             self.header = read_header(path)
@@ -108,9 +108,9 @@ class OnnxCaptioner(CaptionerBase):
         self.beam = cfg.beam_size if beam is None else beam
         self.length_penalty = cfg.length_penalty if length_penalty is None else length_penalty
         self.concept_force = cfg.concept_force if concept_force is None else concept_force
-        self.vectors = pixel_head is not None and "vector" in self.graphs.spec.encoder_outputs
+        self.vectors = embedding_head is not None and "vector" in self.graphs.spec.encoder_outputs
         # the sentence model whose space the image vectors are in (None: no vectors)
-        self.pixel_space = (self.graphs.spec.vector_space or None) if self.vectors else None
+        self.image_space = (self.graphs.spec.vector_space or None) if self.vectors else None
 
     def describe_arrays(self, batch: np.ndarray) -> list[Described]:
         spec, header = self.graphs.spec, self.header

@@ -12,9 +12,10 @@ import numpy as np
 import torch
 
 from photocap.captioner.base import CaptionerBase, model_hint
-from photocap.errors import ModelError, PixelHeadWarning
+from photocap.errors import ModelError, EmbeddingHeadWarning
 from photocap.model.checkpoint import CheckpointError, load_model
-from photocap.model.pixels import PixelHead, PixelHeadError, encoder_identity, load_pixel_head, pixels_path_for
+from photocap.model.embedding import (EmbeddingHeadError, ImageEmbeddingHead, encoder_identity, find_embedding_head,
+                                      load_embedding_head)
 from photocap.records import VECTOR_DTYPE, Concept, Described
 from photocap.settings import default_model_path
 
@@ -41,14 +42,16 @@ class TorchCaptioner(CaptionerBase):
 
     def __init__(self, model_path: str | Path | None = None, device: str = "auto", beam: int | None = None,
                  length_penalty: float | None = None, concept_force: float | None = None,
-                 pixel_head: str | Path | None = "auto") -> None:
+                 embedding_head: str | Path | None = "auto") -> None:
         """``beam`` / ``length_penalty`` / ``concept_force``: None = the model's own decoding settings
         (chosen on its dev split).
 
-        ``pixel_head``: the pixel head that gives each result its ``image_vector`` (search by the pixels).
-        ``auto``: ``NAME.pixels.safetensors`` beside the model file when there is one (a file there
-        that does not fit this model is skipped with a warning); a path: that file (an error if it
-        does not fit); None: none, ``image_vector`` stays None."""
+        ``embedding_head``: the image-embedding head that gives each result its ``image_vector``
+        (search by what the photo looks like). ``auto``: the model's own, else
+        ``NAME.embedding.safetensors`` beside the model file when there is one (or, from older
+        photocap, ``NAME.pixels.safetensors``; a file there that does not fit this model is skipped
+        with a warning); a path: that file (an error if it does not fit); None: none,
+        ``image_vector`` stays None."""
         path = Path(model_path) if model_path is not None else default_model_path()
         self.device = pick_device(device)
         try:
@@ -61,34 +64,34 @@ class TorchCaptioner(CaptionerBase):
         self.concept_force = self.model.cfg.concept_force if concept_force is None else concept_force
         # Mixed precision on GPUs; the CPU stays in float32 (bfloat16 there is slower on most CPUs).
         self._autocast = self.device.type in ("cuda", "mps")
-        self.pixels: PixelHead | None = None
-        self.pixel_space: str | None = None  # the text model the image vectors compare with (its id)
-        if self.model.embedding is not None and isinstance(pixel_head, str) and pixel_head == "auto":
+        self.image_head: ImageEmbeddingHead | None = None
+        self.image_space: str | None = None  # the text model the image vectors compare with (its id)
+        if self.model.embedding is not None and isinstance(embedding_head, str) and embedding_head == "auto":
             # The model carries its own image-embedding head (its decoder reads it): one head, no file beside it.
-            self.pixels, self.pixel_space = self.model.embedding, self.model.cfg.sentence_model or None
-        elif pixel_head is not None:
-            self._load_pixels(pixel_head)
+            self.image_head, self.image_space = self.model.embedding, self.model.cfg.sentence_model or None
+        elif embedding_head is not None:
+            self._load_embedding(embedding_head)
         self.model_id = self.model.cfg.model_id
         self.image_size = self.model.cfg.image_size
         self.has_concepts = self.model.concepts is not None
 
-    def _load_pixels(self, given: str | Path) -> None:
+    def _load_embedding(self, given: str | Path) -> None:
         auto = isinstance(given, str) and given == "auto"
-        path = pixels_path_for(self.model_path) if auto else Path(given)
-        if auto and not path.is_file():
+        path = find_embedding_head(self.model_path) if auto else Path(given)
+        if path is None:
             return
         try:
-            head, header = load_pixel_head(path, encoder_id=encoder_identity(self.model.encoder, self.model.cfg.encoder),
-                                           device=self.device)
+            encoder_id = encoder_identity(self.model.encoder, self.model.cfg.encoder)
+            head, header = load_embedding_head(path, encoder_id=encoder_id, device=self.device)
             if header.cfg.inputs != "grid" and self.model.encoder.concept_head is None:
-                raise PixelHeadError(f"{path} reads the concept head's logits, but this model has no concept head")
-        except PixelHeadError as exc:
+                raise EmbeddingHeadError(f"{path} reads the concept head's logits, but this model has no concept head")
+        except EmbeddingHeadError as exc:
             if not auto:
                 raise ModelError(str(exc)) from exc
-            warnings.warn(f"photocap: the pixel head beside the model is not used: {exc}", PixelHeadWarning,
-                          stacklevel=3)
+            warnings.warn(f"photocap: the image-embedding head beside the model is not used: {exc}",
+                          EmbeddingHeadWarning, stacklevel=3)
             return
-        self.pixels, self.pixel_space = head, header.text_model
+        self.image_head, self.image_space = head, header.text_model
 
     def encoder_outputs(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(B, 3, S, S) in [-1, 1] on this device -> grid features (B, P, C) and ImageNet logits (B, 1000)
@@ -96,14 +99,14 @@ class TorchCaptioner(CaptionerBase):
         return self.model.encoder.encode(batch)
 
     def _encode(self, batch: torch.Tensor):
-        """Grid features, concepts and (with a pixel head) image vectors (B, D) of a batch."""
+        """Grid features, concepts and (with an image-embedding head) image vectors (B, D) of a batch."""
         grid, logits = self.encoder_outputs(batch)
         concepts = self.model.concepts_of(logits, grid)
-        own = self.pixels is not None and self.pixels is self.model.embedding
+        own = self.image_head is not None and self.image_head is self.model.embedding
         vectors = concepts.vector if own and concepts is not None else None
-        if self.pixels is not None and not own:
+        if self.image_head is not None and not own:
             with torch.autocast(self.device.type, enabled=False):  # float32: the vectors are compared by cosine
-                vectors = self.pixels.from_grid(grid.float(), None if logits is None else logits.float())
+                vectors = self.image_head.from_grid(grid.float(), None if logits is None else logits.float())
         return grid, concepts, vectors
 
     def describe_arrays(self, batch: np.ndarray) -> list[Described]:

@@ -11,7 +11,7 @@ import warnings
 
 import click
 
-from photocap.errors import BackendFallbackWarning, PixelHeadWarning
+from photocap.errors import BackendFallbackWarning, EmbeddingHeadWarning
 
 # command name -> "module:attribute", imported on first use.
 COMMANDS = {
@@ -27,9 +27,15 @@ COMMANDS = {
     "watch": "photocap.cli.watch_cmd:watch",
     "train": "photocap.cli.train_cmd:train",
     "evaluate": "photocap.cli.train_cmd:evaluate",
-    "train-pixels": "photocap.cli.pixels_cmd:train_pixels",
+    "train-embedding": "photocap.cli.embedding_cmd:train_embedding",
     "export-graphs": "photocap.cli.export_cmd:export_graphs",
     "gui": "photocap.cli.gui_cmd:gui",
+}
+
+# A command's old name -> its name now: the old one still runs the command, says so on stderr,
+# and is left out of ``photocap --help``.
+RENAMED = {
+    "train-pixels": "train-embedding",
 }
 
 
@@ -39,8 +45,14 @@ class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        name, command, rest = super().resolve_command(ctx, args)
+        if name in RENAMED:
+            click.echo(f"`photocap {name}` is now `photocap {RENAMED[name]}`; the old name will go", err=True)
+        return name, command, rest
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
+        target = COMMANDS.get(RENAMED.get(cmd_name, cmd_name))
         if target is None:
             return None
         module_name, attr = target.split(":")
@@ -49,7 +61,7 @@ class LazyGroup(click.Group):
 
 def _format_warning(message, category, filename, lineno, line=None) -> str:
     """photocap's own warnings as a plain line (no file name or source line); others as Python prints them."""
-    if issubclass(category, (BackendFallbackWarning, PixelHeadWarning)):
+    if issubclass(category, (BackendFallbackWarning, EmbeddingHeadWarning)):
         return f"{message}\n"
     return _python_format_warning(message, category, filename, lineno, line)
 

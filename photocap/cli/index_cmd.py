@@ -272,7 +272,7 @@ def search(query: tuple[str, ...], db_path: Path | None, mode: str, limit: int, 
     elephant a caption missed, "animal" finds dogs and cats), and by meaning:
     "puppy" finds "a dog runs on the grass", "seaside" finds a beach, in your
     own words. Each result says why it matched (words, concepts, meaning,
-    pixels). Words match other forms of themselves ("dogs running" finds "a dog
+    image). Words match other forms of themselves ("dogs running" finds "a dog
     runs"); the last word also matches as a prefix ("sun" finds "sunset"). Use
     "quotes" for an exact phrase, OR between alternatives, and -word to exclude
     a word (in every mode: an excluded word is never brought back by meaning).
@@ -350,7 +350,7 @@ def _print_hit(hit: SearchHit, as_json: bool, paths_only: bool) -> None:
             "source": r.source, "score": r.score, "model": r.model, "taken_at": r.taken_at,
             "camera": r.camera, "width": r.width, "height": r.height, "id": r.id,
             "matched_by": [str(m) for m in hit.matched_by], "concepts": [c.to_dict() for c in hit.concepts],
-            "meaning_score": _round(hit.meaning_score), "pixels_score": _round(hit.pixels_score),
+            "meaning_score": _round(hit.meaning_score), "pixels_score": _round(hit.image_score),
             "fused_score": _round(hit.fused_score, 6),
         })
     else:
@@ -362,8 +362,8 @@ def _print_hit(hit: SearchHit, as_json: bool, paths_only: bool) -> None:
                 reasons.append("sees: " + ", ".join(f"{c.word} {c.score:.0%}" for c in hit.concepts[:3]))
             if MatchedBy.MEANING in hit.matched_by and hit.meaning_score is not None:
                 reasons.append(f"meaning {hit.meaning_score:.2f}")
-            if MatchedBy.PIXELS in hit.matched_by and hit.pixels_score is not None:
-                reasons.append(f"looks like it {hit.pixels_score:.2f}")
+            if MatchedBy.IMAGE in hit.matched_by and hit.image_score is not None:
+                reasons.append(f"looks like it {hit.image_score:.2f}")
             why = "  (" + "; ".join(reasons) + ")" if reasons else ""
         click.echo(f"    {shown(hit.snippet)}" + ("  (yours)" if hit.record.source == "user" else "") + why)
 
@@ -454,7 +454,7 @@ def db_status(db_path: Path | None, as_json: bool) -> None:
                "(asked for with --write-metadata, not in the file yet)")
     models = ", ".join(f"{m} ({n})" for m, n in s["models"].items()) or "none"
     click.echo(f"Models:    {models}")
-    kinds = {"text": "meaning", "pixels": "pixels"}
+    kinds = {VectorKind.TEXT: "meaning", VectorKind.IMAGE: "image"}
     vecs = "; ".join(f"{kinds.get(k, k)}: " + ", ".join(f"{n} by {m}" for m, n in by_model.items())
                      for k, by_model in s["vectors"].items()) or "none (`photocap index` makes them)"
     click.echo(f"Vectors:   {vecs}")

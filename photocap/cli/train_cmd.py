@@ -144,7 +144,7 @@ class _Bar:
                    "(the recipe's, or --init from one).")
 @click.option("--encoder-from", "encoder_from", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Train a new decoder on this model file's encoder (and the image-embedding "
-                                 "head in it or beside it as NAME.pixels.safetensors).")
+                                 "head in it or beside it as NAME.embedding.safetensors).")
 @json_option
 def train(kind: str, path: Path, db_path: Path | None, out_dir: Path, arch: str | None, encoder: str | None,
           encoder_weights: Path | None, attention: str | None, fine_tune_blocks: int | None, epochs: int | None,

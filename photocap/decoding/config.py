@@ -134,7 +134,7 @@ class ModelConfig:
     # that out (measured once on Flickr8k dev: BLEU-4 0.228 against 0.219, see the model card).
     concept_group: bool = True
     # Transformer only, needs concept_head: the photo's vector in the sentence model's space (an
-    # image-embedding head on the encoder's outputs, model/pixels.py) becomes sentence_tokens more
+    # image-embedding head on the encoder's outputs, model/embedding.py) becomes sentence_tokens more
     # memory tokens. A caption trained from text alone has no photo; the decoder then reads that
     # caption's own sentence vector with noise (CapDec, Nukrai et al. 2022), so it learns from
     # caption text how people describe what the vector says is there. 0 = no vector.

@@ -52,11 +52,35 @@ class GraphSpec:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
-def pixels_path_for(model_path: str | Path) -> Path:
-    """Where the pixel head of a model file lives: beside it, ``NAME.pixels.safetensors``."""
+# The image-embedding head a model may have beside it (photocap.model.embedding): NAME.embedding.safetensors.
+# Before it was named for what it is, photocap wrote NAME.pixels.safetensors; that name is still read.
+EMBEDDING_SUFFIX = ".embedding.safetensors"
+LEGACY_EMBEDDING_SUFFIX = ".pixels.safetensors"
+# The format id in such a file's header, from when the head was called the pixel head: kept, an
+# internal id, so the files photocap wrote then and the ones it writes now are one format.
+EMBEDDING_FORMAT = "photocap-pixels"
+EMBEDDING_FORMAT_VERSION = "1"
+
+
+def _beside(model_path: str | Path, suffix: str) -> Path:
     path = Path(model_path)
     stem = path.name[: -len(".safetensors")] if path.name.endswith(".safetensors") else path.name
-    return path.with_name(stem + ".pixels.safetensors")
+    return path.with_name(stem + suffix)
+
+
+def embedding_path_for(model_path: str | Path) -> Path:
+    """Where the image-embedding head of a model file is written: beside it, ``NAME.embedding.safetensors``."""
+    return _beside(model_path, EMBEDDING_SUFFIX)
+
+
+def find_embedding_head(model_path: str | Path) -> Path | None:
+    """The image-embedding head file beside a model file, or None: ``NAME.embedding.safetensors``,
+    else the name older photocap wrote, ``NAME.pixels.safetensors`` (read as it is, no warning:
+    nothing is wrong with it, and renaming it is the user's call)."""
+    for path in (embedding_path_for(model_path), _beside(model_path, LEGACY_EMBEDDING_SUFFIX)):
+        if path.is_file():
+            return path
+    return None
 
 
 class CheckpointError(ValueError):
@@ -95,7 +119,7 @@ def atomic_destination(path: Path) -> Iterator[str]:
 
 def _require_file(path: Path, what: str = "model", error: type[CheckpointError] = CheckpointError) -> None:
     """``error`` unless ``path`` is a regular file; a FIFO or device is never opened. ``what`` names
-    the kind of file in the messages ("model", "pixel head")."""
+    the kind of file in the messages ("model", "image-embedding head")."""
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
@@ -113,7 +137,7 @@ def read_metadata(path: Path, fmt: str, version: str, *, what: str = "model",
                   error: type[CheckpointError] = CheckpointError) -> dict[str, str]:
     """The safetensors metadata of a photocap file, once it is known to be a regular safetensors file
     whose header says format ``fmt``, version ``version``; else ``error`` naming ``what``. The one
-    gate of every photocap safetensors file (the model, its pixel head); nothing is executed."""
+    gate of every photocap safetensors file (the model, its image-embedding head); nothing is executed."""
     from safetensors import SafetensorError, safe_open
 
     _require_file(path, what, error)

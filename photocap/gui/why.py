@@ -17,8 +17,8 @@ def format_matched(hit: SearchHit) -> str:
             parts.append(f"concepts the model sees ({seen})" if seen else "concepts the model sees")
         elif reason is MatchedBy.MEANING:
             parts.append(_scored("meaning of the caption", hit.meaning_score))
-        elif reason is MatchedBy.PIXELS:
-            parts.append(_scored("what the photo looks like", hit.pixels_score))
+        elif reason is MatchedBy.IMAGE:
+            parts.append(_scored("what the photo looks like", hit.image_score))
         else:  # a reason this window does not know yet
             parts.append(str(reason))
     return ", ".join(parts) or "—"

@@ -227,7 +227,7 @@ class _Run:
             if images:
                 ids = self.index.ids_of(images)
                 self.log.tally.pixel_vectors += self.index.vectors.set(
-                    (ids[p], VectorKind.PIXELS, model, vec) for p, (model, vec) in images.items() if p in ids)
+                    (ids[p], VectorKind.IMAGE, model, vec) for p, (model, vec) in images.items() if p in ids)
         for _, outcome in rows:
             if outcome is not None:
                 self.log.emit(outcome)
@@ -444,11 +444,11 @@ class _Run:
 
         return text_vector_model(self.embedder.model_id if self.embedder is not None else text_model_id())
 
-    def count_pixels_owed(self) -> None:
-        """With a pixel head: how many photos (captioned before it) still lack its image vector."""
+    def count_images_owed(self) -> None:
+        """With an image-embedding head: how many photos (captioned before it) still lack its image vector."""
         model = self.log.tally.model
         if self.log.tally.pixel_vectors and model is not None:
-            self.log.tally.pixels_owed = self.index.vectors.count_owed(VectorKind.PIXELS, model)
+            self.log.tally.pixels_owed = self.index.vectors.count_owed(VectorKind.IMAGE, model)
 
     # ------------------------------------------------------------- the end
     def finish_owed(self, roots: Iterable[str]) -> None:
@@ -497,9 +497,9 @@ def index_folders(
     Search by meaning: new captions get their text vectors as they are committed, and then every
     text vector the index still owes is made (an index from before search by meaning, captions
     changed since, another sentence model), without captioning anything again; image vectors of a
-    model with a pixel head are stored with its captions. ``embedder_factory`` makes the sentence
-    model (None: no text vectors); if it can't be loaded the run goes on without vectors and the
-    summary says why (``meaning_off``).
+    model with an image-embedding head are stored with its captions. ``embedder_factory`` makes the
+    sentence model (None: no text vectors); if it can't be loaded the run goes on without vectors
+    and the summary says why (``meaning_off``).
     """
     opt = options or IndexOptions()
     resolved = sync.library_roots(index, roots)
@@ -531,7 +531,7 @@ def index_folders(
                 run.log.emit(outcome)
             run.finish_owed(paths)
             run.backfill_text()
-            run.count_pixels_owed()
+            run.count_images_owed()
     finally:
         run.flush()
     return run.end()

@@ -38,8 +38,9 @@ class IndexSummary:
     unsupported: int = 0  # files skipped for lack of a decoder (HEIC without pillow-heif)
     temp_removed: int = 0  # stale temp files of killed writes, removed
     embedded: int = 0  # text vectors made (search by meaning): new captions, and those owed
-    pixel_vectors: int = 0  # image vectors stored (from a model with a pixel head)
-    pixels_owed: int = 0  # with a pixel head: photos captioned before it, still without an image vector
+    # (pixel_vectors, pixels_owed: the image embedding's old name, kept as the keys of ``index --json``)
+    pixel_vectors: int = 0  # image vectors stored (from a model with an image-embedding head)
+    pixels_owed: int = 0  # with an image-embedding head: photos captioned before it, still without an image vector
     meaning_off: str | None = None  # why no text vectors were made (the sentence model failed to load)
     failures: tuple[FileOutcome, ...] = ()
     write_failures: tuple[FileOutcome, ...] = ()

@@ -3,7 +3,7 @@
 Three graphs, each checked against the torch network before it is kept:
 - ``encoder``: images (B, 3, S, S) -> what captioning reads of a photo: the grid (when the decoder
   reads it), the top concept words and scores, the image vector (the model's own image embedding, or
-  a pixel head's) and the person probe's probability.
+  an image-embedding head's beside it) and the person probe's probability.
 - ``decoder-init``: those -> the decoder's state, one row per image (``Decoder.init_state``).
 - ``decoder-step``: the last ids (N,) and the state -> logits (N, V') and the state's per-row entries
   (``Decoder.step``); the entries held once per image pass through unchanged.
@@ -40,9 +40,9 @@ def reads_concepts(model: CaptionModel) -> bool:
 
 
 class _Encoder(nn.Module):
-    def __init__(self, model: CaptionModel, pixels: nn.Module | None, outputs: tuple[str, ...]) -> None:
+    def __init__(self, model: CaptionModel, head: nn.Module | None, outputs: tuple[str, ...]) -> None:
         super().__init__()
-        self.model, self.pixels, self.outputs = model, pixels, outputs
+        self.model, self.head, self.outputs = model, head, outputs
 
     def forward(self, images: torch.Tensor):
         grid, logits = self.model.encoder.encode(images)
@@ -52,8 +52,8 @@ class _Encoder(nn.Module):
             values.update(words=concepts.words, scores=concepts.scores, vector=concepts.vector)
             if "person" in self.outputs:
                 values["person"] = self.model.person_probability(concepts)
-        if self.pixels is not None:
-            values["vector"] = self.pixels.from_grid(grid, logits)
+        if self.head is not None:
+            values["vector"] = self.head.from_grid(grid, logits)
         return tuple(values[n] for n in self.outputs)
 
 
@@ -120,22 +120,22 @@ def _compare(name: str, want: list[torch.Tensor], got: list[np.ndarray], names: 
 
 
 @torch.no_grad()
-def export_graphs(model: CaptionModel, dest: Path, pixels: nn.Module | None = None,
-                  pixels_space: str = "") -> GraphSpec:
+def export_graphs(model: CaptionModel, dest: Path, head: nn.Module | None = None,
+                  head_space: str = "") -> GraphSpec:
     """Write the graphs (``GRAPH_FILES``: ``NAME.onnx``) into the folder ``dest``, each checked against
     ``model`` on random photos (raises :class:`ExportError`); the caller writes the manifest.
-    ``pixels``: a pixel head whose image vectors the encoder graph gives (in ``pixels_space``)."""
+    ``head``: an image-embedding head whose vectors the encoder graph gives (in ``head_space``)."""
     model = model.float().eval().cpu()
     cfg = model.cfg
     dest.mkdir(parents=True, exist_ok=True)
     gen = torch.Generator().manual_seed(0)
     images = torch.rand(2, 3, cfg.image_size, cfg.image_size, generator=gen) * 2 - 1  # (2, 3, S, S)
 
-    has_vector = model.embedding is not None or pixels is not None
+    has_vector = model.embedding is not None or head is not None
     outputs = (("grid",) if reads_grid(model) else ()) + (("words", "scores") if model.concepts is not None else ())
-    outputs += ("vector",) if has_vector and model.concepts is not None or pixels is not None else ()
+    outputs += ("vector",) if has_vector and model.concepts is not None or head is not None else ()
     outputs += ("person",) if model.embedding is not None and cfg.person_gate and model.concepts is not None else ()
-    encoder = _Encoder(model, pixels, outputs)
+    encoder = _Encoder(model, head, outputs)
     _export(encoder, (images,), dest / "encoder.onnx", ["images"], list(outputs),
             {n: {0: "batch"} for n in ("images", *outputs)})
     want = list(encoder(images))
@@ -186,6 +186,6 @@ def export_graphs(model: CaptionModel, dest: Path, pixels: nn.Module | None = No
     _compare("decoder-step", want, got, step_outputs)
 
     assert {p.stem for p in dest.glob("*.onnx")} >= set(GRAPH_FILES)
-    space = (pixels_space if pixels is not None else cfg.sentence_model) if "vector" in values else ""
+    space = (head_space if head is not None else cfg.sentence_model) if "vector" in values else ""
     return GraphSpec(GRAPH_VERSION, outputs, init_inputs, state, static, cfg.image_size,
                      int(values["vector"].size(1)) if "vector" in values else 0, space)

@@ -42,10 +42,12 @@ class CaptionModel(nn.Module):
         self.decoder = build_decoder(cfg, self.concepts.group_ids() if self.concepts is not None else None)
         self.embedding = None  # the image-embedding head: photo -> the sentence model's space
         if cfg.sentence_dim:
-            from photocap.model.pixels import PixelConfig, PixelHead  # (pixels -> checkpoint -> network)
+            # (embedding -> checkpoint -> network)
+            from photocap.model.embedding import EmbeddingConfig, ImageEmbeddingHead
 
-            self.embedding = PixelHead(PixelConfig(inputs="both", grid_dim=cfg.feature_dim, out_dim=cfg.sentence_dim))
-            self.embedding.requires_grad_(False)  # trained apart (training/pixels.py), frozen with the encoder
+            self.embedding = ImageEmbeddingHead(EmbeddingConfig(inputs="both", grid_dim=cfg.feature_dim,
+                                                                out_dim=cfg.sentence_dim))
+            self.embedding.requires_grad_(False)  # trained apart (training/embedding.py), frozen with the encoder
             # The person probe of the gate: logistic regression on the image embedding.
             self.register_buffer("person_probe", torch.zeros(cfg.sentence_dim + 1))
             if cfg.memory_size:  # caption vectors the image embedding is projected onto (config.py)

@@ -139,9 +139,9 @@ def set_seed(seed: int) -> None:
 def model_on_encoder(cfg: ModelConfig, vocab: Vocabulary, path: Path) -> CaptionModel:
     """A new model with ``cfg``'s decoder on the encoder of model file ``path`` (the blocks
     ``cfg.fine_tune_blocks`` names are trained, the rest frozen), and, for a decoder that reads
-    the image embedding, that model's image-embedding head (its own, or the ``.pixels.safetensors``
-    file beside it)."""
-    from photocap.model.pixels import encoder_identity, load_pixel_head, pixels_path_for
+    the image embedding, that model's image-embedding head (its own, or the ``.embedding.safetensors``
+    file beside it, once ``.pixels.safetensors``)."""
+    from photocap.model.embedding import embedding_path_for, encoder_identity, find_embedding_head, load_embedding_head
 
     try:
         source, _ = load_model(path)
@@ -165,12 +165,12 @@ def model_on_encoder(cfg: ModelConfig, vocab: Vocabulary, path: Path) -> Caption
         model.embedding.load_state_dict(source.embedding.state_dict())
         cfg.sentence_model = source.cfg.sentence_model
         return model
-    head_path = pixels_path_for(path)
+    head_path = find_embedding_head(path) or embedding_path_for(path)
     try:
-        head, header = load_pixel_head(head_path, encoder_id=encoder_identity(source.encoder, source.cfg.encoder))
+        head, header = load_embedding_head(head_path, encoder_id=encoder_identity(source.encoder, source.cfg.encoder))
     except CheckpointError as exc:
         raise ModelError(f"this decoder reads the image embedding, and {path} has no head for it: {exc}. "
-                         f"Train one with `photocap train-pixels --model {path}`") from exc
+                         f"Train one with `photocap train-embedding --model {path}`") from exc
     if head.cfg.inputs != "both" or head.cfg.hidden or head.cfg.concept_text:
         raise ModelError(f"{head_path}: only a linear head on the grid and concepts can go into a model")
     model.embedding.load_state_dict(head.state_dict())

@@ -1,4 +1,5 @@
-"""``photocap train-pixels``: train the pixel head of a captioning model (search by the pixels)."""
+"""``photocap train-embedding`` (once ``train-pixels``): train the image-embedding head of a captioning
+model (search by what a photo looks like)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from photocap.cli.train_cmd import DATA_KINDS, _load_splits
 
 
 class _Progress:
-    """Events from the pixel training -> a tqdm bar per phase and one line per epoch."""
+    """Events from the embedding training -> a tqdm bar per phase and one line per epoch."""
 
     def __init__(self, quiet: bool) -> None:
         self.quiet, self.bar, self.key = quiet, None, None
@@ -63,13 +64,13 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-@click.command("train-pixels")
+@click.command("train-embedding")
 @click.option("--data", "kind", type=click.Choice(DATA_KINDS), required=True, help="Dataset layout.")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @model_option
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Where to write the pixel head. Default: beside --model (MODEL.pixels.safetensors, where the "
-                   "captioner finds it); for the bundled model: runs/pixels/.")
+              help="Where to write the image-embedding head. Default: beside --model (MODEL.embedding.safetensors, "
+                   "where the captioner finds it); for the bundled model: runs/embedding/.")
 @click.option("--inputs", type=click.Choice(["grid", "concepts", "both"]), default=None,
               help="What the head reads: the pooled grid features, the ImageNet concept log-probs, or both.")
 @click.option("--hidden", type=click.IntRange(0, 16384), default=None, help="MLP hidden width (0 = linear).")
@@ -83,11 +84,12 @@ def _sha256(path: Path) -> str:
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Cache of encoder outputs and caption vectors. Default: the user cache folder.")
 @json_option
-def train_pixels(kind: str, path: Path, model_path: Path | None, out_path: Path | None,
-                 inputs: str | None, hidden: int | None, concept_text: bool | None, epochs: int | None, batch_size: int | None,
-                 lr: float | None, seed: int | None, cache_dir: Path | None, as_json: bool) -> None:
-    """Train a model's pixel head: a projection of what its encoder sees into the sentence model's
-    space, so search can find a photo by what its caption left out.
+def train_embedding(kind: str, path: Path, model_path: Path | None, out_path: Path | None,
+                    inputs: str | None, hidden: int | None, concept_text: bool | None, epochs: int | None,
+                    batch_size: int | None, lr: float | None, seed: int | None, cache_dir: Path | None,
+                    as_json: bool) -> None:
+    """Train a model's image-embedding head: a projection of what its encoder sees into the sentence
+    model's space, so search can find a photo by what its caption left out.
 
     The encoder's outputs of the train and dev photos and the sentence vectors of their captions
     are computed once and cached; training then takes a minute or two on a CPU. The epoch kept is
@@ -95,36 +97,36 @@ def train_pixels(kind: str, path: Path, model_path: Path | None, out_path: Path 
 
     \b
     Examples:
-      photocap train-pixels --data flickr8k ~/data/flickr8k            # the bundled model's recipe
-      photocap train-pixels --data flickr8k ~/data/flickr8k --model runs/f8k/best.safetensors
-      photocap train-pixels --data flickr8k ~/data/flickr8k --inputs grid --hidden 1024
+      photocap train-embedding --data flickr8k ~/data/flickr8k            # the bundled model's recipe
+      photocap train-embedding --data flickr8k ~/data/flickr8k --model runs/f8k/best.safetensors
+      photocap train-embedding --data flickr8k ~/data/flickr8k --inputs grid --hidden 1024
     """
-    require_torch("train-pixels")
+    require_torch("train-embedding")
     with user_errors():
         from photocap.captioner.torch_backend import TorchCaptioner
         from photocap.meaning.text import MODEL_ID, TextEmbedder
-        from photocap.model.pixels import encoder_identity, pixels_path_for, save_pixel_head
+        from photocap.model.embedding import embedding_path_for, encoder_identity, save_embedding_head
         from photocap.settings import cache_dir as default_cache_dir, default_model_path
-        from photocap.training.pixels import (PixelData, PixelTrainConfig, class_texts, embed_captions,
-                                              encode_photos, train_pixel_head)
+        from photocap.training.embedding import (EmbeddingData, EmbeddingTrainConfig, class_texts, embed_captions,
+                                              encode_photos, train_embedding_head)
 
-        cfg = PixelTrainConfig()
+        cfg = EmbeddingTrainConfig()
         for name, value in (("inputs", inputs), ("hidden", hidden), ("concept_text", concept_text),
                             ("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("seed", seed)):
             if value is not None:
                 setattr(cfg, name, value)
         splits = _load_splits(kind, path, seed=cfg.seed)
         if not splits.dev:
-            raise click.ClickException("the dataset has no dev split to select the pixel head on")
+            raise click.ClickException("the dataset has no dev split to select the head on")
         warn(f"photocap: {splits.source}: {len(splits.train)} train, {len(splits.dev)} dev images")
-        captioner = TorchCaptioner(model_path, device="cpu", pixel_head=None)
+        captioner = TorchCaptioner(model_path, device="cpu", embedding_head=None)
         if cfg.inputs != "grid" and not captioner.has_concepts:
             raise click.ClickException(f"{captioner.model_path} has no concept head; use --inputs grid")
         if cfg.concept_text and cfg.inputs == "grid":
             raise click.ClickException("--concept-text reads the concept head: use --inputs concepts or both")
         encoder_id = encoder_identity(captioner.model.encoder, captioner.model.cfg.encoder)
         embedder = TextEmbedder()
-        cache = cache_dir or default_cache_dir() / "pixels"
+        cache = cache_dir or default_cache_dir() / "pixels"  # the folder keeps its old name: older caches are used
         progress = _Progress(quiet=as_json)
         data = {}
         for name, items in (("train", splits.train), ("dev", splits.dev)):
@@ -133,17 +135,17 @@ def train_pixels(kind: str, path: Path, model_path: Path | None, out_path: Path 
                                            on_progress=progress, phase=f"encoding {name}")
             text = embed_captions(items, _chunked_embed(embedder, progress, f"embedding {name} captions"),
                                   text_model=MODEL_ID, cache_root=cache)
-            data[name] = PixelData([it.key for it in items], pooled, logits, text)
+            data[name] = EmbeddingData([it.key for it in items], pooled, logits, text)
         progress.close()
         class_text = None
         if cfg.concept_text:
             concepts = captioner.model.concepts
             class_text = class_texts([concepts.words[i].word for i in concepts.class_word], embedder.embed)
-        result = train_pixel_head(data["train"], data["dev"], cfg, on_progress=progress, class_text=class_text)
+        result = train_embedding_head(data["train"], data["dev"], cfg, on_progress=progress, class_text=class_text)
         progress.close()
         if out_path is None:
-            out_path = (pixels_path_for(model_path) if model_path is not None
-                        else Path("runs/pixels") / pixels_path_for(default_model_path()).name)
+            out_path = (embedding_path_for(model_path) if model_path is not None
+                        else Path("runs/embedding") / embedding_path_for(default_model_path()).name)
         encoder = {"identity": encoder_id, "model_id": captioner.model_id, "model_file": captioner.model_path.name,
                    "model_sha256": _sha256(captioner.model_path)}
         info = {"recipe": {**cfg.to_dict(), "loss": "symmetric InfoNCE, in-batch negatives, learned temperature",
@@ -151,15 +153,16 @@ def train_pixels(kind: str, path: Path, model_path: Path | None, out_path: Path 
                            "kept_epoch": result.epoch, "seconds": round(result.seconds, 1)},
                 "trained_on": f"{splits.source}: {len(splits.train)} train photos x 5 captions",
                 "dev_scores": {"images": len(splits.dev), **result.dev}, "history": result.history}
-        save_pixel_head(result.head, out_path, text_model=MODEL_ID, encoder=encoder, info=info)
-    summary = {"pixel_head": str(out_path), "dev": result.dev, "epoch": result.epoch,
-               "seconds": round(result.seconds, 1)}
+        save_embedding_head(result.head, out_path, text_model=MODEL_ID, encoder=encoder, info=info)
+    # "pixel_head": the key of `train-pixels --json`, kept while the old command name works
+    summary = {"embedding_head": str(out_path), "pixel_head": str(out_path), "dev": result.dev,
+               "epoch": result.epoch, "seconds": round(result.seconds, 1)}
     if as_json:
         echo_json(summary)
         return
-    click.echo(f"pixel head: {out_path}")
+    click.echo(f"image-embedding head: {out_path}")
     click.echo("dev sentence recall: " + "  ".join(f"{k} {v:.3f}" for k, v in result.dev.items()))
     click.echo(f"kept epoch {result.epoch} of {cfg.epochs}; trained in {result.seconds:.0f}s")
     if model_path is None:
-        click.echo("the captioner reads a pixel head from beside its model file: "
-                   f"photocap-default.pixels.safetensors next to {default_model_path()}")
+        click.echo("the captioner reads an image-embedding head from beside its model file: "
+                   f"{out_path.name} next to {default_model_path()}")

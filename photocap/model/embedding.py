@@ -1,14 +1,16 @@
-"""The pixel head: what the encoder already computed of a photo -> a unit vector in a sentence model's space.
+"""The image embedding: what the encoder already computed of a photo -> a unit vector in a sentence model's space.
 
-Search by the pixels: a query embedded by the sentence model (all-MiniLM-L6-v2, 384-d) is compared
-with this vector by cosine, so a photo can be found by what its caption left out. The head reads
-only the encoder's outputs that both backends (torch and ONNX) produce: the grid features, mean
-pooled, and the concept head's ImageNet logits, as log-probabilities. No second encoder pass.
+Search by what a photo looks like: a query embedded by the sentence model (all-MiniLM-L6-v2, 384-d)
+is compared with this vector by cosine, so a photo can be found by what its caption left out. The
+head reads only the encoder's outputs that both backends (torch and ONNX) produce: the grid
+features, mean pooled, and the concept head's ImageNet logits, as log-probabilities. No second
+encoder pass. (It was called the "pixel head" until it was renamed: docs/decisions/image-embedding.md.)
 
-A pixel head file is one ``.safetensors`` file (weights, fp16 allowed) with a JSON header: its
-:class:`PixelConfig`, the text model whose space it maps into, the identity of the encoder it was
-trained on (:func:`encoder_identity`) and the recipe and scores. Loading validates all of it and
-never executes code; a head made for another encoder is refused (its inputs would mean nothing).
+An image-embedding head file is one ``.safetensors`` file (weights, fp16 allowed) with a JSON
+header: its :class:`EmbeddingConfig`, the text model whose space it maps into, the identity of the
+encoder it was trained on (:func:`encoder_identity`) and the recipe and scores. Loading validates
+all of it and never executes code; a head made for another encoder is refused (its inputs would
+mean nothing).
 """
 
 from __future__ import annotations
@@ -24,22 +26,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from photocap.decoding.modelfile import (CheckpointError, atomic_destination, header_entry,  # noqa: F401
-                                         pixels_path_for, read_metadata)  # pixels_path_for: re-exported
+from photocap.decoding.modelfile import (EMBEDDING_FORMAT, EMBEDDING_FORMAT_VERSION, CheckpointError,  # noqa: F401
+                                         atomic_destination, embedding_path_for, find_embedding_head, header_entry,
+                                         read_metadata)  # the path helpers: re-exported
 from photocap.model.statedict import cast_like, mismatch
 
-FORMAT = "photocap-pixels"
-FORMAT_VERSION = "1"
+FORMAT, FORMAT_VERSION = EMBEDDING_FORMAT, EMBEDDING_FORMAT_VERSION  # "photocap-pixels", its old name
 INPUTS = ("grid", "concepts", "both")
 
 
-class PixelHeadError(CheckpointError):
-    """A pixel head file is missing, malformed, or made for another encoder or text model."""
+class EmbeddingHeadError(CheckpointError):
+    """An image-embedding head file is missing, malformed, or made for another encoder or text model."""
 
 
 @dataclass
-class PixelConfig:
-    """Everything needed to rebuild a pixel head."""
+class EmbeddingConfig:
+    """Everything needed to rebuild an image-embedding head."""
 
     inputs: str = "both"  # grid: pooled grid features; concepts: ImageNet log-probs; both: concatenated
     grid_dim: int = 1280  # the encoder's channels (EfficientNet-Lite: 1280)
@@ -59,38 +61,38 @@ class PixelConfig:
 
     def validate(self) -> None:
         if self.inputs not in INPUTS:
-            raise ValueError(f"unknown pixel inputs {self.inputs!r}; choose one of {', '.join(INPUTS)}")
+            raise ValueError(f"unknown embedding inputs {self.inputs!r}; choose one of {', '.join(INPUTS)}")
         for name, high in (("grid_dim", 8192), ("concept_dim", 100_000), ("hidden", 16_384), ("out_dim", 8192)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not (0 if name == "hidden" else 1) <= value <= high:
-                raise ValueError(f"pixel {name} must be a whole number up to {high:,}, not {value!r}")
+                raise ValueError(f"embedding {name} must be a whole number up to {high:,}, not {value!r}")
         if not isinstance(self.concept_text, bool):
-            raise ValueError(f"pixel concept_text must be true or false, not {self.concept_text!r}")
+            raise ValueError(f"embedding concept_text must be true or false, not {self.concept_text!r}")
         if self.concept_text and self.inputs == "grid":
-            raise ValueError("pixel concept_text reads the concept head: use inputs concepts or both")
+            raise ValueError("embedding concept_text reads the concept head: use inputs concepts or both")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) \
                 or not (math.isfinite(self.dropout) and 0 <= self.dropout < 1):
-            raise ValueError(f"pixel dropout must be in [0, 1), not {self.dropout!r}")
+            raise ValueError(f"embedding dropout must be in [0, 1), not {self.dropout!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PixelConfig:
+    def from_dict(cls, data: dict[str, Any]) -> EmbeddingConfig:
         if not isinstance(data, dict):
-            raise ValueError("the pixel config must be a JSON object")
+            raise ValueError("the embedding config must be a JSON object")
         unknown = sorted(set(data) - {f.name for f in fields(cls)})
         if unknown:
-            raise ValueError(f"unknown pixel config fields: {', '.join(unknown)}")
+            raise ValueError(f"unknown embedding config fields: {', '.join(unknown)}")
         cfg = cls(**data)
         cfg.validate()
         return cfg
 
 
-class PixelHead(nn.Module):
+class ImageEmbeddingHead(nn.Module):
     """(pooled grid (B, C), ImageNet logits (B, 1000)) -> unit vectors (B, out_dim)."""
 
-    def __init__(self, cfg: PixelConfig) -> None:
+    def __init__(self, cfg: EmbeddingConfig) -> None:
         super().__init__()
         cfg.validate()
         self.cfg = cfg
@@ -119,7 +121,7 @@ class PixelHead(nn.Module):
             parts.append(pooled.float())  # (B, C)
         if self.cfg.inputs in ("concepts", "both"):
             if logits is None:
-                raise ValueError("this pixel head reads the concept head's logits, but the model has none")
+                raise ValueError("this image-embedding head reads the concept head's logits, but the model has none")
             parts.append(logits.float().log_softmax(dim=-1))  # (B, 1000)
         return torch.cat(parts, dim=1)
 
@@ -158,22 +160,22 @@ def encoder_identity(encoder: nn.Module, name: str) -> str:
 
 
 @dataclass(frozen=True)
-class PixelHeader:
-    """What a pixel head file says about itself."""
+class EmbeddingHeader:
+    """What an image-embedding head file says about itself."""
 
-    cfg: PixelConfig
+    cfg: EmbeddingConfig
     text_model: str  # the sentence model whose space it maps into
     encoder: dict[str, Any]  # {"identity": ..., "model_id": ..., "model_sha256": ...}: the model it belongs to
     info: dict[str, Any]  # recipe, dev scores
 
 
-def save_pixel_head(head: PixelHead, path: str | Path, *, text_model: str, encoder: dict[str, Any],
-                    info: dict[str, Any] | None = None, half: bool = True) -> Path:
+def save_embedding_head(head: ImageEmbeddingHead, path: str | Path, *, text_model: str, encoder: dict[str, Any],
+                        info: dict[str, Any] | None = None, half: bool = True) -> Path:
     """Write ``head`` atomically; ``encoder`` must hold the ``identity`` of the encoder it reads."""
     from safetensors.torch import save_file
 
     if not encoder.get("identity"):
-        raise ValueError("a pixel head file needs the identity of its encoder")
+        raise ValueError("an image-embedding head file needs the identity of its encoder")
     path = Path(path)
     tensors = {}
     for key, t in head.state_dict().items():
@@ -186,50 +188,51 @@ def save_pixel_head(head: PixelHead, path: str | Path, *, text_model: str, encod
     return path
 
 
-def read_pixel_header(path: str | Path) -> PixelHeader:
+def read_embedding_header(path: str | Path) -> EmbeddingHeader:
     path = Path(path)
-    meta = read_metadata(path, FORMAT, FORMAT_VERSION, what="pixel head", error=PixelHeadError)
-    where = f"{path}: malformed pixel head header"
-    cfg = header_entry(meta, "config", PixelConfig.from_dict, None, where, PixelHeadError)
-    encoder = header_entry(meta, "encoder", lambda d: d, None, where, PixelHeadError)
-    info = header_entry(meta, "info", lambda d: d, "{}", where, PixelHeadError)
+    meta = read_metadata(path, FORMAT, FORMAT_VERSION, what="image-embedding head", error=EmbeddingHeadError)
+    where = f"{path}: malformed image-embedding head header"
+    cfg = header_entry(meta, "config", EmbeddingConfig.from_dict, None, where, EmbeddingHeadError)
+    encoder = header_entry(meta, "encoder", lambda d: d, None, where, EmbeddingHeadError)
+    info = header_entry(meta, "info", lambda d: d, "{}", where, EmbeddingHeadError)
     text_model = meta.get("text_model")
     if text_model is None:
-        raise PixelHeadError(f"{where}: it has no 'text_model' entry")
+        raise EmbeddingHeadError(f"{where}: it has no 'text_model' entry")
     if not isinstance(encoder, dict) or not isinstance(encoder.get("identity"), str) or not isinstance(info, dict):
-        raise PixelHeadError(f"{path}: malformed pixel head header: encoder must name its identity, info be an object")
+        raise EmbeddingHeadError(f"{where}: encoder must name its identity, info be an object")
     if not text_model:
-        raise PixelHeadError(f"{path}: malformed pixel head header: empty text_model")
-    return PixelHeader(cfg, text_model, encoder, info)
+        raise EmbeddingHeadError(f"{where}: empty text_model")
+    return EmbeddingHeader(cfg, text_model, encoder, info)
 
 
-def load_pixel_head(path: str | Path, *, encoder_id: str | None = None, text_model: str | None = None,
-                    device: str | torch.device = "cpu") -> tuple[PixelHead, PixelHeader]:
-    """Rebuild and load a pixel head (eval, float32), refusing one made for another encoder or text model."""
+def load_embedding_head(path: str | Path, *, encoder_id: str | None = None, text_model: str | None = None,
+                        device: str | torch.device = "cpu") -> tuple[ImageEmbeddingHead, EmbeddingHeader]:
+    """Rebuild and load an image-embedding head (eval, float32), refusing one made for another encoder
+    or text model."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     path = Path(path)
-    header = read_pixel_header(path)
+    header = read_embedding_header(path)
     if encoder_id is not None and header.encoder["identity"] != encoder_id:
         made_for = header.encoder.get("model_id") or "another model"
-        raise PixelHeadError(
+        raise EmbeddingHeadError(
             f"{path} was trained for the encoder {header.encoder['identity']} ({made_for}), not this model's "
-            f"{encoder_id}; train one for this model with: photocap train-pixels --model MODEL")
+            f"{encoder_id}; train one for this model with: photocap train-embedding --model MODEL")
     if text_model is not None and header.text_model != text_model:
-        raise PixelHeadError(f"{path} maps into the text model {header.text_model!r}, not {text_model!r}; "
+        raise EmbeddingHeadError(f"{path} maps into the text model {header.text_model!r}, not {text_model!r}; "
                              "its vectors can't be compared with this photocap's queries; retrain it")
-    head = PixelHead(header.cfg)
+    head = ImageEmbeddingHead(header.cfg)
     try:
         tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError) as exc:
-        raise PixelHeadError(f"{path}: cannot read weights: {exc}") from exc
+        raise EmbeddingHeadError(f"{path}: cannot read weights: {exc}") from exc
     expected = head.state_dict()
     problem = mismatch(expected, tensors, "its config")
     if problem:
-        raise PixelHeadError(f"{path} does not match its config: {problem}")
+        raise EmbeddingHeadError(f"{path} does not match its config: {problem}")
     bad = next((k for k, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()), None)
     if bad is not None:
-        raise PixelHeadError(f"{path}: the weights hold NaN or infinite values (first: {bad}); the file is damaged")
+        raise EmbeddingHeadError(f"{path}: the weights hold NaN or infinite values (first: {bad}); the file is damaged")
     head.load_state_dict(cast_like(expected, tensors), strict=True)
     return head.to(device).eval(), header

@@ -1,8 +1,8 @@
-"""Training the pixel head: frozen encoder outputs of photos -> their captions' sentence embeddings.
+"""Training the image-embedding head: frozen encoder outputs of photos -> their captions' sentence embeddings.
 
-The recipe (``photocap train-pixels``): the encoder's pooled grid features and ImageNet logits of
+The recipe (``photocap train-embedding``): the encoder's pooled grid features and ImageNet logits of
 each train photo (computed once and cached), the sentence model's embeddings of its captions (also
-cached), a projection (:class:`~photocap.model.pixels.PixelHead`) trained with the symmetric
+cached), a projection (:class:`~photocap.model.embedding.ImageEmbeddingHead`) trained with the symmetric
 InfoNCE loss of CLIP (in-batch negatives, a learned temperature) for a few epochs, one of each
 photo's captions drawn per epoch. The epoch kept is the best on the dev split's sentence recall@10:
 each dev photo's first caption as the query among all dev photos.
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from photocap.model.pixels import PixelConfig, PixelHead
+from photocap.model.embedding import EmbeddingConfig, ImageEmbeddingHead
 from photocap.training.datasets import CaptionedImage
 from photocap.training.features import PREPROCESS_VERSION, _Images
 
@@ -37,8 +37,8 @@ Embed = Callable[[list[str]], np.ndarray]  # texts -> (n, D) unit rows
 
 
 @dataclass
-class PixelTrainConfig:
-    """The recipe's settings (the defaults are the bundled pixel head's)."""
+class EmbeddingTrainConfig:
+    """The recipe's settings (the defaults are the bundled image-embedding head's)."""
 
     inputs: str = "both"  # grid | concepts | both
     hidden: int = 0  # 0: linear projection; else an MLP of this width
@@ -56,7 +56,7 @@ class PixelTrainConfig:
 
 
 @dataclass
-class PixelData:
+class EmbeddingData:
     """One split's inputs and targets."""
 
     keys: list[str]
@@ -66,8 +66,8 @@ class PixelData:
 
 
 @dataclass
-class PixelTrainResult:
-    head: PixelHead
+class EmbeddingTrainResult:
+    head: ImageEmbeddingHead
     dev: dict[str, float]  # the kept epoch's dev recall@1/5/10
     epoch: int  # which epoch was kept (1-based)
     history: list[dict[str, float]] = field(default_factory=list)
@@ -90,7 +90,7 @@ def encode_photos(images: Sequence[Path], encode: Encode, image_size: int, *, en
     cache = None
     if cache_root is not None:
         key = _digest([encoder_id, PREPROCESS_VERSION, str(image_size), *map(str, images)])
-        cache = Path(cache_root) / f"pixel-inputs-{encoder_id}-{key}.npz"
+        cache = Path(cache_root) / f"pixel-inputs-{encoder_id}-{key}.npz"  # its old name: older caches are used
         if cache.is_file():
             with np.load(cache) as z:
                 return torch.from_numpy(z["pooled"]), (torch.from_numpy(z["logits"]) if "logits" in z else None)
@@ -103,7 +103,7 @@ def encode_photos(images: Sequence[Path], encode: Encode, image_size: int, *, en
             if bad.any():
                 raise OSError(f"cannot read {images[int(idx[bad][0])]}")
             grid, lg = encode(batch)  # (B, P, C), (B, 1000)
-            pooled.append(PixelHead.pool(grid).cpu())
+            pooled.append(ImageEmbeddingHead.pool(grid).cpu())
             if lg is not None:
                 logits.append(lg.float().cpu())
             done += len(idx)
@@ -150,7 +150,7 @@ def recall(rank: torch.Tensor, ks: Sequence[int] = (1, 5, 10)) -> dict[str, floa
     return {f"R@{k}": round(float((rank < k).float().mean()), 4) for k in ks}
 
 
-def image_vectors(head: PixelHead, data: PixelData, batch: int = 1024) -> torch.Tensor:
+def image_vectors(head: ImageEmbeddingHead, data: EmbeddingData, batch: int = 1024) -> torch.Tensor:
     """(N, D) unit vectors of a split's photos."""
     head.eval()
     with torch.no_grad():
@@ -158,7 +158,7 @@ def image_vectors(head: PixelHead, data: PixelData, batch: int = 1024) -> torch.
                           for i in range(0, len(data.keys), batch)])
 
 
-def dev_recall(head: PixelHead, dev: PixelData) -> dict[str, float]:
+def dev_recall(head: ImageEmbeddingHead, dev: EmbeddingData) -> dict[str, float]:
     """Sentence recall@1/5/10 of each dev photo with its first caption as the query."""
     return recall(ranks(dev.text[:, 0], image_vectors(head, dev)))
 
@@ -170,15 +170,16 @@ def class_texts(class_words: Sequence[str], embed: Embed) -> torch.Tensor:
     return torch.from_numpy(np.stack([table[w] for w in class_words]))
 
 
-def train_pixel_head(train: PixelData, dev: PixelData, cfg: PixelTrainConfig,
-                     on_progress: Progress | None = None, class_text: torch.Tensor | None = None) -> PixelTrainResult:
-    """Train a pixel head by the recipe; keep the epoch with the best dev recall@10 (ties: recall@1).
+def train_embedding_head(train: EmbeddingData, dev: EmbeddingData, cfg: EmbeddingTrainConfig,
+                         on_progress: Progress | None = None,
+                         class_text: torch.Tensor | None = None) -> EmbeddingTrainResult:
+    """Train an image-embedding head by the recipe; keep the epoch with the best dev recall@10 (ties: recall@1).
 
     ``class_text`` (classes, D): see :func:`class_texts`; required with ``cfg.concept_text``."""
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    head = PixelHead(PixelConfig(inputs=cfg.inputs, grid_dim=train.pooled.shape[1],
+    head = ImageEmbeddingHead(EmbeddingConfig(inputs=cfg.inputs, grid_dim=train.pooled.shape[1],
                                  concept_dim=train.logits.shape[1] if train.logits is not None else 1000,
                                  hidden=cfg.hidden, dropout=cfg.dropout, out_dim=train.text.shape[2],
                                  concept_text=cfg.concept_text))
@@ -236,4 +237,4 @@ def train_pixel_head(train: PixelData, dev: PixelData, cfg: PixelTrainConfig,
     assert best is not None
     head.load_state_dict(best[1])
     head.eval()
-    return PixelTrainResult(head, best[2], best[3], history, time.perf_counter() - start)
+    return EmbeddingTrainResult(head, best[2], best[3], history, time.perf_counter() - start)
