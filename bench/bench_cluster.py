@@ -76,7 +76,8 @@ def bench_ray(n: int, batch_size: int, cpus: int) -> dict:
 
     from photocap.index.store import CaptionIndex
     from photocap.library.cluster import ClusterOptions, ray_captioning
-    from photocap.library.pipeline import IndexOptions, default_captioner_factory, index_folders
+    from photocap.library.captioning import default_captioner_factory
+    from photocap.library.pipeline import IndexOptions, index_folders
     from photocap.library.workers import DecodePool
     from photocap.records import Outcome
 

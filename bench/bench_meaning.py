@@ -80,7 +80,8 @@ def copy_photos(work: Path) -> tuple[Path, Path]:
 def build(work: Path) -> dict[str, Path]:
     """Index (or bring up to date: unchanged photos cost a stat) the three benchmark indexes."""
     from photocap.index.store import CaptionIndex
-    from photocap.library.pipeline import IndexOptions, default_captioner_factory, index_folders
+    from photocap.library.captioning import default_captioner_factory
+    from photocap.library.pipeline import IndexOptions, index_folders
 
     f8k, coco = copy_photos(work)
     dbs = {"f8k": work / "f8k.db", "coco": work / "coco.db", "all": work / "all.db"}

@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def build_index(db: Path, photos: Path, model: Path | None) -> int:
     """Caption ``photos`` into ``db`` with the real pipeline; return photos captioned."""
     from photocap.index.store import CaptionIndex
-    from photocap.library.pipeline import IndexOptions, default_captioner_factory, index_folders
+    from photocap.library.captioning import default_captioner_factory
+    from photocap.library.pipeline import IndexOptions, index_folders
 
     with CaptionIndex.open(db) as index:
         summary = index_folders([photos], index, default_captioner_factory(model, device="cpu"),

@@ -20,7 +20,8 @@ import pytest
 
 from photocap.errors import ClusterError
 from photocap.index.store import CaptionIndex
-from photocap.library.pipeline import IndexOptions, default_captioner_factory, index_folders
+from photocap.library.captioning import default_captioner_factory
+from photocap.library.pipeline import IndexOptions, index_folders
 from photocap.records import Outcome
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "photos"

@@ -505,7 +505,8 @@ def test_none_refcount_workaround_keeps_the_app_alive(qtbot, make_window, indexe
 def test_the_detail_pane_shows_what_the_model_sees(qtbot, make_window, tmp_path, photo_dir, tiny_concept_model_path):
     """Indexed with a model that has concepts, a photo found by one ("pet": no caption says it)
     shows them in the detail pane."""
-    from photocap.library.pipeline import default_captioner_factory, index_folders
+    from photocap.library.captioning import default_captioner_factory
+    from photocap.library.pipeline import index_folders
 
     db = tmp_path / "concepts.db"
     with CaptionIndex.open(db) as index:

@@ -27,7 +27,7 @@ def loaded_after_import(module: str) -> set[str]:
 @pytest.mark.parametrize("module", ["photocap", "photocap.settings", "photocap.cli", "photocap.index.store",
                                     "photocap.metadata.writer", "photocap.metadata.reader",
                                     "photocap.library", "photocap.library.scan", "photocap.library.photofile",
-                                    "photocap.library.workers", "photocap.library.pipeline",
+                                    "photocap.library.workers", "photocap.library.pipeline", "photocap.library.captioning",
                                     "photocap.library.sync", "photocap.library.edit", "photocap.library.watch",
                                     "photocap.index.vectors", "photocap.library.meaning", "photocap.library.search",
                                     "photocap.library.cluster", "photocap.cli.index_cmd", "photocap.captioner",

@@ -307,7 +307,7 @@ def test_an_old_index_gets_its_vectors_without_recaptioning(tmp_path, photo_dir,
 
 
 def test_an_unloadable_sentence_model_costs_vectors_not_captions(tmp_path, photo_dir, tiny_model_path, monkeypatch):
-    from photocap.library.pipeline import default_captioner_factory
+    from photocap.library.captioning import default_captioner_factory
 
     monkeypatch.setenv("PHOTOCAP_TEXT_MODEL", str(tmp_path / "nonexistent.onnx"))
     with CaptionIndex.open(tmp_path / "i.db") as idx:

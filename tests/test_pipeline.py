@@ -91,7 +91,7 @@ def test_unchanged_reindex_never_imports_torch(lib: Path, index: CaptionIndex, c
     index_folders([lib], index, Factory(captioner), OPT)
     code = (
         "import sys; from photocap.index.store import CaptionIndex; "
-        "from photocap.library.pipeline import index_folders, default_captioner_factory; "
+        "from photocap.library.pipeline import index_folders; from photocap.library.captioning import default_captioner_factory; "
         f"s = index_folders([{str(lib)!r}], CaptionIndex.open({str(index.path)!r}), default_captioner_factory()); "
         "print(s.unchanged, 'torch' in sys.modules)"
     )

@@ -143,7 +143,8 @@ def clear_caption(photos: tuple[Path, ...], db_path: Path | None, model_path: Pa
     """
     from photocap.index.store import CaptionIndex
     from photocap.library import edit, sync
-    from photocap.library.pipeline import IndexOptions, Progress, default_captioner_factory
+    from photocap.library.captioning import default_captioner_factory
+    from photocap.library.pipeline import IndexOptions, Progress
 
     failed = 0
 

@@ -147,7 +147,7 @@ def index(
 def _captioning(use_ray: bool, address: str | None, workers: int | None, path_map: tuple[str, ...],
                 model_path: Path | None, device: str, backend: str) -> Iterator[Any]:
     """The captioner factory: the model in this process, or caption workers on a Ray cluster."""
-    from photocap.library.pipeline import default_captioner_factory
+    from photocap.library.captioning import default_captioner_factory
 
     if not use_ray:
         yield default_captioner_factory(model_path, device=device, backend=backend)

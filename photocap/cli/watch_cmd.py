@@ -94,7 +94,8 @@ def watch(
     To run it in the background as a systemd user service, see
     packaging/systemd/photocap-watch.service.
     """
-    from photocap.library.pipeline import IndexOptions, default_captioner_factory
+    from photocap.library.captioning import default_captioner_factory
+    from photocap.library.pipeline import IndexOptions
     from photocap.library.watch import Watcher, WatchOptions
 
     if model_path is not None and not model_path.is_file():

@@ -10,6 +10,9 @@ Layout::
 The window reads the index through its own :class:`CaptionIndex` connection
 on the UI thread (searches are milliseconds); indexing runs in an
 :class:`~photocap.gui.workers.IndexWorker` thread with its own connection.
+
+Over 500 lines on purpose: it wires the window's widgets, actions and their slots, one short
+method each; what has logic lives elsewhere (models.py, detail.py, workers.py, the library).
 """
 
 from __future__ import annotations

@@ -80,7 +80,8 @@ class IndexWorker(QThread):
 
     def _index(self) -> IndexSummary:
         from photocap.index.store import CaptionIndex
-        from photocap.library.pipeline import default_captioner_factory, index_folders
+        from photocap.library.captioning import default_captioner_factory
+        from photocap.library.pipeline import index_folders
 
         options = self.options or IndexOptions()
         factory = default_captioner_factory(self.model_path, device=self.device)

@@ -4,7 +4,7 @@ Only decode, encoder, decoder and the image vectors move: each Ray actor (a *cap
 loads the model once and captions batches of photos by path, reading them itself (from a shared
 mount). Scan, probe, decide, the SQLite commits and the metadata writes stay in the one local
 process, in :mod:`photocap.library.pipeline`, which sees a :class:`RayCaptioner` as just another
-captioner (its :class:`~photocap.library.pipeline.PathCaptioner` protocol): the same rules
+captioner (its :class:`~photocap.library.captioning.PathCaptioner` protocol): the same rules
 decide what needs captioning and the same code path commits it.
 
 Ray is an optional extra (``photocap[cluster]``) and is imported here only, inside functions,
@@ -86,7 +86,7 @@ class _CaptionWorker:
 
     def __init__(self, model_path: str | None, device: str, backend: str, beam: int | None,
                  path_map: tuple[tuple[str, str], ...]) -> None:
-        from photocap.library.pipeline import default_captioner_factory
+        from photocap.library.captioning import default_captioner_factory
 
         self.captioner = default_captioner_factory(model_path, device=device, beam=beam, backend=backend)()
         self.path_map = path_map
@@ -121,7 +121,7 @@ class _CaptionWorker:
 
 
 class RayCaptioner:
-    """The pipeline's :class:`~photocap.library.pipeline.PathCaptioner` over a set of caption workers."""
+    """The pipeline's :class:`~photocap.library.captioning.PathCaptioner` over a set of caption workers."""
 
     def __init__(self, ray: Any, options: ClusterOptions) -> None:
         self._ray = ray

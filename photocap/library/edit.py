@@ -22,7 +22,8 @@ from photocap.index.store import CaptionIndex
 from photocap.library import sync
 from photocap.library.meaning import EmbedderFactory, embed_owed, shared_embedder
 from photocap.library.photofile import probe_file
-from photocap.library.pipeline import CaptionerFactory, IndexOptions, Progress, index_files
+from photocap.library.captioning import CaptionerFactory
+from photocap.library.pipeline import IndexOptions, Progress, index_files
 from photocap.library.scan import is_image_path
 from photocap.library.summary import IndexSummary
 from photocap.records import CaptionSource, FileOutcome, Outcome, PhotoRecord, PhotoUpdate, SkipReason

@@ -30,20 +30,24 @@ Properties the callers rely on:
   ``should_stop``) loses at most the batch in flight, and rerunning continues, including
   the writes a killed ``--write-metadata`` run still owed.
 * A person's caption is never replaced by the model unless ``recaption`` and ``force``.
+
+About 540 lines on purpose: one run (``_Run``) orders every step, and its parts share its queues
+and counters; what each step decides lives in its own module (decide, schedule, sync, ...).
 """
 
 from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
 from photocap.errors import MeaningUnavailable
 from photocap.index.store import CaptionIndex
 from photocap.library import sync
+from photocap.library.captioning import CaptionerFactory, CaptionerLike, PathCaptioner
 from photocap.library.concepts import with_concepts
 from photocap.library.decide import Decider, Decision, facts
 from photocap.library.meaning import Embedder, EmbedderFactory, embed_owed, shared_embedder
@@ -70,58 +74,7 @@ from photocap.records import (
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["CaptionerFactory", "CaptionerLike", "IndexOptions", "PathCaptioner", "Progress",
-           "default_captioner_factory", "index_files", "index_folders"]
-
-
-class CaptionerLike(Protocol):
-    """What the pipeline needs of a captioner (:mod:`photocap.captioner`)."""
-
-    @property
-    def model_id(self) -> str: ...
-
-    @property
-    def image_size(self) -> int: ...
-
-    def describe_images(self, images: Sequence[Image.Image]) -> list[Described]: ...
-
-
-@runtime_checkable
-class PathCaptioner(Protocol):
-    """A captioner that decodes and captions photos by path elsewhere, several batches at once
-    (library/cluster.py's Ray workers). The pipeline then skips its own decode step: everything
-    before (scan, probe, decide) and after (commit, write) stays in this process."""
-
-    @property
-    def model_id(self) -> str: ...
-
-    @property
-    def image_size(self) -> int: ...
-
-    @property
-    def slots(self) -> int:
-        """How many batches it captions at once (the pipeline keeps that many in flight)."""
-
-    def submit_paths(self, paths: Sequence[str]) -> Future[list[Described | CaptionFailure]]:
-        """Decode and caption ``paths``: one Described (or the photo's CaptionFailure) per path,
-        in order. A failure of the machinery (not of a photo) is the future's exception."""
-
-
-CaptionerFactory = Callable[[], CaptionerLike | PathCaptioner]
-
-
-def default_captioner_factory(
-    model_path: str | os.PathLike[str] | None = None, device: str = "auto", beam: int | None = None,
-    backend: str = "auto",
-) -> CaptionerFactory:
-    """A factory that imports torch and loads the model only when first called."""
-
-    def make() -> CaptionerLike:
-        from photocap.captioner import Captioner
-
-        return Captioner(model_path, device=device, beam=beam, backend=backend)
-
-    return make
+__all__ = ["IndexOptions", "Progress", "index_files", "index_folders"]
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ Packets come from untrusted photos, so they are parsed with defusedxml with
 DTDs forbidden (no entity expansion, no external entities, nothing fetched).
 The tree keeps comments and every property photocap does not know; the
 serialiser keeps the namespace prefixes the packet used.
+About 530 lines on purpose: parsing, reading, setting and serialising one packet share its tree
+and namespace bookkeeping; split, each part would reach into the others'.
 """
 
 from __future__ import annotations
