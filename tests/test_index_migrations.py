@@ -80,3 +80,35 @@ def test_the_photo_record_reads_columns_the_schema_has(tmp_path: Path) -> None:
         "id": int, "path": str, "size": int, "mtime_ns": int, "content_hash": str, "width": int, "height": int,
         "taken_at": str, "camera": str, "caption": str, "score": float, "model": str, "captioned_at": str,
         "source": str, "missing": int, "error": str, "indexed_at": str, "write_owed": int, "concepts_model": str}
+
+
+def test_the_documented_sqlite_utils_commands_read_a_real_index(tmp_path: Path, sample_photos) -> None:
+    """docs/commands/indexing.md shows sqlite-utils' command line on the index: those commands, on an
+    index `photocap index` wrote, in a process of their own (its installed entry point)."""
+    import json
+    import shutil
+    import subprocess
+
+    from click.testing import CliRunner
+
+    from photocap.cli import cli
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(sample_photos["coffee.jpg"], folder / "coffee.jpg")
+    db = tmp_path / "index.db"
+    result = CliRunner().invoke(cli, ["index", str(folder), "--db", str(db), "--workers", "0"])
+    assert result.exit_code == 0, result.output
+    tool = shutil.which("sqlite-utils")
+    assert tool, "sqlite-utils is a dependency: its command line is installed with photocap"
+
+    def run(*args: str) -> list[dict]:
+        out = subprocess.run([tool, *args], capture_output=True, text=True, check=True)
+        return json.loads(out.stdout)
+
+    counts = {t["table"]: t["count"] for t in run("tables", str(db), "--counts")}
+    assert counts["photos"] == 1
+    (row,) = run("rows", str(db), "photos", "--limit", "3", "-c", "path", "-c", "caption", "-c", "source")
+    assert row["path"].endswith("coffee.jpg") and row["caption"] and row["source"] == "model"
+    assert run("query", str(db), "select source, count(*) as n from photos group by source") == [
+        {"source": "model", "n": 1}]
