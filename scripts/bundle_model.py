@@ -13,8 +13,9 @@ and on every ``--also-dev`` set (all of its images: a small everyday-photo set s
 80 COCO photos). The setting with the best mean CIDEr over those sets is kept (among those
 whose CIDEr on the training set's dev split reaches ``--floor``, if any does) and written
 into the model's config, so every front end decodes it that way. Concept forces are only
-tried for a model with a concept head. Prints one JSON line per setting and set, then the
-chosen one. No test split is ever read.
+tried for a model with a concept head. Then the model's ONNX graphs are exported beside it
+(``photocap export-graphs``: the torch-free captioner needs them in the wheel). Prints one JSON
+line per setting and set, then the chosen one. No test split is ever read.
 """
 
 from __future__ import annotations
@@ -145,6 +146,10 @@ def main() -> None:
         "card": "MODEL_CARD.md",
     }
     save_model(model, args.out, half=True, info=info)
+    from photocap.captioner.graphs import Source, write_graphs
+    from photocap.decoding.modelfile import read_header
+
+    write_graphs(Source.of(args.out, read_header(args.out)), args.out.parent, args.out.name.removesuffix(".safetensors"))
     print(json.dumps({"chosen": {"beam": model.cfg.beam_size, "length_penalty": model.cfg.length_penalty,
                                  "concept_force": model.cfg.concept_force, "concept_bonus": model.cfg.concept_bonus,
                                  "decode_grid": model.cfg.decode_grid, "person_gate": model.cfg.person_gate},

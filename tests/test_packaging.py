@@ -48,6 +48,9 @@ def test_wheel_carries_the_bundled_model_and_finds_it(tmp_path):
     assert "photocap/bundled/photocap-default.safetensors" in names
     assert "photocap/bundled/photocap-default.embedding.safetensors" in names  # the image-embedding head
     assert "photocap/bundled/MODEL_CARD.md" in names
+    graphs = {f"photocap/bundled/photocap-default.{g}" for g in
+              ("encoder.onnx", "decoder-init.onnx", "decoder-step.onnx", "graphs.json")}
+    assert graphs <= set(names)  # the torch-free captioner's graphs of the bundled model
     assert [f for f in _package_data_files() if f not in names] == []  # the tokenizer, the concept table ...
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],

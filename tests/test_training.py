@@ -298,6 +298,12 @@ def test_bundle_script_keeps_the_best_decoding_and_its_scores(tiny_dataset, trai
                                                                                     best["length_penalty"])
     assert info["dev_scores"]["CIDEr"] == pytest.approx(best["CIDEr"], abs=1e-3)
     assert {t.dtype for t in load_file(str(out)).values() if t.is_floating_point()} == {torch.float16}
+    # its graphs beside it, made from the file as written: the torch-free captioner uses them as they are
+    from photocap.captioner.graphs import Source, find_graphs
+    from photocap.decoding.modelfile import read_header
+
+    graphs = find_graphs(Source.of(out, read_header(out)))
+    assert graphs is not None and {p.parent for p in graphs.files.values()} == {tmp_path}
 
 
 
