@@ -203,3 +203,20 @@ def test_the_onnx_backend_is_for_the_cpu_only(tiny_model_path):
         Captioner(tiny_model_path, device="cuda", backend="onnx")
     with pytest.raises(ModelError, match="unknown backend 'tensorrt'"):
         Captioner(tiny_model_path, device="cpu", backend="tensorrt")
+
+
+def test_a_model_whose_weights_are_damaged_is_an_error_not_a_fallback(tiny_model_path, cache, tmp_path):
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(tiny_model_path), framework="pt") as fh:
+        tensors, meta = {k: fh.get_tensor(k) for k in fh.keys()}, fh.metadata()
+    name = next(k for k, t in tensors.items() if t.is_floating_point())
+    tensors[name] = torch.full_like(tensors[name], float("nan"))
+    damaged = tmp_path / "damaged.safetensors"
+    save_file(tensors, str(damaged), metadata=meta)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "using torch instead": torch can't load it either
+        with pytest.raises(ModelError, match="NaN or infinite values"):
+            Captioner(damaged, device="cpu")

@@ -19,7 +19,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from photocap.decoding.modelfile import GRAPH_FILES, GRAPH_VERSION, GraphSpec, ModelHeader, find_embedding_head
+from photocap.decoding.modelfile import (GRAPH_FILES, GRAPH_VERSION, CheckpointError, GraphSpec, ModelHeader,
+                                         find_embedding_head)
 
 
 class GraphsUnavailable(RuntimeError):
@@ -153,6 +154,8 @@ def ensure_graphs(source: Source, fresh: bool = False) -> Graphs:
     folder = cache_dir()
     try:
         graphs = write_graphs(source, folder, cache_name(source))
+    except CheckpointError:
+        raise  # the model file itself is damaged: no runtime can load it, so no fallback either
     except OSError as exc:
         raise GraphsUnavailable(f"cannot write the ONNX graphs into {folder}: {exc}") from exc
     except Exception as exc:  # an export or check failure: the reason, for the fallback warning

@@ -100,7 +100,10 @@ class OnnxCaptioner(CaptionerBase):
         except OSError as exc:
             raise ModelError(f"can't read the model file {path}: {exc}") from exc
         cfg = self.header.cfg
-        self.graphs, self.sessions = _open(source, threads or cpu_threads())
+        try:
+            self.graphs, self.sessions = _open(source, threads or cpu_threads())
+        except CheckpointError as exc:  # its weights, read to export its graphs, are damaged
+            raise ModelError(f"{exc}.{model_hint(model_path, path)}") from exc
         self.model_path = path
         self.model_id = cfg.model_id
         self.image_size = cfg.image_size

@@ -30,15 +30,8 @@ from typing import Any
 
 from photocap.errors import MissingRootError, PhotocapError
 from photocap.index.store import CaptionIndex
-from photocap.library.pipeline import (
-    CaptionerFactory,
-    CaptionerLike,
-    IndexOptions,
-    Progress,
-    default_captioner_factory,
-    index_files,
-    index_folders,
-)
+from photocap.library.captioning import CaptionerFactory, CaptionerLike, default_captioner_factory
+from photocap.library.pipeline import IndexOptions, Progress, index_files, index_folders
 from photocap.library.scan import normalise_roots
 from photocap.library.summary import format_index_summary
 from photocap.library.watch.events import (
