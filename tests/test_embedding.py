@@ -213,6 +213,19 @@ def test_an_embedding_head_for_another_model_is_skipped_beside_it_and_refused_wh
         Captioner(model, device="cpu", backend="torch", embedding_head=embedding_path_for(model))
 
 
+
+def test_the_onnx_captioner_also_skips_an_embedding_head_for_another_model(tmp_path, tiny_model_path, sample_photos,
+                                                                          monkeypatch):
+    monkeypatch.setenv("PHOTOCAP_ONNX_CACHE", str(tmp_path / "cache"))
+    model = tmp_path / "tiny.safetensors"
+    shutil.copy(tiny_model_path, model)
+    shutil.copy(embedding_path_for(default_model_path()), embedding_path_for(model))
+    with pytest.warns(EmbeddingHeadWarning, match="not used.*trained for the encoder efficientnet-lite2"):
+        captioner = Captioner(model, device="cpu", backend="onnx")
+    (r,) = captioner.caption_paths([sample_photos["chelsea.jpg"]])
+    assert captioner.backend == "onnx" and r.caption and r.image_vector is None and captioner.image_space is None
+
+
 def test_train_embedding_command_trains_a_head_the_captioner_uses(tmp_path, sample_folder_dataset, sample_photos):
     model = tmp_path / "m.safetensors"
     shutil.copy(default_model_path(), model)

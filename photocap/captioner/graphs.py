@@ -16,11 +16,13 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from photocap.decoding.modelfile import (GRAPH_FILES, GRAPH_VERSION, CheckpointError, GraphSpec, ModelHeader,
                                          find_embedding_head)
+from photocap.errors import EmbeddingHeadWarning
 
 
 class GraphsUnavailable(RuntimeError):
@@ -120,17 +122,23 @@ def write_graphs(source: Source, folder: Path, name: str) -> Graphs:
     graph files first, the manifest last, each by rename, so a reader never finds a partial set."""
     from photocap.model.checkpoint import load_model
     from photocap.model.export import export_graphs
-    from photocap.model.embedding import encoder_identity, load_embedding_head
+    from photocap.model.embedding import EmbeddingHeadError, encoder_identity, load_embedding_head
 
     model, _ = load_model(source.model, "cpu")
     head, space = None, ""
     if source.embedding is not None:
-        head, header = load_embedding_head(source.embedding, encoder_id=encoder_identity(model.encoder, model.cfg.encoder))
-        space = header.text_model
+        try:
+            head, header = load_embedding_head(source.embedding,
+                                               encoder_id=encoder_identity(model.encoder, model.cfg.encoder))
+            space = header.text_model
+        except EmbeddingHeadError as exc:  # as the torch captioner does: captions, without image vectors
+            warnings.warn(f"photocap: the image-embedding head beside the model is not used: {exc}",
+                          EmbeddingHeadWarning, stacklevel=3)
     folder.mkdir(parents=True, exist_ok=True)
     files, manifest = _files(folder, name)
     with tempfile.TemporaryDirectory(prefix=".graphs-", dir=folder) as tmp:
         spec = export_graphs(model, Path(tmp), head, space)
+        manifest.unlink(missing_ok=True)  # graphs being replaced are never read with their old manifest
         for g, dest in files.items():
             os.replace(Path(tmp) / f"{g}.onnx", dest)
         staged = Path(tmp) / "graphs.json"
