@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
+from photocap.decoding.captions import Decoded
 from photocap.imaging.preprocess import describe_image_error, open_image, squashed, to_array
-from photocap.records import CaptionFailure, CaptionResult, Described
+from photocap.records import CaptionFailure, CaptionResult, Concept, Described
 from photocap.settings import MODEL_ENV, env_model_path
 
 if TYPE_CHECKING:
@@ -28,6 +29,12 @@ def model_hint(given: str | Path | None, path: Path) -> str:
     if not path.exists():
         return " The bundled model is missing from this installation; reinstall photocap or pass --model PATH."
     return " The bundled model file is damaged; reinstall photocap or pass --model PATH."
+
+
+def described(decoded: Sequence[Decoded], vectors: Sequence[bytes | None]) -> list[Described]:
+    """The model's words for each photo as the library keeps them (concept scores to 4 decimals)."""
+    return [Described(d.text, d.score, tuple(Concept(w.word, round(float(p), 4)) for w, p in d.concepts), v)
+            for d, v in zip(decoded, vectors)]
 
 
 class CaptionerBase:

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from photocap.captioner.base import CaptionerBase, model_hint
+from photocap.captioner.base import CaptionerBase, described, model_hint
 from photocap.captioner.graphs import Graphs, GraphsUnavailable, Source, cpu_threads, ensure_graphs, torch_available
 from photocap.decoding.captions import PhotoConcepts, decode
 from photocap.decoding.modelfile import CheckpointError, GraphSpec, read_header
 from photocap.errors import ModelError
-from photocap.records import VECTOR_DTYPE, Concept, Described
+from photocap.records import VECTOR_DTYPE, Described
 from photocap.settings import default_model_path
 
 
@@ -132,8 +132,7 @@ class OnnxCaptioner(CaptionerBase):
         decoded = decode(steps, photos, header.cfg, header.vocab, beam_size=self.beam,
                          length_penalty=self.length_penalty, concept_force=self.concept_force)
         blobs = ([v.tobytes() for v in out["vector"].astype(VECTOR_DTYPE)] if self.vectors else [None] * n)
-        return [Described(d.text, d.score, tuple(Concept(w.word, round(float(p), 4)) for w, p in d.concepts), blob)
-                for d, blob in zip(decoded, blobs)]
+        return described(decoded, blobs)
 
 
 __all__ = ["GraphsUnavailable", "OnnxCaptioner", "OnnxSteps"]

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from photocap.captioner.base import CaptionerBase, model_hint
+from photocap.captioner.base import CaptionerBase, described, model_hint
 from photocap.errors import ModelError, EmbeddingHeadWarning
 from photocap.model.checkpoint import CheckpointError, load_model
 from photocap.model.embedding import (EmbeddingHeadError, ImageEmbeddingHead, encoder_identity, find_embedding_head,
                                       load_embedding_head)
-from photocap.records import VECTOR_DTYPE, Concept, Described
+from photocap.records import VECTOR_DTYPE, Described
 from photocap.settings import default_model_path
 
 
@@ -122,5 +122,4 @@ class TorchCaptioner(CaptionerBase):
                                                  self.concept_force)
         blobs = ([v.tobytes() for v in vectors.float().cpu().numpy().astype(VECTOR_DTYPE)]
                  if vectors is not None else [None] * len(decoded))
-        return [Described(d.text, d.score, tuple(Concept(w.word, round(float(p), 4)) for w, p in d.concepts), blob)
-                for d, blob in zip(decoded, blobs)]
+        return described(decoded, blobs)
