@@ -42,9 +42,9 @@ def main():
     batch, n = int(batch), int(n)
     from PIL import Image
     import photocap
-    try:
-        from photocap.captioner import Captioner
-    except ImportError:
+    if (Path(photocap.__file__).parent / "captioner").is_dir():  # (not by ImportError: an editable
+        from photocap.captioner import Captioner                  # install's finder may supply it)
+    else:
         from photocap.inference import Captioner
     from photocap.index.store import CaptionIndex
     from photocap.library.pipeline import IndexOptions, index_folders
@@ -77,10 +77,12 @@ main()
 def run_child(tree: Path, folder: Path, model: Path, backend: str, batch_size: int, workers: int | None,
               n: int) -> dict:
     env = dict(os.environ, PYTHONPATH=str(tree), PYTHONWARNINGS="ignore")
-    out = subprocess.run([sys.executable, "-c", _CHILD, str(folder), str(model), backend, str(batch_size),
-                          "default" if workers is None else str(workers), str(n)],
-                         env=env, cwd=tree, check=True, capture_output=True, text=True).stdout
-    result = json.loads(out.strip().splitlines()[-1])
+    done = subprocess.run([sys.executable, "-c", _CHILD, str(folder), str(model), backend, str(batch_size),
+                           "default" if workers is None else str(workers), str(n)],
+                          env=env, cwd=tree, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"photocap in {tree} ({backend}) failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
     assert Path(result["photocap"]).resolve().is_relative_to(tree.resolve()), result
     assert backend == "auto" or result["backend"] == backend, f"{backend} fell back to {result['backend']}"
     return result
