@@ -147,9 +147,9 @@ def main() -> None:
     }
     save_model(model, args.out, half=True, info=info)
     from photocap.captioner.graphs import Source, write_graphs
-    from photocap.decoding.modelfile import read_header
+    from photocap.decoding.modelfile import model_stem, read_header
 
-    write_graphs(Source.of(args.out, read_header(args.out)), args.out.parent, args.out.name.removesuffix(".safetensors"))
+    write_graphs(Source.of(args.out, read_header(args.out)), args.out.parent, model_stem(args.out))
     print(json.dumps({"chosen": {"beam": model.cfg.beam_size, "length_penalty": model.cfg.length_penalty,
                                  "concept_force": model.cfg.concept_force, "concept_bonus": model.cfg.concept_bonus,
                                  "decode_grid": model.cfg.decode_grid, "person_gate": model.cfg.person_gate},

@@ -39,9 +39,9 @@ def _gpu_available(device: str) -> bool:
         maybe = ctypes.util.find_library("nvcuda") is not None
     if not maybe:
         return False
-    import torch
+    from photocap.captioner.torch_backend import pick_device
 
-    return torch.cuda.is_available() or bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    return pick_device("auto").type != "cpu"
 
 
 def Captioner(model_path: str | Path | None = None, device: str = "auto", beam: int | None = None,  # noqa: N802

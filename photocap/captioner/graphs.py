@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from photocap.decoding.modelfile import (GRAPH_FILES, GRAPH_VERSION, CheckpointError, GraphSpec, ModelHeader,
-                                         find_embedding_head)
+                                         find_embedding_head, model_stem)
 from photocap.errors import EmbeddingHeadWarning
 
 
@@ -37,11 +37,8 @@ def cpu_threads() -> int:
 
 
 def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def cache_dir() -> Path:
@@ -113,8 +110,7 @@ def cache_name(source: Source) -> str:
 
 def find_graphs(source: Source) -> Graphs | None:
     """The model's graphs beside it, else in the cache; None when neither holds current ones."""
-    beside = source.model.name.removesuffix(".safetensors")
-    return _read(source.model.parent, beside, source) or _read(cache_dir(), cache_name(source), source)
+    return _read(source.model.parent, model_stem(source.model), source) or _read(cache_dir(), cache_name(source), source)
 
 
 def write_graphs(source: Source, folder: Path, name: str) -> Graphs:

@@ -57,13 +57,6 @@ def _chunked_embed(embedder, progress: _Progress, phase: str, chunk: int = 1024)
     return embed
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 @click.command("train-embedding")
 @click.option("--data", "kind", type=click.Choice(DATA_KINDS), required=True, help="Dataset layout.")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
@@ -103,6 +96,7 @@ def train_embedding(kind: str, path: Path, model_path: Path | None, out_path: Pa
     """
     require_torch("train-embedding")
     with user_errors():
+        from photocap.captioner.graphs import file_sha256
         from photocap.captioner.torch_backend import TorchCaptioner
         from photocap.meaning.text import MODEL_ID, TextEmbedder
         from photocap.model.embedding import embedding_path_for, encoder_identity, save_embedding_head
@@ -147,7 +141,7 @@ def train_embedding(kind: str, path: Path, model_path: Path | None, out_path: Pa
             out_path = (embedding_path_for(model_path) if model_path is not None
                         else Path("runs/embedding") / embedding_path_for(default_model_path()).name)
         encoder = {"identity": encoder_id, "model_id": captioner.model_id, "model_file": captioner.model_path.name,
-                   "model_sha256": _sha256(captioner.model_path)}
+                   "model_sha256": file_sha256(captioner.model_path)}
         info = {"recipe": {**cfg.to_dict(), "loss": "symmetric InfoNCE, in-batch negatives, learned temperature",
                            "selection": "dev sentence recall@10 (first caption as the query)",
                            "kept_epoch": result.epoch, "seconds": round(result.seconds, 1)},

@@ -30,7 +30,7 @@ def export_graphs(model_path: Path, to_cache: bool, as_json: bool) -> None:
     require_torch("export-graphs")
     with user_errors():
         from photocap.captioner.graphs import Source, cache_dir, cache_name, write_graphs
-        from photocap.decoding.modelfile import CheckpointError, read_header
+        from photocap.decoding.modelfile import CheckpointError, model_stem, read_header
         from photocap.errors import ModelError
 
         try:
@@ -40,7 +40,7 @@ def export_graphs(model_path: Path, to_cache: bool, as_json: bool) -> None:
         if to_cache:
             folder, name = cache_dir(), cache_name(source)
         else:
-            folder, name = model_path.parent, model_path.name.removesuffix(".safetensors")
+            folder, name = model_path.parent, model_stem(model_path)
         if not as_json:
             warn(f"photocap: exporting {model_path} to ONNX ...")
         try:

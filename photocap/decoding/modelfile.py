@@ -62,10 +62,13 @@ EMBEDDING_FORMAT = "photocap-pixels"
 EMBEDDING_FORMAT_VERSION = "1"
 
 
+def model_stem(model_path: str | Path) -> str:
+    """A model file's name without ``.safetensors``: what the files beside it are named after."""
+    return Path(model_path).name.removesuffix(".safetensors")
+
+
 def _beside(model_path: str | Path, suffix: str) -> Path:
-    path = Path(model_path)
-    stem = path.name[: -len(".safetensors")] if path.name.endswith(".safetensors") else path.name
-    return path.with_name(stem + suffix)
+    return Path(model_path).with_name(model_stem(model_path) + suffix)
 
 
 def embedding_path_for(model_path: str | Path) -> Path:

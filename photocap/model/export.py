@@ -31,14 +31,6 @@ class ExportError(RuntimeError):
     """A graph could not be exported, or it does not compute what the torch network does."""
 
 
-def reads_grid(model: CaptionModel) -> bool:
-    return not (model.cfg.sentence_dim and not model.cfg.decode_grid)
-
-
-def reads_concepts(model: CaptionModel) -> bool:
-    return model.concepts is not None and bool(model.cfg.concept_slots or model.cfg.sentence_dim)
-
-
 class _Encoder(nn.Module):
     def __init__(self, model: CaptionModel, head: nn.Module | None, outputs: tuple[str, ...]) -> None:
         super().__init__()
@@ -131,10 +123,10 @@ def export_graphs(model: CaptionModel, dest: Path, head: nn.Module | None = None
     gen = torch.Generator().manual_seed(0)
     images = torch.rand(2, 3, cfg.image_size, cfg.image_size, generator=gen) * 2 - 1  # (2, 3, S, S)
 
-    has_vector = model.embedding is not None or head is not None
-    outputs = (("grid",) if reads_grid(model) else ()) + (("words", "scores") if model.concepts is not None else ())
-    outputs += ("vector",) if has_vector and model.concepts is not None or head is not None else ()
-    outputs += ("person",) if model.embedding is not None and cfg.person_gate and model.concepts is not None else ()
+    own_vector = model.embedding is not None and model.concepts is not None  # concepts_of gives it
+    outputs = (("grid",) if model.decodes_grid else ()) + (("words", "scores") if model.concepts is not None else ())
+    outputs += ("vector",) if own_vector or head is not None else ()
+    outputs += ("person",) if own_vector and cfg.person_gate else ()
     encoder = _Encoder(model, head, outputs)
     _export(encoder, (images,), dest / "encoder.onnx", ["images"], list(outputs),
             {n: {0: "batch"} for n in ("images", *outputs)})
@@ -143,8 +135,9 @@ def export_graphs(model: CaptionModel, dest: Path, head: nn.Module | None = None
     _compare("encoder", want, got, list(outputs))
     values = dict(zip(outputs, want))
 
+    reads_concepts = model.concepts is not None and model.decodes_concepts
     init_inputs = tuple(n for n in ("grid", "words", "scores", "vector") if n in values
-                        and (n == "grid" or reads_concepts(model)) and not (n == "vector" and model.embedding is None))
+                        and (n == "grid" or reads_concepts) and not (n == "vector" and model.embedding is None))
     grid = values.get("grid", torch.zeros(2, 0, cfg.feature_dim))
     concepts = ConceptInput(values["words"], values["scores"], values.get("vector")) if "words" in values else None
     feats, read = model.decoder_inputs(grid, concepts)

@@ -168,11 +168,22 @@ class CaptionModel(nn.Module):
                        concepts: ConceptInput | None) -> tuple[torch.Tensor, ConceptInput | None]:
         """What the decoder reads when captioning: the grid (none for a model that decodes without it)
         and the concepts it reads (its top slots, the image embedding)."""
-        cfg = self.cfg
-        if cfg.sentence_dim and not cfg.decode_grid:
+        if not self.decodes_grid:
             feats = feats[:, :0]  # (B, 0, C): the decoder reads the image embedding and concepts only
-        read = concepts is not None and (cfg.concept_slots or cfg.sentence_dim)
-        return feats, concepts.top(max(cfg.concept_slots, 1)) if read else None
+        read = concepts is not None and self.decodes_concepts
+        return feats, concepts.top(max(self.cfg.concept_slots, 1)) if read else None
+
+    @property
+    def decodes_grid(self) -> bool:
+        """Whether the decoder reads the encoder grid when captioning (a model that reads the image
+        embedding may decode without it)."""
+        return not (self.cfg.sentence_dim and not self.cfg.decode_grid)
+
+    @property
+    def decodes_concepts(self) -> bool:
+        """Whether the decoder reads the photo's concepts (its concept slots, or the image embedding
+        they carry)."""
+        return bool(self.cfg.concept_slots or self.cfg.sentence_dim)
 
     @torch.no_grad()
     def caption(self, images: torch.Tensor, beam_size: int | None = None,
