@@ -5,6 +5,7 @@ chosen on dev splits, and their scores in the file's header.
         --model-id photocap-flickr8k-v5 [--also-dev flickr8k:../shared/datasets/coco-dev] \\
         [--beams 3] [--length-penalties 0,0.5,0.7,1.0] [--concept-forces 0,0.3,0.5] [--concept-bonuses 0,0.5] \\
         [--decode-grids 1,0] [--person-gates 0,0.3] [--max-invented 0.2 --min-people-named 0.9] \\
+        [--text captions.csv --memory 12000,6000 --memory-temperature 0.04 --memory-mixes 0,0.3] \\
         [--out models/photocap-default.safetensors]
 
 Every (beam, length penalty, concept force, concept bonus) setting is scored with pycocoevalcap (PTB
@@ -13,7 +14,9 @@ and on every ``--also-dev`` set (all of its images: a small everyday-photo set s
 80 COCO photos). The setting with the best mean CIDEr over those sets is kept (among those
 whose CIDEr on the training set's dev split reaches ``--floor``, if any does) and written
 into the model's config, so every front end decodes it that way. Concept forces are only
-tried for a model with a concept head. Then the model's ONNX graphs are exported beside it
+tried for a model with a concept head. With ``--memory P,T`` the model gets a caption memory (DeCap's
+bridge, ``photocap/training/memory.py``): P captions of the training split and T of ``--text``, and
+the share of it the decoder reads (``--memory-mixes``; 0 = none) is chosen with the rest. Then the model's ONNX graphs are exported beside it
 (``photocap export-graphs``: the torch-free captioner needs them in the wheel). Prints one JSON
 line per setting and set, then the chosen one. No test split is ever read.
 """
@@ -47,6 +50,23 @@ def every_image(spec: str):
             load_objects(objects) if objects.is_file() else None)
 
 
+def memory(args: argparse.Namespace, splits, cache: Path):
+    """The caption memory ``--memory P,T`` asks for: P captions of the training split, T of ``--text``."""
+    from photocap.meaning.text import MODEL_ID, TextEmbedder
+    from photocap.training.memory import caption_memory
+    from photocap.training.textdata import embed_cached, load_caption_text
+
+    photo_rows, text_rows = listed(args.memory, int)
+    embedder = TextEmbedder()
+
+    def embed(texts):
+        return embed_cached(texts, embedder.embed, MODEL_ID, cache)
+
+    texts = [c for f in args.text for c in load_caption_text(f)]
+    return caption_memory([c for it in splits.train for c in it.captions], embed(texts) if texts else None,
+                          embed, photo_rows=photo_rows, text_rows=text_rows, seed=args.memory_seed)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path, help="a trained model file (e.g. OUT/best.safetensors)")
@@ -73,6 +93,13 @@ def main() -> None:
                              "annotated, on every set with objects.json")
     parser.add_argument("--min-people-named", type=float, default=0.0,
                         help="... and in at least this share of those whose largest object is a person")
+    parser.add_argument("--text", type=Path, action="append", default=[],
+                        help="caption text the model learnt from (for --memory), as `photocap train --text`")
+    parser.add_argument("--memory", default="", metavar="P,T",
+                        help="a caption memory of P training-split captions and T --text captions")
+    parser.add_argument("--memory-temperature", type=float, default=0.04)
+    parser.add_argument("--memory-mixes", default="1", help="shares of the memory to try (0 = none), comma-separated")
+    parser.add_argument("--memory-seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "models" / "photocap-default.safetensors")
     args = parser.parse_args()
 
@@ -86,25 +113,28 @@ def main() -> None:
     from photocap.training.metrics import METRICS
 
     device = torch.device("cpu")
+    splits = load_dataset(args.kind, args.data)
+    cache = args.cache_dir or cache_dir() / "features"
     with tempfile.TemporaryDirectory() as tmp:
         half = Path(tmp) / "half.safetensors"
         model, _ = load_model(args.model)
         model.cfg.model_id = args.model_id
+        if args.memory:
+            model.set_sentence_memory(memory(args, splits, cache), args.memory_temperature)
         save_model(model, half, half=True)
         model, _ = load_model(half)  # score exactly the weights that ship
-    splits = load_dataset(args.kind, args.data)
     sets = [(f"{args.data.name} dev", splits.dev, None), *(every_image(spec) for spec in args.also_dev)]
-    cache = args.cache_dir or cache_dir() / "features"
     encoded = [(name, *encode_split_features(model, items, cache, device), objects) for name, items, objects in sets]
     forces = listed(args.concept_forces, float) if model.concepts is not None else [0.0]
     concept_settings = [(f, b) for f in forces for b in (listed(args.concept_bonuses, float) if f else [0.0])]
     reads_vector = bool(model.cfg.sentence_dim)
     grids = [bool(g) for g in listed(args.decode_grids, int)] if reads_vector else [model.cfg.decode_grid]
     gates = listed(args.person_gates, float) if reads_vector else [0.0]
+    mixes = listed(args.memory_mixes, float) if model.cfg.memory_size else [1.0]
     best: tuple[float, tuple, dict[str, dict[str, float]]] | None = None
-    for beam, penalty, (force, bonus), grid, gate in itertools.product(
-            listed(args.beams, int), listed(args.length_penalties, float), concept_settings, grids, gates):
-        model.cfg.decode_grid, model.cfg.person_gate = grid, gate
+    for beam, penalty, (force, bonus), grid, gate, mix in itertools.product(
+            listed(args.beams, int), listed(args.length_penalties, float), concept_settings, grids, gates, mixes):
+        model.cfg.decode_grid, model.cfg.person_gate, model.cfg.memory_mix = grid, gate, mix
         results, allowed = {}, True
         for name, items, feats, objects in encoded:
             scores, predictions = evaluate_features(model, items, feats, beam=beam, length_penalty=penalty,
@@ -120,25 +150,29 @@ def main() -> None:
                             or stats.people_named < args.min_people_named * stats.people_largest):
                 allowed = False
             print(json.dumps({"beam": beam, "length_penalty": penalty, "concept_force": force,
-                              "concept_bonus": bonus, "decode_grid": grid, "person_gate": gate, "set": name,
+                              "concept_bonus": bonus, "decode_grid": grid, "person_gate": gate,
+                              **({"memory_mix": mix} if model.cfg.memory_size else {}), "set": name,
                               **results[name]["scores"], **{k: v for k, v in results[name].items() if k != "scores"}}),
                   flush=True)
         mean = sum(r["scores"]["CIDEr"] for r in results.values()) / len(results)
         if results[sets[0][0]]["scores"]["CIDEr"] < args.floor or not allowed:
             mean -= 10.0  # below the floor or over the people limits: chosen only if every setting is
         if best is None or mean > best[0]:
-            best = (mean, (beam, penalty, force, bonus, grid, gate), results)
+            best = (mean, (beam, penalty, force, bonus, grid, gate, mix), results)
     assert best is not None
     _, chosen, results = best
     (model.cfg.beam_size, model.cfg.length_penalty, model.cfg.concept_force, model.cfg.concept_bonus,
-     model.cfg.decode_grid, model.cfg.person_gate) = chosen
+     model.cfg.decode_grid, model.cfg.person_gate, model.cfg.memory_mix) = chosen
+    if model.cfg.memory_size and not model.cfg.memory_mix:
+        model.set_sentence_memory(None)  # none of it read: the file does not carry it
     info = {
         "dev_scores": {k: round(v, 3) for k, v in results[sets[0][0]]["scores"].items()},
         "dev_sets": results,
         "scored_with": f"pycocoevalcap, PTB tokenizer, beam {model.cfg.beam_size}, length penalty "
                        f"{model.cfg.length_penalty:g}, concept force {model.cfg.concept_force:g}, bonus "
                        f"{model.cfg.concept_bonus:g}, decode grid {model.cfg.decode_grid}, person gate "
-                       f"{model.cfg.person_gate:g}; chosen by the "
+                       f"{model.cfg.person_gate:g}, caption memory {model.cfg.memory_size} x "
+                       f"{model.cfg.memory_mix:g}; chosen by the "
                        f"mean CIDEr over {', '.join(results)}" + (f" with {sets[0][0]} CIDEr >= {args.floor:g}"
                                                                    if args.floor else ""),
         "trained_on": f"{args.kind} train split ({len(splits.train)} images, "
@@ -152,7 +186,8 @@ def main() -> None:
     write_graphs(Source.of(args.out, read_header(args.out)), args.out.parent, model_stem(args.out))
     print(json.dumps({"chosen": {"beam": model.cfg.beam_size, "length_penalty": model.cfg.length_penalty,
                                  "concept_force": model.cfg.concept_force, "concept_bonus": model.cfg.concept_bonus,
-                                 "decode_grid": model.cfg.decode_grid, "person_gate": model.cfg.person_gate},
+                                 "decode_grid": model.cfg.decode_grid, "person_gate": model.cfg.person_gate,
+                                 "memory_size": model.cfg.memory_size, "memory_mix": model.cfg.memory_mix},
                       "out": str(args.out), **info["dev_scores"]}))
 
 

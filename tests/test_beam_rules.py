@@ -98,8 +98,45 @@ def test_an_id_that_writes_the_same_word_counts_as_that_word_for_repeats():
     assert _blocked(history, 3, ()) == {ID["jacket"]}
     copied = [ID["a"], 99, ID["jacket"], ID["is"], ID["wearing"], ID["a"], ID["black"]]
     assert _blocked(copied, 3, ()) == set()
-    assert _blocked(copied, 3, (), {99: ID["black"]}) == {ID["jacket"]}
-    assert _blocked(copied[:-1] + [99], 3, (), {99: ID["black"]}) == {ID["jacket"]}
+    assert _blocked(copied, 3, (), {99: (ID["black"],)}) == {ID["jacket"]}
+    assert _blocked(copied[:-1] + [99], 3, (), {99: (ID["black"],)}) == {ID["jacket"]}
+
+
+def test_a_copied_phrase_counts_as_its_words_for_repeats():
+    """A copied concept "black jacket" (id 99) then "is wearing a black": "jacket" would repeat it."""
+    from photocap.decoding.beam import blocked as _blocked
+
+    phrase = {99: (ID["black"], ID["jacket"]), 100: (ID["jacket"], -1)}
+    history = [ID["a"], 99, ID["is"], ID["wearing"], ID["a"], ID["black"]]
+    assert _blocked(history, 3, (), phrase) == {ID["jacket"], 100}  # and the copy that starts with it
+    assert _blocked(history, 3, ()) == set()  # read as one id, nothing repeats
+
+
+def test_no_word_twice_in_a_row():
+    """ "a yellow yellow mailbox", or a copied "baseball player" then "player", is never written."""
+    from photocap.decoding.beam import stutter
+
+    assert stutter([]) == set()
+    assert stutter([ID["a"], ID["black"]]) == {ID["black"]}
+    phrase = {99: (ID["black"], ID["jacket"]), 100: (ID["jacket"],), 101: (ID["hat"],)}
+    assert stutter([ID["a"], 99], phrase) == {ID["jacket"], 100}
+    assert stutter([ID["a"], ID["black"]], phrase) == {ID["black"], 99}
+
+
+def test_the_search_does_not_stutter():
+    """A decoder whose likeliest second word is the first again: "a a man ..." only without the rule."""
+    decoder = Scripted()
+    decoder.rows[1, ID["a"]] = 6.0
+    feats = torch.zeros(1, 4, 8)
+
+    def first_words(ngram):
+        hyp = beam_search(decoder, feats, start_id=ID["<start>"], end_id=ID["<end>"],
+                          banned_ids=(ID["<pad>"], ID["<start>"], ID["<unk>"]), beam_size=3, max_len=16,
+                          length_penalty=1.0, no_repeat_ngram=ngram)[0]
+        return [WORDS[i] for i in hyp.tokens][:2]
+
+    assert first_words(0) == ["a", "a"]
+    assert first_words(3) == ["a", "man"]
 
 
 class Counting(Scripted):

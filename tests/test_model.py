@@ -280,7 +280,9 @@ def test_tiny_model_overfits_sample_photos(arch):
     model, first, last = train_tiny_model(arch, steps=120)
     assert last < first * 0.25, (first, last)
     images = torch.stack([load_image(EXAMPLES / n, 224) for n in SAMPLE_CAPTIONS])
-    captions = [d.text for d in model.caption(images, beam_size=3)]
+    # Greedy: the model's own first choices. (A beam ranks the endings of a model this unsure by
+    # rules, such as no word twice in a row, that change which ending makes the beam's top K.)
+    captions = [d.text for d in model.caption(images, beam_size=1)]
     # It has learnt which photo is which: the key word of each photo appears in its caption.
     for caption, word in zip(captions, ["woman", "rocket", "cat", "coffee"]):
         assert word in caption.split(), captions

@@ -81,6 +81,37 @@ def test_the_strided_convolutions_pad_inside_the_graphs_convs(bundled_pair):
     assert [1, 1, 2, 2] in pads  # a 5x5 depthwise convolution at stride 2 on an even size
 
 
+def test_weights_float16_holds_exactly_are_stored_as_float16_and_compute_the_same(tmp_path):
+    """The graphs of a float16 model file keep its weights in float16 with a Cast back (half the bytes);
+    a constant float16 would round (here: 0.1) stays float32. Outputs are bit-identical."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto
+
+    import torch
+
+    from photocap.model.export import _export
+
+    class Two(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.exact = torch.nn.Linear(64, 96).half().float()
+            self.rounded = torch.nn.Parameter(torch.full((96, 96), 0.1))
+
+        def forward(self, x):
+            return self.exact(x) @ self.rounded
+
+    module, x = Two().eval(), torch.randn(3, 64)
+    _export(module, (x,), tmp_path / "two.onnx", ["x"], ["y"], {"x": {0: "b"}})
+    graph = onnx.load(str(tmp_path / "two.onnx")).graph
+    kinds = {i.name: i.data_type for i in graph.initializer if len(i.dims) == 2}
+    assert sorted(kinds.values()) == [TensorProto.FLOAT, TensorProto.FLOAT16]
+    assert [n.op_type for n in graph.node].count("Cast") == 1
+    got = ort.InferenceSession(str(tmp_path / "two.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})
+    with torch.no_grad():
+        assert np.allclose(got[0], module(x).numpy(), atol=1e-5)
+
+
 @pytest.mark.parametrize("which", ["tiny_model_path", "tiny_concept_model_path"])
 def test_another_model_is_exported_once_into_the_cache_and_writes_torchs_captions(which, request, cache,
                                                                                    sample_photos, monkeypatch):

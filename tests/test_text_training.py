@@ -207,3 +207,45 @@ def test_a_decoder_that_reads_only_the_image_embedding_captions_every_photo(samp
         feats, concepts = model.encode(torch.stack([load_image(p, 224) for p in sample_photos.values()]))
         decoded = model.decode_features(feats, concepts=concepts)
     assert len(decoded) == 4 and all(d.text for d in decoded)
+
+
+def test_a_caption_memory_moves_what_the_decoder_reads_not_what_search_or_the_gate_read(tmp_path, sample_photos):
+    """DeCap's bridge with a mix: the decoder reads the photo's image embedding moved ``memory_mix`` of
+    the way to its softmax-weighted mean of caption vectors; search and the person probe read the
+    photo's own vector. The file keeps the memory and the mix, and the torch-free graphs do the same."""
+    from photocap.captioner import Captioner
+    from photocap.training.memory import caption_memory
+
+    source = _source_model(tmp_path / "m.safetensors")
+    images = torch.stack([load_image(p, 224) for p in sample_photos.values()])
+    with torch.no_grad():
+        feats, plain = source.encode(images)
+    vectors = torch.nn.functional.normalize(torch.randn(6, 384, generator=torch.Generator().manual_seed(1)), dim=-1)
+    memory = caption_memory(["a cat on a mat", "a red rocket", "a cup of coffee"], vectors,
+                            lambda texts: torch.randn(len(texts), 384, generator=torch.Generator().manual_seed(2)),
+                            photo_rows=2, text_rows=4, seed=0)
+    assert memory.shape == (6, 384) and torch.allclose(memory.norm(dim=-1), torch.ones(6))
+    source.set_sentence_memory(memory, temperature=0.05, mix=0.4)
+    with torch.no_grad():
+        _, concepts = source.encode(images)
+        _, read = source.decoder_inputs(feats, concepts)
+    assert torch.equal(concepts.vector, plain.vector)  # search and the person probe: the photo's own vector
+    weights = (plain.vector @ memory.T / 0.05).softmax(dim=-1)
+    want = torch.nn.functional.normalize(0.4 * weights @ memory + 0.6 * plain.vector, dim=-1)
+    assert torch.allclose(read.vector, want, atol=1e-5) and not torch.allclose(read.vector, plain.vector, atol=1e-2)
+    source.cfg.memory_mix = 0.0
+    assert torch.allclose(source.decoder_inputs(feats, concepts)[1].vector, plain.vector, atol=1e-6)
+    source.cfg.memory_mix = 0.4
+    save_model(source, tmp_path / "mem.safetensors", half=False)
+    loaded, _ = load_model(tmp_path / "mem.safetensors")
+    assert (loaded.cfg.memory_size, loaded.cfg.memory_mix) == (6, 0.4)
+    assert torch.allclose(loaded.sentence_memory, memory)
+    torch_captions = [r.caption for r in Captioner(tmp_path / "mem.safetensors", device="cpu",
+                                                   backend="torch").caption_paths(list(sample_photos.values()))]
+    onnx = Captioner(tmp_path / "mem.safetensors", device="cpu", backend="onnx")
+    results = list(onnx.caption_paths(list(sample_photos.values())))
+    assert [r.caption for r in results] == torch_captions
+    got = torch.stack([torch.frombuffer(bytearray(r.image_vector), dtype=torch.float32) for r in results])
+    assert torch.allclose(got, plain.vector, atol=1e-4)  # the index stores the photo's own vector
+    with pytest.raises(ValueError, match="memory_mix"):
+        ModelConfig(**TINY, memory_size=6, memory_temperature=0.05, memory_mix=1.5)

@@ -58,23 +58,35 @@ def log_probs(logits: np.ndarray, banned: np.ndarray | None) -> np.ndarray:
 
 
 def blocked(history: list[int], ngram: int, once: tuple[frozenset[int], ...],
-            same: dict[int, int] | None = None) -> set[int]:
-    """Words that may not follow ``history``: those completing an n-gram it already holds,
-    and every id of a ``once`` group one of whose ids it already holds. ``same`` maps ids
-    that write the same word as another id (a copied concept "shirt" and the word "shirt")
-    to that id, for the n-gram rule."""
+            words_of: dict[int, tuple[int, ...]] | None = None) -> set[int]:
+    """Ids that may not follow ``history``: those that would complete an n-gram of words it already
+    holds, and every id of a ``once`` group one of whose ids it already holds. ``words_of`` maps ids
+    that write other words (a copied concept "shirt" or "baseball player") to the ids of the words
+    they write (negative: a word the vocabulary lacks), for the n-gram rule."""
     out: set[int] = set()
-    if ngram and len(history) >= ngram - 1:
-        words = [same.get(t, t) for t in history] if same else history
+    words = [w for t in history for w in words_of.get(t, (t,))] if words_of else history
+    if ngram and len(words) >= ngram - 1:
         prefix = tuple(words[len(words) - ngram + 1:]) if ngram > 1 else ()
         for j in range(len(words) - ngram + 1):
             if tuple(words[j : j + ngram - 1]) == prefix:
                 out.add(words[j + ngram - 1])
-        if same and out:
-            out.update(k for k, w in same.items() if w in out)
+        if words_of and out:
+            out.update(t for t, ws in words_of.items() if ws[0] in out)
     for group in once:
         if not group.isdisjoint(history):
             out.update(group)
+    return out
+
+
+def stutter(history: list[int], words_of: dict[int, tuple[int, ...]] | None = None) -> set[int]:
+    """Ids that would write the word ``history`` ends with again, straight after it ("a yellow yellow
+    mailbox", a copied "baseball player" then "player"); ``words_of`` as for :func:`blocked`."""
+    if not history:
+        return set()
+    last = words_of.get(history[-1], (history[-1],))[-1] if words_of else history[-1]
+    out = {last}
+    if words_of:
+        out.update(t for t, ws in words_of.items() if ws[0] == last)
     return out
 
 
@@ -108,15 +120,16 @@ def beam_search(
     required: Sequence[Sequence[int]] | None = None,
     required_bonus: Sequence[float] | None = None,
     once: tuple[tuple[int, ...], ...] = (),
-    same_words: Sequence[dict[int, int]] | None = None,
+    words_of: Sequence[dict[int, tuple[int, ...]]] | None = None,
 ) -> list[Hypothesis]:
     """Best caption for each of the ``batch`` images ``steps`` decodes.
 
     Hypotheses are ranked by summed log-probability divided by
     ``(words + 1) ** length_penalty`` (0 = plain log-probability). ``banned_ids``
     (e.g. <pad>, <start>, <unk>) are never emitted, nor ``banned_per_image[i]`` in image i's
-    caption; no caption repeats a phrase of ``no_repeat_ngram`` words (0 = allowed), counting the
-    ids that ``same_words[i]`` maps to another id as that id; of each ``once`` group of ids at most
+    caption; no caption repeats a phrase of ``no_repeat_ngram`` words (0 = allowed) nor, with that
+    rule, writes a word twice in a row, reading an id that ``words_of[i]`` maps to words as those
+    words (a copied concept); of each ``once`` group of ids at most
     one is emitted, once. An image stops once it has ``beam_size`` finished hypotheses; unfinished
     ones count at ``max_len``. Its rows then leave the batch: the decoder only runs for the images
     still being captioned (the same numbers for those rows).
@@ -146,7 +159,7 @@ def beam_search(
                 banned_ids=banned_ids, banned_per_image=pick(banned_per_image), beam_size=beam_size,
                 max_len=max_len, length_penalty=length_penalty, no_repeat_ngram=no_repeat_ngram,
                 required=pick(required, want), required_bonus=pick(required_bonus, want), once=once,
-                same_words=pick(same_words))
+                words_of=pick(words_of))
             for i, h in zip(part, found):
                 out[i] = h
         return out
@@ -190,10 +203,13 @@ def beam_search(
             logp = forced
         elif no_repeat_ngram or once:
             alive_rows = np.flatnonzero(np.isfinite(scores.reshape(-1))).tolist()
-            cells = [(r, w) for r in alive_rows
-                     for w in blocked(history[r], no_repeat_ngram, once_sets,
-                                      same_words[active[r // per]] if same_words else None)
-                     if w < v]
+            cells = []
+            for r in alive_rows:
+                own = words_of[active[r // per]] if words_of else None
+                out = blocked(history[r], no_repeat_ngram, once_sets, own)
+                if no_repeat_ngram:
+                    out |= stutter(history[r], own)
+                cells += [(r, w) for w in out if 0 <= w < v]
             if cells:
                 rows_, cols_ = zip(*cells)
                 logp[list(rows_), list(cols_)] = NEG_INF

@@ -60,16 +60,19 @@ def _required(cfg: ModelConfig, vocab: Vocabulary, photo: PhotoConcepts, force: 
     return [vocab.stoi[t] for t in {word.word, word.plural} if len(tokenize(t)) == 1 and t in vocab.stoi]
 
 
-def _same_words(cfg: ModelConfig, vocab: Vocabulary, photo: PhotoConcepts) -> dict[int, int]:
-    """The photo's copy ids whose concept is a word of the vocabulary -> that word's id."""
+def _copy_words(cfg: ModelConfig, vocab: Vocabulary, photo: PhotoConcepts) -> dict[int, tuple[int, ...]]:
+    """The photo's copy ids -> the ids of the words each writes ("baseball player": two; a word the
+    vocabulary lacks gets an id of its own below 0), so the no-repeat rules read a copy as its words."""
     v, slots = len(vocab), cfg.concept_slots
-    same = {}
+    out: dict[int, tuple[int, ...]] = {}
+    unknown: dict[str, int] = {}
     for k, concept in enumerate(photo.words[:slots]):
-        one, many = copy_ids(v, slots, k)
-        for cid, text in ((one, concept.word), (many, concept.plural)):
-            if text in vocab.stoi:
-                same[cid] = vocab.stoi[text]
-    return same
+        for cid, text in zip(copy_ids(v, slots, k), (concept.word, concept.plural)):
+            words = tokenize(text)
+            if words:
+                out[cid] = tuple(vocab.stoi[w] if w in vocab.stoi else unknown.setdefault(w, -1 - len(unknown))
+                                 for w in words)
+    return out
 
 
 def decode(steps: Steps, photos: Sequence[PhotoConcepts], cfg: ModelConfig, vocab: Vocabulary, *,
@@ -93,7 +96,7 @@ def decode(steps: Steps, photos: Sequence[PhotoConcepts], cfg: ModelConfig, voca
         no_repeat_ngram=cfg.no_repeat_ngram, required=required,
         required_bonus=[bonus * p.scores[0] if p.scores else 0.0 for p in photos] if bonus and has_concepts else None,
         once=tuple(copy_ids(len(vocab), slots, k) for k in range(slots)),
-        same_words=[_same_words(cfg, vocab, p) for p in photos] if slots and has_concepts else None,
+        words_of=[_copy_words(cfg, vocab, p) for p in photos] if slots and has_concepts else None,
     )
     return [Decoded(render(h.tokens, vocab, p.words, slots), h.mean_logprob, tuple(zip(p.words, p.scores)))
             for h, p in zip(hyps, photos)]

@@ -80,6 +80,7 @@ RULES: dict[str, Rule] = {
     "decode_grid": Rule(bool),
     "memory_size": Rule(int, 0, 1_000_000),
     "memory_temperature": Rule(float, 0.0, 1.0),
+    "memory_mix": Rule(float, 0.0, 1.0),
     "person_gate": Rule(float, 0.0, 1.0),
     "max_len": Rule(int, 1, 200),
     "beam_size": Rule(int, 1, 20),
@@ -144,11 +145,14 @@ class ModelConfig:
     # Whether the decoder reads the encoder's grid when it captions a photo. A model trained on
     # text too may caption better from the vector and concepts alone (chosen on dev).
     decode_grid: bool = True
-    # DeCap's bridge (Li et al. 2023): a photo's image embedding is replaced by the softmax-weighted
-    # mean of memory_size caption vectors stored with the model (temperature memory_temperature), so
-    # the decoder reads a vector like those of the text it learnt from. 0 = off.
+    # DeCap's bridge (Li et al. 2023): the decoder reads a photo's image embedding moved towards the
+    # softmax-weighted mean of memory_size caption vectors stored with the model (temperature
+    # memory_temperature), a vector like those of the text it learnt from: memory_mix of that mean
+    # and the rest the photo's own vector (1 = the mean alone). Search and the person gate read the
+    # photo's own vector. 0 = off.
     memory_size: int = 0
     memory_temperature: float = 0.0
+    memory_mix: float = 1.0
 
     # Decoding: the model's own defaults, chosen on the dev split and stored with the weights so that
     # every front end decodes it the same way (a caller may still pass its own)

@@ -88,6 +88,35 @@ def _export(module: nn.Module, args: tuple, dest: Path, inputs: list[str], outpu
                               output_names=outputs, dynamic_axes=dynamic, dynamo=False)
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
+    _store_exact_halves(dest)
+
+
+def _store_exact_halves(path: Path, min_size: int = 4096) -> None:
+    """Store each large float32 constant of the graph at ``path`` that float16 holds exactly (the
+    weights of a float16 model file; not those the export folded, such as batch norm into a
+    convolution) as float16 with a Cast back: the same numbers in half the bytes. ONNX Runtime folds
+    the Cast when it loads the graph, so it computes exactly as before."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph_model = onnx.load(str(path))
+    graph = graph_model.graph
+    casts = []
+    for init in graph.initializer:
+        if init.data_type != TensorProto.FLOAT or np.prod(init.dims) < min_size:
+            continue
+        values = numpy_helper.to_array(init)
+        half = values.astype(np.float16)
+        if not np.array_equal(half.astype(np.float32), values):
+            continue
+        name = init.name
+        init.CopyFrom(numpy_helper.from_array(half, f"{name}.float16"))
+        casts.append(helper.make_node("Cast", [f"{name}.float16"], [name], to=TensorProto.FLOAT))
+    if casts:
+        nodes = [*casts, *graph.node]
+        del graph.node[:]
+        graph.node.extend(nodes)
+        onnx.save(graph_model, str(path))
 
 
 def _session(path: Path):

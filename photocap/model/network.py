@@ -84,21 +84,30 @@ class CaptionModel(nn.Module):
                 raise ValueError("this model's decoder reads the image embedding: pass the grid with the logits")
             with torch.autocast(grid.device.type, enabled=False):  # float32: a unit vector compared by cosine
                 vector = self.embedding.from_grid(grid.float(), logits.float())  # (B, S)
-                if self.cfg.memory_size:
-                    memory = self.sentence_memory.float()  # (M, S)
-                    weights = (vector @ memory.T / self.cfg.memory_temperature).softmax(dim=-1)  # (B, M)
-                    vector = F.normalize(weights @ memory, dim=-1)  # (B, S)
         return ConceptInput(top.indices, top.values, vector)
 
-    def set_sentence_memory(self, vectors: torch.Tensor | None, temperature: float = 0.0) -> None:
-        """Caption vectors (M, S) the image embedding is projected onto from now on (None: none)."""
+    def read_vector(self, vector: torch.Tensor) -> torch.Tensor:
+        """A photo's image embedding (B, S) -> the vector the decoder reads: moved towards the caption
+        memory when the model has one (``memory_mix`` in config.py), else itself."""
+        if not self.cfg.memory_size:
+            return vector
+        with torch.autocast(vector.device.type, enabled=False):
+            memory = self.sentence_memory.float()  # (M, S)
+            weights = (vector.float() @ memory.T / self.cfg.memory_temperature).softmax(dim=-1)  # (B, M)
+            mix = self.cfg.memory_mix
+            return F.normalize(mix * (weights @ memory) + (1.0 - mix) * vector.float(), dim=-1)  # (B, S)
+
+    def set_sentence_memory(self, vectors: torch.Tensor | None, temperature: float = 0.0, mix: float = 1.0) -> None:
+        """Caption vectors (M, S) the decoder's image embedding is moved towards from now on, ``mix``
+        of the way (None: none)."""
         if self.embedding is None:
             raise ValueError("only a model that reads the image embedding can have a sentence memory")
         if vectors is None:
-            self.cfg.memory_size, self.cfg.memory_temperature = 0, 0.0
+            self.cfg.memory_size, self.cfg.memory_temperature, self.cfg.memory_mix = 0, 0.0, 1.0
             self._buffers.pop("sentence_memory", None)
             return
         self.cfg.memory_size, self.cfg.memory_temperature = int(vectors.size(0)), float(temperature)
+        self.cfg.memory_mix = float(mix)
         self.cfg.validate()
         self.register_buffer("sentence_memory", F.normalize(vectors.float(), dim=-1).to(self.person_probe.device))
 
@@ -170,8 +179,12 @@ class CaptionModel(nn.Module):
         and the concepts it reads (its top slots, the image embedding)."""
         if not self.decodes_grid:
             feats = feats[:, :0]  # (B, 0, C): the decoder reads the image embedding and concepts only
-        read = concepts is not None and self.decodes_concepts
-        return feats, concepts.top(max(self.cfg.concept_slots, 1)) if read else None
+        if concepts is None or not self.decodes_concepts:
+            return feats, None
+        concepts = concepts.top(max(self.cfg.concept_slots, 1))
+        if concepts.vector is not None and self.cfg.memory_size:
+            concepts = ConceptInput(concepts.words, concepts.scores, self.read_vector(concepts.vector))
+        return feats, concepts
 
     @property
     def decodes_grid(self) -> bool:
