@@ -213,6 +213,8 @@ def test_a_caption_memory_moves_what_the_decoder_reads_not_what_search_or_the_ga
     """DeCap's bridge with a mix: the decoder reads the photo's image embedding moved ``memory_mix`` of
     the way to its softmax-weighted mean of caption vectors; search and the person probe read the
     photo's own vector. The file keeps the memory and the mix, and the torch-free graphs do the same."""
+    import onnx
+
     from photocap.captioner import Captioner
     from photocap.training.memory import caption_memory
 
@@ -242,10 +244,13 @@ def test_a_caption_memory_moves_what_the_decoder_reads_not_what_search_or_the_ga
     assert torch.allclose(loaded.sentence_memory, memory)
     torch_captions = [r.caption for r in Captioner(tmp_path / "mem.safetensors", device="cpu",
                                                    backend="torch").caption_paths(list(sample_photos.values()))]
-    onnx = Captioner(tmp_path / "mem.safetensors", device="cpu", backend="onnx")
-    results = list(onnx.caption_paths(list(sample_photos.values())))
+    torch_free = Captioner(tmp_path / "mem.safetensors", device="cpu", backend="onnx")
+    results = list(torch_free.caption_paths(list(sample_photos.values())))
     assert [r.caption for r in results] == torch_captions
     got = torch.stack([torch.frombuffer(bytearray(r.image_vector), dtype=torch.float32) for r in results])
     assert torch.allclose(got, plain.vector, atol=1e-4)  # the index stores the photo's own vector
+    graph = onnx.load(str(torch_free.graphs.files["decoder-init"])).graph
+    copies = [i.dims for i in graph.initializer if sorted(i.dims) == [6, 384]]
+    assert len(copies) == 1, copies  # the memory once, not also its transpose
     with pytest.raises(ValueError, match="memory_mix"):
         ModelConfig(**TINY, memory_size=6, memory_temperature=0.05, memory_mix=1.5)

@@ -93,7 +93,8 @@ class CaptionModel(nn.Module):
             return vector
         with torch.autocast(vector.device.type, enabled=False):
             memory = self.sentence_memory.float()  # (M, S)
-            weights = (vector.float() @ memory.T / self.cfg.memory_temperature).softmax(dim=-1)  # (B, M)
+            # (memory @ vector.T).T, not vector @ memory.T: an exported graph would fold memory.T into a second copy
+            weights = ((memory @ vector.float().T).T / self.cfg.memory_temperature).softmax(dim=-1)  # (B, M)
             mix = self.cfg.memory_mix
             return F.normalize(mix * (weights @ memory) + (1.0 - mix) * vector.float(), dim=-1)  # (B, S)
 

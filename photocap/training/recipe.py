@@ -35,6 +35,6 @@ def everyday_recipe() -> tuple[ModelConfig, TrainConfig]:
     model.sentence_dim, model.sentence_tokens = 384, 4  # all-MiniLM-L6-v2's space, as 4 memory tokens
     train = TrainConfig(
         epochs=2, batch_size=64, lr=5e-4, warmup_steps=500, label_smoothing=0.1, patience=2, min_freq=5,
-        text_share=0.7, text_noise=0.08, text_keep=0.7, grid_dropout=0.5,
+        text_share=0.7, text_noise=0.1, text_keep=0.7, grid_dropout=0.5,
     )
     return model, train
