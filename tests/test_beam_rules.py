@@ -121,6 +121,11 @@ def test_no_word_twice_in_a_row():
     phrase = {99: (ID["black"], ID["jacket"]), 100: (ID["jacket"],), 101: (ID["hat"],)}
     assert stutter([ID["a"], 99], phrase) == {ID["jacket"], 100}
     assert stutter([ID["a"], ID["black"]], phrase) == {ID["black"], 99}
+    # nor on both sides of a joiner ("a black and black jacket"), here "with" standing in for "and"
+    joiners = frozenset({ID["with"]})
+    assert stutter([ID["a"], ID["black"], ID["with"]], joiners=joiners) == {ID["with"], ID["black"]}
+    assert stutter([ID["a"], 99, ID["with"]], phrase, joiners) == {ID["with"], ID["jacket"], 100}
+    assert stutter([ID["a"], ID["black"], ID["is"]], joiners=joiners) == {ID["is"]}
 
 
 def test_the_search_does_not_stutter():
@@ -163,3 +168,35 @@ def test_only_constrained_images_carry_the_second_bank_of_beams():
     assert texts[3] == _search(no_repeat_ngram=3, required=[[ID["ball"]]], required_bonus=[5.0])[0]
     # ... and the free images ran 3 rows each, the constrained two banks of 3: never 4 x 6 rows at once.
     assert max(decoder.rows_run) == 2 * 6
+
+
+def test_a_caption_never_says_white_and_white():
+    """The decoding rules every front end uses (``decoding.captions.decode``) pass "and" and "or" as
+    joiners: a decoder whose likeliest caption is "a white and white dog" says "a white and black dog"."""
+    from photocap.decoding.captions import PhotoConcepts, decode
+    from photocap.decoding.config import ModelConfig
+    from photocap.decoding.vocab import Vocabulary
+    from photocap.model.beam import TorchSteps
+
+    vocab = Vocabulary.build(["a white and black dog"], min_freq=1)
+    script = [("a", "dog"), ("white", "black"), ("and", "dog"), ("white", "black"), ("dog", "a"), ("<end>", "a")]
+
+    class Likeliest(Decoder):
+        def __init__(self):
+            super().__init__()
+            self.rows = torch.full((len(script) + 1, len(vocab)), -10.0)
+            for t, (best, second) in enumerate(script):
+                self.rows[t, vocab.stoi[second]], self.rows[t, vocab.stoi[best]] = 3.0, 5.0
+
+        def init_state(self, feats, concepts=None):
+            return {"t": torch.zeros(feats.size(0), dtype=torch.long)}
+
+        def step(self, tokens, state):
+            return self.rows[state["t"].clamp(max=len(script))], {"t": state["t"] + 1}
+
+    cfg = ModelConfig(arch="transformer", no_repeat_ngram=3, beam_size=3, length_penalty=1.0)
+    steps = TorchSteps(Likeliest(), torch.zeros(1, 4, 8))
+    assert decode(steps, [PhotoConcepts()], cfg, vocab)[0].text == "a white and black dog"
+    cfg.no_repeat_ngram = 0  # the rules off: the decoder's own likeliest caption
+    steps = TorchSteps(Likeliest(), torch.zeros(1, 4, 8))
+    assert decode(steps, [PhotoConcepts()], cfg, vocab)[0].text == "a white and white dog"

@@ -78,15 +78,23 @@ def blocked(history: list[int], ngram: int, once: tuple[frozenset[int], ...],
     return out
 
 
-def stutter(history: list[int], words_of: dict[int, tuple[int, ...]] | None = None) -> set[int]:
+def stutter(history: list[int], words_of: dict[int, tuple[int, ...]] | None = None,
+            joiners: frozenset[int] = frozenset()) -> set[int]:
     """Ids that would write the word ``history`` ends with again, straight after it ("a yellow yellow
-    mailbox", a copied "baseball player" then "player"); ``words_of`` as for :func:`blocked`."""
+    mailbox", a copied "baseball player" then "player"), or straight after a joiner that follows it
+    ("a white and white dog", with the id of "and" among ``joiners``); ``words_of`` as for :func:`blocked`."""
     if not history:
         return set()
-    last = words_of.get(history[-1], (history[-1],))[-1] if words_of else history[-1]
-    out = {last}
+
+    def last_word(token: int) -> int:
+        return words_of.get(token, (token,))[-1] if words_of else token
+
+    again = {last_word(history[-1])}
+    if history[-1] in joiners and len(history) >= 2:
+        again.add(last_word(history[-2]))
+    out = set(again)
     if words_of:
-        out.update(t for t, ws in words_of.items() if ws[0] == last)
+        out.update(t for t, ws in words_of.items() if ws[0] in again)
     return out
 
 
@@ -121,6 +129,7 @@ def beam_search(
     required_bonus: Sequence[float] | None = None,
     once: tuple[tuple[int, ...], ...] = (),
     words_of: Sequence[dict[int, tuple[int, ...]]] | None = None,
+    joiners: frozenset[int] = frozenset(),
 ) -> list[Hypothesis]:
     """Best caption for each of the ``batch`` images ``steps`` decodes.
 
@@ -128,8 +137,9 @@ def beam_search(
     ``(words + 1) ** length_penalty`` (0 = plain log-probability). ``banned_ids``
     (e.g. <pad>, <start>, <unk>) are never emitted, nor ``banned_per_image[i]`` in image i's
     caption; no caption repeats a phrase of ``no_repeat_ngram`` words (0 = allowed) nor, with that
-    rule, writes a word twice in a row, reading an id that ``words_of[i]`` maps to words as those
-    words (a copied concept); of each ``once`` group of ids at most
+    rule, writes a word twice in a row or on both sides of one of the ``joiners`` ("white and
+    white"), reading an id that ``words_of[i]`` maps to words as those words (a copied concept); of
+    each ``once`` group of ids at most
     one is emitted, once. An image stops once it has ``beam_size`` finished hypotheses; unfinished
     ones count at ``max_len``. Its rows then leave the batch: the decoder only runs for the images
     still being captioned (the same numbers for those rows).
@@ -159,7 +169,7 @@ def beam_search(
                 banned_ids=banned_ids, banned_per_image=pick(banned_per_image), beam_size=beam_size,
                 max_len=max_len, length_penalty=length_penalty, no_repeat_ngram=no_repeat_ngram,
                 required=pick(required, want), required_bonus=pick(required_bonus, want), once=once,
-                words_of=pick(words_of))
+                words_of=pick(words_of), joiners=joiners)
             for i, h in zip(part, found):
                 out[i] = h
         return out
@@ -208,7 +218,7 @@ def beam_search(
                 own = words_of[active[r // per]] if words_of else None
                 out = blocked(history[r], no_repeat_ngram, once_sets, own)
                 if no_repeat_ngram:
-                    out |= stutter(history[r], own)
+                    out |= stutter(history[r], own, joiners)
                 cells += [(r, w) for w in out if 0 <= w < v]
             if cells:
                 rows_, cols_ = zip(*cells)

@@ -40,6 +40,9 @@ class PhotoConcepts:
     person: float | None = None
 
 
+JOINERS = ("and", "or")  # no word on both sides of one: "a white and white dog"
+
+
 def special_ids(vocab: Vocabulary) -> tuple[int, ...]:
     """Ids no caption emits: <pad>, <start>, <unk>."""
     return (vocab.pad_id, vocab.start_id, vocab.unk_id)
@@ -97,6 +100,7 @@ def decode(steps: Steps, photos: Sequence[PhotoConcepts], cfg: ModelConfig, voca
         required_bonus=[bonus * p.scores[0] if p.scores else 0.0 for p in photos] if bonus and has_concepts else None,
         once=tuple(copy_ids(len(vocab), slots, k) for k in range(slots)),
         words_of=[_copy_words(cfg, vocab, p) for p in photos] if slots and has_concepts else None,
+        joiners=frozenset(vocab.stoi[w] for w in JOINERS if w in vocab.stoi),
     )
     return [Decoded(render(h.tokens, vocab, p.words, slots), h.mean_logprob, tuple(zip(p.words, p.scores)))
             for h, p in zip(hyps, photos)]
