@@ -3,6 +3,7 @@ unreadable files reported, decoded images squashed to the model's input."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from photocap.decoding.captions import Decoded
+from photocap.errors import EmbeddingHeadWarning
 from photocap.imaging.preprocess import describe_image_error, open_image, squashed, to_array
 from photocap.records import CaptionFailure, CaptionResult, Concept, Described
 from photocap.settings import MODEL_ENV, env_model_path
@@ -29,6 +31,13 @@ def model_hint(given: str | Path | None, path: Path) -> str:
     if not path.exists():
         return " The bundled model is missing from this installation; reinstall photocap or pass --model PATH."
     return " The bundled model file is damaged; reinstall photocap or pass --model PATH."
+
+
+def unused_head_beside(reason: Exception) -> None:
+    """Warn that the image-embedding head file beside the model does not fit it: captions go on,
+    without image vectors (a head the caller named is an error instead)."""
+    warnings.warn(f"photocap: the image-embedding head beside the model is not used: {reason}",
+                  EmbeddingHeadWarning, stacklevel=4)
 
 
 def described(decoded: Sequence[Decoded], vectors: Sequence[bytes | None]) -> list[Described]:

@@ -16,13 +16,11 @@ import json
 import os
 import shutil
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from photocap.decoding.modelfile import (GRAPH_FILES, GRAPH_VERSION, CheckpointError, GraphSpec, ModelHeader,
                                          find_embedding_head, model_stem)
-from photocap.errors import EmbeddingHeadWarning
 
 
 class GraphsUnavailable(RuntimeError):
@@ -118,18 +116,17 @@ def write_graphs(source: Source, folder: Path, name: str) -> Graphs:
     graph files first, the manifest last, each by rename, so a reader never finds a partial set."""
     from photocap.model.checkpoint import load_model
     from photocap.model.export import export_graphs
-    from photocap.model.embedding import EmbeddingHeadError, encoder_identity, load_embedding_head
+    from photocap.captioner.base import unused_head_beside
+    from photocap.model.embedding import EmbeddingHeadError, load_head_for
 
     model, _ = load_model(source.model, "cpu")
     head, space = None, ""
     if source.embedding is not None:
         try:
-            head, header = load_embedding_head(source.embedding,
-                                               encoder_id=encoder_identity(model.encoder, model.cfg.encoder))
+            head, header = load_head_for(model, source.embedding)
             space = header.text_model
         except EmbeddingHeadError as exc:  # as the torch captioner does: captions, without image vectors
-            warnings.warn(f"photocap: the image-embedding head beside the model is not used: {exc}",
-                          EmbeddingHeadWarning, stacklevel=3)
+            unused_head_beside(exc)
     folder.mkdir(parents=True, exist_ok=True)
     files, manifest = _files(folder, name)
     with tempfile.TemporaryDirectory(prefix=".graphs-", dir=folder) as tmp:

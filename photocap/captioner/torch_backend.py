@@ -5,17 +5,15 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from photocap.captioner.base import CaptionerBase, described, model_hint
-from photocap.errors import ModelError, EmbeddingHeadWarning
+from photocap.captioner.base import CaptionerBase, described, model_hint, unused_head_beside
+from photocap.errors import ModelError
 from photocap.model.checkpoint import CheckpointError, load_model
-from photocap.model.embedding import (EmbeddingHeadError, ImageEmbeddingHead, encoder_identity, find_embedding_head,
-                                      load_embedding_head)
+from photocap.model.embedding import EmbeddingHeadError, ImageEmbeddingHead, find_embedding_head, load_head_for
 from photocap.records import VECTOR_DTYPE, Described
 from photocap.settings import default_model_path
 
@@ -81,15 +79,11 @@ class TorchCaptioner(CaptionerBase):
         if path is None:
             return
         try:
-            encoder_id = encoder_identity(self.model.encoder, self.model.cfg.encoder)
-            head, header = load_embedding_head(path, encoder_id=encoder_id, device=self.device)
-            if header.cfg.inputs != "grid" and self.model.encoder.concept_head is None:
-                raise EmbeddingHeadError(f"{path} reads the concept head's logits, but this model has no concept head")
+            head, header = load_head_for(self.model, path, device=self.device)
         except EmbeddingHeadError as exc:
             if not auto:
                 raise ModelError(str(exc)) from exc
-            warnings.warn(f"photocap: the image-embedding head beside the model is not used: {exc}",
-                          EmbeddingHeadWarning, stacklevel=3)
+            unused_head_beside(exc)
             return
         self.image_head, self.image_space = head, header.text_model
 

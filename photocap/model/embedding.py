@@ -236,3 +236,15 @@ def load_embedding_head(path: str | Path, *, encoder_id: str | None = None, text
         raise EmbeddingHeadError(f"{path}: the weights hold NaN or infinite values (first: {bad}); the file is damaged")
     head.load_state_dict(cast_like(expected, tensors), strict=True)
     return head.to(device).eval(), header
+
+
+def load_head_for(model: nn.Module, path: str | Path, *,
+                  device: str | torch.device = "cpu") -> tuple[ImageEmbeddingHead, EmbeddingHeader]:
+    """The image-embedding head in ``path``, loaded for ``model`` (a CaptionModel): refused with
+    :class:`EmbeddingHeadError` when it was made for another encoder, or reads the concept head's
+    logits and the model has no concept head."""
+    head, header = load_embedding_head(path, encoder_id=encoder_identity(model.encoder, model.cfg.encoder),
+                                       device=device)
+    if header.cfg.inputs != "grid" and model.encoder.concept_head is None:
+        raise EmbeddingHeadError(f"{path} reads the concept head's logits, but this model has no concept head")
+    return head, header

@@ -141,7 +141,7 @@ def model_on_encoder(cfg: ModelConfig, vocab: Vocabulary, path: Path) -> Caption
     ``cfg.fine_tune_blocks`` names are trained, the rest frozen), and, for a decoder that reads
     the image embedding, that model's image-embedding head (its own, or the ``.embedding.safetensors``
     file beside it, once ``.pixels.safetensors``)."""
-    from photocap.model.embedding import embedding_path_for, encoder_identity, find_embedding_head, load_embedding_head
+    from photocap.model.embedding import embedding_path_for, find_embedding_head, load_head_for
 
     try:
         source, _ = load_model(path)
@@ -167,7 +167,7 @@ def model_on_encoder(cfg: ModelConfig, vocab: Vocabulary, path: Path) -> Caption
         return model
     head_path = find_embedding_head(path) or embedding_path_for(path)
     try:
-        head, header = load_embedding_head(head_path, encoder_id=encoder_identity(source.encoder, source.cfg.encoder))
+        head, header = load_head_for(source, head_path)
     except CheckpointError as exc:
         raise ModelError(f"this decoder reads the image embedding, and {path} has no head for it: {exc}. "
                          f"Train one with `photocap train-embedding --model {path}`") from exc
