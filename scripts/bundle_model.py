@@ -16,9 +16,10 @@ whose CIDEr on the training set's dev split reaches ``--floor``, if any does) an
 into the model's config, so every front end decodes it that way. Concept forces are only
 tried for a model with a concept head. With ``--memory P,T`` the model gets a caption memory (DeCap's
 bridge, ``photocap/training/memory.py``): P captions of the training split and T of ``--text``, and
-the share of it the decoder reads (``--memory-mixes``; 0 = none) is chosen with the rest. Then the model's ONNX graphs are exported beside it
-(``photocap export-graphs``: the torch-free captioner needs them in the wheel). Prints one JSON
-line per setting and set, then the chosen one. No test split is ever read.
+the share of it the decoder reads (``--memory-mixes``; 0 = none) is chosen with the rest. Then the
+model's ONNX graphs are exported beside it (``photocap export-graphs``: the torch-free captioner
+needs them in the wheel). Prints one JSON line per setting and set, then the chosen one. No test
+split is ever read.
 """
 
 from __future__ import annotations
@@ -54,17 +55,14 @@ def memory(args: argparse.Namespace, splits, cache: Path):
     """The caption memory ``--memory P,T`` asks for: P captions of the training split, T of ``--text``."""
     from photocap.meaning.text import MODEL_ID, TextEmbedder
     from photocap.training.memory import caption_memory
-    from photocap.training.textdata import embed_cached, load_caption_text
+    from photocap.training.textdata import embed_cached, read_text_corpus
 
     photo_rows, text_rows = listed(args.memory, int)
     embedder = TextEmbedder()
-
-    def embed(texts):
-        return embed_cached(texts, embedder.embed, MODEL_ID, cache)
-
-    texts = [c for f in args.text for c in load_caption_text(f)]
-    return caption_memory([c for it in splits.train for c in it.captions], embed(texts) if texts else None,
-                          embed, photo_rows=photo_rows, text_rows=text_rows, seed=args.memory_seed)
+    text = read_text_corpus(args.text, embedder.embed, MODEL_ID, cache) if args.text else None
+    return caption_memory([c for it in splits.train for c in it.captions], text.vectors if text else None,
+                          lambda texts: embed_cached(texts, embedder.embed, MODEL_ID, cache),
+                          photo_rows=photo_rows, text_rows=text_rows, seed=args.memory_seed)
 
 
 def main() -> None:

@@ -47,13 +47,12 @@ def _load_splits(kind: str, path: Path, seed: int = 0, captions_file: Path | Non
 def _caption_text(files: tuple[Path, ...], cache_root: Path):
     """The captions of ``files`` and their sentence vectors (cached), as the training loop takes them."""
     from photocap.meaning.text import MODEL_ID, TextEmbedder
-    from photocap.training.loop import TextCorpus
-    from photocap.training.textdata import embed_cached, load_caption_text
+    from photocap.training.textdata import read_text_corpus
 
-    captions = tuple(c for f in files for c in load_caption_text(f))
-    warn(f"photocap: {len(captions):,} captions of text from {', '.join(str(f) for f in files)}")
-    vectors = embed_cached(captions, TextEmbedder().embed, MODEL_ID, cache_root)
-    return TextCorpus(captions, vectors)
+    def say(n: int) -> None:
+        warn(f"photocap: {n:,} captions of text from {', '.join(str(f) for f in files)}")
+
+    return read_text_corpus(files, TextEmbedder().embed, MODEL_ID, cache_root, on_read=say)
 
 
 class _Bar:

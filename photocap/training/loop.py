@@ -41,7 +41,8 @@ from photocap.training.config import Progress, TrainConfig
 from photocap.training.datasets import CaptionedImage, DatasetSplits
 from photocap.training.evaluate import encode_split_features, evaluate_features, grid_features, split_concepts
 from photocap.training.scst import self_critical
-from photocap.training.textdata import ClassifierHabits, TextBridge, concept_phrases, mentioned_concepts
+from photocap.training.textdata import (ClassifierHabits, TextBridge, TextCorpus,  # noqa: F401 (TextCorpus: re-exported)
+                                       concept_phrases, mentioned_concepts)
 
 
 @dataclass
@@ -85,14 +86,6 @@ def padded(rows: Sequence[Sequence[int]], pad_id: int) -> torch.Tensor:
     for r, ids in enumerate(rows):
         out[r, : len(ids)] = torch.tensor(ids, dtype=torch.long)
     return out
-
-
-@dataclass(frozen=True)
-class TextCorpus:
-    """Caption text without photos and each caption's sentence vector (N, D)."""
-
-    captions: tuple[str, ...]
-    vectors: torch.Tensor
 
 
 class _TextBatches:

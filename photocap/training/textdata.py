@@ -60,6 +60,25 @@ def load_caption_text(path: str | Path) -> list[str]:
     return texts
 
 
+@dataclass(frozen=True)
+class TextCorpus:
+    """Caption text without photos and each caption's sentence vector (N, D)."""
+
+    captions: tuple[str, ...]
+    vectors: torch.Tensor
+
+
+def read_text_corpus(files: Sequence[str | Path], embed: Embed, model_id: str, cache_root: Path | None,
+                     on_read: Callable[[int], None] | None = None) -> TextCorpus:
+    """The captions of ``files`` (:func:`load_caption_text`) and their sentence vectors, cached by the
+    texts and the sentence model (so training and the bundle script embed the same text once).
+    ``on_read(n)``: the captions are read, the embedding (minutes for tens of thousands) starts."""
+    captions = tuple(c for f in files for c in load_caption_text(f))
+    if on_read is not None:
+        on_read(len(captions))
+    return TextCorpus(captions, embed_cached(captions, embed, model_id, cache_root))
+
+
 def embed_cached(texts: Sequence[str], embed: Embed, model_id: str, cache_root: Path | None) -> torch.Tensor:
     """Sentence vectors (N, D) float16 of ``texts``, cached by the texts and the sentence model."""
     cache = None
